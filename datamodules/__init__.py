@@ -1,0 +1,1 @@
+"""Public datasets as LightningDataModules (importable as ``neurorvq.datamodules``)."""

@@ -1,0 +1,1 @@
+"""Registered biosignal modalities (importable as ``neurorvq.modalities``)."""

@@ -1,0 +1,20 @@
+"""neurorvq: NeuroRVQ biosignal tokenizers and foundation models on PyTorch Lightning."""
+
+from neurorvq.errors import CheckpointError, ConfigError, InputError, NeuroRVQError
+from neurorvq.registry import ModalitySpec, TemporalBranch, get_modality, list_modalities, register_modality
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError", "ConfigError", "InputError", "NeuroRVQError",
+    "ModalitySpec", "TemporalBranch", "get_modality", "list_modalities", "register_modality",
+    "NeuroRVQTokenizer", "AmplitudeStats",
+]
+
+
+def __getattr__(name: str):  # models import torch; keep `import neurorvq` light for the registry
+    if name in ("NeuroRVQTokenizer", "AmplitudeStats"):
+        from neurorvq.models import tokenizer
+
+        return getattr(tokenizer, name)
+    raise AttributeError(f"module 'neurorvq' has no attribute {name!r}")

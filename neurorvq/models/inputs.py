@@ -1,0 +1,96 @@
+"""Input checking and patching shared by every model's public entry points."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence, Union
+
+import torch
+
+from neurorvq.errors import InputError
+from neurorvq.registry import ModalitySpec, resolve_channel_ids
+
+ChannelsLike = Union[Sequence[Union[str, int]], torch.Tensor]
+
+
+class PreparedInput(NamedTuple):
+    """A validated batch cut into patches.
+
+    patches: ``[B, C, A, T]`` float32; spatial_ids: ``[L]`` or ``[B, L]`` rows of the spatial table (channel id
+    + spec.spatial_offset, repeated per patch); temporal_ids: ``[L]`` right-aligned rows of the temporal table
+    (last patch -> ``max_patches - 1``); L = C*A, channel-major.
+    """
+
+    patches: torch.Tensor
+    spatial_ids: torch.Tensor
+    temporal_ids: torch.Tensor
+
+
+def channel_id_tensor(spec: ModalitySpec, channels: ChannelsLike, device: torch.device, check: bool) -> torch.Tensor:
+    """Channel vocabulary ids as int64 ``[C]`` or ``[B, C]`` on ``device``."""
+    if torch.is_tensor(channels):
+        ids = channels.to(device=device, dtype=torch.long)
+        if check and ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= len(spec.channels)):
+            bad = sorted({int(i) for i in ids.flatten().tolist() if not 0 <= int(i) < len(spec.channels)})
+            raise InputError(f"channel ids {bad} are outside the '{spec.name}' vocabulary (valid: 0.."
+                             f"{len(spec.channels) - 1})")
+        return ids
+    if isinstance(channels, str):
+        raise InputError("channels must be a list of names or ids, one per row of x, not a single string")
+    return torch.tensor(resolve_channel_ids(spec, list(channels)), dtype=torch.long, device=device)
+
+
+def check_finite(x: torch.Tensor, channels: ChannelsLike | None = None) -> None:
+    """Raise :class:`InputError` naming the first sample and channel holding NaN or Inf."""
+    bad = ~torch.isfinite(x)
+    if bool(bad.any()):
+        b, c = (int(v) for v in bad.any(dim=-1).nonzero()[0])
+        name = ""
+        if channels is not None and not torch.is_tensor(channels):
+            name = f" ('{list(channels)[c]}')"
+        n_bad = int(bad[b, c].sum())
+        raise InputError(f"x holds NaN/Inf at sample {b}, channel {c}{name} ({n_bad} values); clean or reject "
+                         "that window before the model (the data pipeline rejects such windows)")
+
+
+def prepare_input(spec: ModalitySpec, x: torch.Tensor, channels: ChannelsLike, *, check: bool = True,
+                  crop: bool = False) -> PreparedInput:
+    """Check ``x [batch, channels, time]`` against ``spec`` and cut it into patches.
+
+    With ``check=False`` only the work needed to run is done (no device synchronisation), for training
+    paths whose data pipeline has already validated the batch.
+    """
+    if check:
+        if not torch.is_tensor(x) or x.ndim != 3:
+            shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
+            raise InputError(f"x must be a tensor [batch, channels, time]; got {shape}")
+        if not x.is_floating_point():
+            raise InputError(f"x must be floating point (signal in {spec.unit}); got {x.dtype}")
+    b, c, n = x.shape
+    ids = channel_id_tensor(spec, channels, x.device, check)
+    t = spec.patch_length
+    if check:
+        if ids.shape[-1] != c or (ids.ndim == 2 and ids.shape[0] != b):
+            raise InputError(f"x has {c} channels (shape {tuple(x.shape)}) but {ids.shape[-1]} channel names/ids "
+                             f"were given ({tuple(ids.shape)}); give one per row of x")
+        if c == 0 or b == 0:
+            raise InputError(f"x has shape {tuple(x.shape)}: need at least one sample and one channel")
+        if n < t:
+            raise InputError(f"signal is {n} samples long, shorter than one {t}-sample patch "
+                             f"({spec.patch_seconds:g} s at {spec.sampling_rate:g} Hz)")
+        if n % t and not crop:
+            raise InputError(
+                f"signal length {n} samples is not a whole number of {t}-sample patches ({spec.patch_seconds:g} s "
+                f"at {spec.sampling_rate:g} Hz): cut windows of a multiple of {t} samples (e.g. {n - n % t} or "
+                f"{n - n % t + t}), or pass crop=True to drop the last {n % t} samples. Never zero-pad inside a "
+                "sample: the encoder's GroupNorm spans all its tokens")
+    a = n // t
+    if check and a > spec.max_patches:
+        raise InputError(f"{a} patches per channel exceed the temporal embedding's max_patches="
+                         f"{spec.max_patches} (at most {spec.max_patches * t} samples, "
+                         f"{spec.max_patches * spec.patch_seconds:g} s); cut shorter windows")
+    if check:
+        check_finite(x, channels)
+    patches = x[..., : a * t].reshape(b, c, a, t).float()
+    spatial = (ids + spec.spatial_offset).repeat_interleave(a, dim=-1)
+    temporal = (spec.max_patches - a + torch.arange(a, device=x.device)).repeat(c)
+    return PreparedInput(patches, spatial, temporal)

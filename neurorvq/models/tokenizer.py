@@ -1,0 +1,313 @@
+"""The NeuroRVQ tokenizer: multi-scale temporal conv -> transformer -> one RVQ per branch -> decoder ->
+Fourier heads -> inverse FFT (method.md §3). Generic in branches S and quantizer depth N; built from a
+:class:`~neurorvq.registry.ModalitySpec`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neurorvq.errors import InputError
+from neurorvq.models.inputs import ChannelsLike, PreparedInput, prepare_input
+from neurorvq.models.pretrained import PretrainedMixin
+from neurorvq.nn.rvq import ResidualVQ
+from neurorvq.nn.spectral import (
+    AmplitudeStats,
+    amplitude_from_log_std,
+    fourier_targets,
+    per_sample_standardize,
+    phase_loss,
+    spectrum_to_signal,
+)
+from neurorvq.nn.temporal import MultiScaleTemporalConv
+from neurorvq.nn.transformer import TokenTransformer
+from neurorvq.registry import ModalitySpec, get_modality
+
+__all__ = ["NeuroRVQTokenizer", "TokenizerOutput", "AmplitudeStats", "TOKENIZER_OPTIONS"]
+
+# Model options that are not part of the modality spec (saved in the pretrained config too).
+TOKENIZER_OPTIONS: dict[str, Any] = {
+    "circle_weight": 0.1,       # λ_circle of the phase loss: 0.1 in the official code, 0.4 in the paper (Q5)
+    "beta": 1.0,                # commitment weight
+    "aux_weight": 0.4,          # official auxiliary RVQ term (Q6); 0 drops it
+    "decay": 0.99,              # EMA decay of codebooks and usage
+    "kmeans_iters": 10,         # first-batch spherical k-means
+    "official_eval_updates": False,  # official eval-mode quantizer side effects (Q13)
+    "check_inputs": True,       # validate at the public entry points (switch off on a validated training path)
+    "crop": False,              # crop signals to a whole number of patches instead of raising
+}
+
+
+@dataclass
+class TokenizerOutput:
+    """Everything one tokenizer pass computes. Shapes: S branches, N levels, B batch, C channels,
+    A patches per channel, L = C*A tokens (channel-major), D width, d code dim, T patch length."""
+
+    patch_embed: torch.Tensor        # [S, B, L, D] temporal-conv output
+    encoder_features: torch.Tensor   # [S, B, L, D] after the transformer and fc_norm
+    projected: torch.Tensor          # [S, B, L, d] encode heads, quantizer input
+    quantized: torch.Tensor          # [S, B, L, d]
+    tokens: torch.Tensor             # [B, S, N, L] int64
+    decoder_features: torch.Tensor   # [B, L, S*D]
+    log_amplitude_std: torch.Tensor  # [B, L, T] predicted standardised log-amplitude
+    sin_phase: torch.Tensor          # [B, L, T]
+    cos_phase: torch.Tensor          # [B, L, T]
+    amplitude: torch.Tensor          # [B, L, T] predicted linear amplitude (signal unit)
+    patch_reconstruction: torch.Tensor  # [B, L, T] signal unit
+    reconstruction: torch.Tensor     # [B, C, A*T] signal unit
+    targets: Any                     # FourierTargets, each [B, C, A, T]
+    losses: dict[str, torch.Tensor]
+
+
+class NeuroRVQTokenizer(PretrainedMixin, nn.Module):
+    """NeuroRVQ tokenizer for one modality.
+
+    Args:
+        spec: a :class:`ModalitySpec` or a registered name (``"eeg"``, ``"ecg"``, ``"emg"``, ...).
+        **overrides: spec fields to change (e.g. ``encoder_depth=2, codebook_size=1024``) and model options
+            (see ``TOKENIZER_OPTIONS``: loss weights, EMA decay, ``check_inputs``, ``crop``, ...).
+
+    Signals ``x`` are ``[batch, channels, time]`` float in ``spec.unit``; ``time`` is a whole number of
+    ``spec.patch_length``-sample patches (or ``crop=True``). ``channels`` are vocabulary names
+    (case-insensitive) or ids, one per row of ``x``: a list ``[C]`` shared by the batch, or an int tensor
+    ``[B, C]``.
+    """
+
+    model_kind = "tokenizer"
+
+    def __init__(self, spec: ModalitySpec | str = "eeg", **overrides: Any) -> None:
+        super().__init__()
+        options = {k: overrides.pop(k) for k in list(overrides) if k in TOKENIZER_OPTIONS}
+        spec = get_modality(spec).replace(**overrides) if overrides else get_modality(spec)
+        self.spec = spec
+        self.options = {**TOKENIZER_OPTIONS, **options}
+        s, dim, code_dim = spec.num_branches, spec.embed_dim, spec.code_dim
+        self.temporal = MultiScaleTemporalConv(spec.branches, spec.conv_channels, spec.groupnorm_groups)
+        self.encoder = TokenTransformer(dim, spec.encoder_depth, spec.num_heads, spec.spatial_rows,
+                                        spec.max_patches, spec.mlp_ratio)
+        self.encoder_norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(s))
+        self.encode_heads = nn.ModuleList(
+            nn.Sequential(nn.Linear(dim, dim), nn.Tanh(), nn.Linear(dim, code_dim)) for _ in range(s))
+        self.quantizer = ResidualVQ(s, spec.n_quantizers, spec.codebook_size, code_dim,
+                                    decay=self.options["decay"], beta=self.options["beta"],
+                                    aux_weight=self.options["aux_weight"], kmeans_iters=self.options["kmeans_iters"],
+                                    official_eval_updates=self.options["official_eval_updates"])
+        self.decoder_in = nn.ModuleList(nn.Linear(code_dim, dim) for _ in range(s))
+        self.decoder = TokenTransformer(dim, spec.decoder_depth, spec.num_heads, spec.spatial_rows,
+                                        spec.max_patches, spec.mlp_ratio)
+        self.decoder_norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(s))
+        t = spec.patch_length
+        self.amplitude_head = nn.Sequential(nn.Linear(s * dim, dim), nn.GELU(), nn.Linear(dim, t))
+        self.sin_head = nn.Sequential(nn.Linear(s * dim, dim), nn.Tanh(), nn.Linear(dim, t), nn.Tanh())
+        self.cos_head = nn.Sequential(nn.Linear(s * dim, dim), nn.Tanh(), nn.Linear(dim, t), nn.Tanh())
+        self.init_weights()
+
+    # ------------------------------------------------------------------------------------ options
+    @property
+    def check_inputs(self) -> bool:
+        return bool(self.options["check_inputs"])
+
+    @check_inputs.setter
+    def check_inputs(self, value: bool) -> None:
+        self.options["check_inputs"] = bool(value)
+
+    def config(self) -> dict[str, Any]:
+        """JSON-serialisable configuration: the spec plus the model options."""
+        return {"spec": self.spec.to_dict(), "options": dict(self.options)}
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """Training-from-scratch initialisation (method.md §3.8)."""
+        std = 0.02
+        self.encoder.init_weights(std)
+        self.decoder.init_weights(std)
+        heads = [*self.encode_heads, *self.decoder_in, self.amplitude_head, self.sin_head, self.cos_head]
+        for module in nn.ModuleList(heads).modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=std, a=-2.0, b=2.0)
+                nn.init.zeros_(module.bias)
+        for module in self.temporal.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.trunc_normal_(module.weight, std=std, a=-2.0, b=2.0)
+                nn.init.zeros_(module.bias)
+
+    # ------------------------------------------------------------------------------------ pieces
+    def prepare(self, x: torch.Tensor, channels: ChannelsLike) -> PreparedInput:
+        """Validate (if ``check_inputs``) and cut ``x [B, C, time]`` into patches with their embedding ids."""
+        return prepare_input(self.spec, x, channels, check=self.check_inputs, crop=bool(self.options["crop"]))
+
+    def _per_branch(self, modules: nn.ModuleList, h: torch.Tensor) -> torch.Tensor:
+        return torch.stack([module(h[i]) for i, module in enumerate(modules)])
+
+    def encode_features(self, inp: PreparedInput) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Patches -> ``(patch_embed, encoder_features, projected)``, shapes ``[S, B, L, D|D|d]``."""
+        patch_embed = self.temporal(inp.patches)
+        s, b, l, d = patch_embed.shape
+        spatial = inp.spatial_ids.repeat(s, 1) if inp.spatial_ids.ndim == 2 else inp.spatial_ids
+        features = self.encoder(patch_embed.reshape(s * b, l, d), spatial, inp.temporal_ids).reshape(s, b, l, d)
+        features = self._per_branch(self.encoder_norms, features)
+        with torch.autocast(device_type=features.device.type, enabled=False):  # encode heads stay in fp32
+            projected = self._per_branch(self.encode_heads, features.float())
+        return patch_embed, features, projected
+
+    def decode_features(self, quantized: torch.Tensor, inp: PreparedInput) -> torch.Tensor:
+        """``quantized [S, B, L, d]`` -> decoder features ``[B, L, S*D]`` (branches concatenated in order)."""
+        h = self._per_branch(self.decoder_in, quantized)
+        s, b, l, d = h.shape
+        spatial = inp.spatial_ids.repeat(s, 1) if inp.spatial_ids.ndim == 2 else inp.spatial_ids
+        h = self.decoder(h.reshape(s * b, l, d), spatial, inp.temporal_ids).reshape(s, b, l, d)
+        h = self._per_branch(self.decoder_norms, h)
+        return h.permute(1, 2, 0, 3).reshape(b, l, s * d)
+
+    def fourier_heads(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``[B, L, S*D]`` -> standardised log-amplitude, sin, cos, each ``[B, L, T]`` (float32)."""
+        return (self.amplitude_head(features).float(), self.sin_head(features).float(),
+                self.cos_head(features).float())
+
+    def _reconstruct(self, features: torch.Tensor, stats: AmplitudeStats, inp: PreparedInput):
+        log_amp, sin, cos = self.fourier_heads(features)
+        with torch.autocast(device_type=features.device.type, enabled=False):
+            amplitude = amplitude_from_log_std(log_amp, stats)
+            patch_rec = spectrum_to_signal(amplitude, sin, cos)
+        b, c, a, t = inp.patches.shape
+        return log_amp, sin, cos, amplitude, patch_rec, patch_rec.reshape(b, c, a * t)
+
+    # ------------------------------------------------------------------------------------ public API
+    def forward_details(self, x: torch.Tensor, channels: ChannelsLike) -> TokenizerOutput:
+        """One full pass returning every intermediate (see :class:`TokenizerOutput`) and the losses."""
+        inp = self.prepare(x, channels)
+        patches = inp.patches
+        b, c, a, t = patches.shape
+        targets = fourier_targets(patches)
+        patch_embed, features, projected = self.encode_features(inp)
+        s, _, l, code_dim = projected.shape
+        rvq = self.quantizer(projected.reshape(s, b * l, code_dim))
+        quantized = rvq.quantized.reshape(s, b, l, code_dim)
+        tokens = rvq.indices.reshape(s, -1, b, l).permute(2, 0, 1, 3)
+        dec = self.decode_features(quantized, inp)
+        log_amp, sin, cos, amplitude, patch_rec, rec = self._reconstruct(dec, targets.stats, inp)
+        losses = self._losses(patches, targets, log_amp, sin, cos, patch_rec, rvq)
+        return TokenizerOutput(patch_embed, features, projected, quantized, tokens, dec, log_amp, sin, cos,
+                               amplitude, patch_rec, rec, targets, losses)
+
+    def forward(self, x: torch.Tensor, channels: ChannelsLike) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Reconstruct ``x``; returns ``(reconstruction [B, C, time] in the input unit, figures)``.
+
+        ``figures``: scalar losses ``loss`` (total), ``code``, ``amp``, ``phase``, ``sig``; ``code_per_level
+        [S, N]``; ``usage [S, N]`` (fraction of codes used in this batch) and ``perplexity [S, N]``; and
+        ``tokens [B, S, N, L]``. All are tensors (no host synchronisation).
+        """
+        out = self.forward_details(x, channels)
+        return out.reconstruction, {**out.losses, "tokens": out.tokens}
+
+    def _losses(self, patches, targets, log_amp, sin, cos, patch_rec, rvq) -> dict[str, torch.Tensor]:
+        b, c, a, t = patches.shape
+        with torch.autocast(device_type=patches.device.type, enabled=False):
+            amp = F.mse_loss(log_amp, targets.log_amplitude_std.reshape(b, c * a, t))
+            phase = phase_loss(sin, cos, targets.sin_phase.reshape(b, c * a, t),
+                               targets.cos_phase.reshape(b, c * a, t), self.options["circle_weight"])
+            std_x = per_sample_standardize(patches.reshape(b, c * a, t).float())[0]
+            std_rec = per_sample_standardize(patch_rec)[0]
+            sig = F.mse_loss(std_rec, std_x)
+            per_branch = rvq.loss_per_level.mean(dim=1)
+            code = per_branch.sum()
+            probs = rvq.counts / rvq.counts.sum(-1, keepdim=True).clamp_min(1.0)
+            perplexity = torch.exp(-(probs * torch.log(probs.clamp_min(1e-12))).sum(-1))
+            usage = (rvq.counts > 0).float().mean(-1)
+        return {"loss": code + amp + phase + sig, "code": code, "amp": amp, "phase": phase, "sig": sig,
+                "code_per_branch": per_branch, "code_per_level": rvq.loss_per_level, "usage": usage,
+                "perplexity": perplexity, "std_x": std_x, "std_rec": std_rec}
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor, channels: ChannelsLike, return_amplitude_stats: bool = False
+               ) -> torch.Tensor | tuple[torch.Tensor, AmplitudeStats]:
+        """Token ids ``[batch, branch, depth, channels*patches]`` int64 (channel-major), optionally with the
+        per-sample :class:`AmplitudeStats` that :meth:`decode` needs to restore the absolute scale."""
+        inp = self.prepare(x, channels)
+        _, _, projected = self.encode_features(inp)
+        s, b, l, code_dim = projected.shape
+        rvq = self.quantizer(projected.reshape(s, b * l, code_dim))
+        tokens = rvq.indices.reshape(s, -1, b, l).permute(2, 0, 1, 3)
+        if return_amplitude_stats:
+            return tokens, fourier_targets(inp.patches).stats
+        return tokens
+
+    def amplitude_stats(self, x: torch.Tensor, channels: ChannelsLike) -> AmplitudeStats:
+        """Per-sample log-amplitude statistics of ``x`` (what :meth:`decode` needs besides the tokens)."""
+        return fourier_targets(self.prepare(x, channels).patches).stats
+
+    @torch.no_grad()
+    def decode(self, tokens: torch.Tensor, channels: ChannelsLike, amplitude_stats: AmplitudeStats | Sequence
+               ) -> torch.Tensor:
+        """Signal ``[batch, channels, time]`` (input unit) from ``tokens [batch, branch, depth, channels*patches]``.
+
+        ``amplitude_stats``: the :class:`AmplitudeStats` returned by ``encode(..., return_amplitude_stats=True)``
+        (tokens alone do not carry the absolute amplitude, method.md quirk Q8).
+        """
+        stats = self._check_tokens(tokens, channels, amplitude_stats)
+        b, s, n, l = tokens.shape
+        num_channels = len(channels) if not torch.is_tensor(channels) else channels.shape[-1]
+        a = l // num_channels
+        ghost = torch.zeros(b, num_channels, a * self.spec.patch_length, device=tokens.device)
+        inp = prepare_input(self.spec, ghost, channels, check=False, crop=False)
+        quantized = self.quantizer.lookup(tokens.permute(1, 2, 0, 3))  # [S, B, L, d]
+        dec = self.decode_features(quantized, inp)
+        return self._reconstruct(dec, stats, inp)[-1]
+
+    def _check_tokens(self, tokens: torch.Tensor, channels: ChannelsLike, stats: Any) -> AmplitudeStats:
+        spec = self.spec
+        if stats is None:
+            raise InputError("decode needs amplitude_stats: tokens do not carry the absolute amplitude (quirk Q8); "
+                             "get them from encode(x, channels, return_amplitude_stats=True)")
+        stats = AmplitudeStats(*stats)
+        if not self.check_inputs:
+            return stats
+        if not torch.is_tensor(tokens) or tokens.dtype not in (torch.int64, torch.int32, torch.int16):
+            raise InputError("tokens must be an integer tensor [batch, branch, depth, channels*patches]")
+        if tokens.ndim != 4 or tokens.shape[1] != spec.num_branches or tokens.shape[2] != spec.n_quantizers:
+            raise InputError(f"tokens have shape {tuple(tokens.shape)}; expected [batch, {spec.num_branches}, "
+                             f"{spec.n_quantizers}, channels*patches] for this tokenizer")
+        num_channels = len(channels) if not torch.is_tensor(channels) else channels.shape[-1]
+        if num_channels == 0 or tokens.shape[3] % num_channels:
+            raise InputError(f"tokens hold {tokens.shape[3]} tokens per sample, not a multiple of the "
+                             f"{num_channels} channels given")
+        if tokens.shape[3] // num_channels > spec.max_patches:
+            raise InputError(f"{tokens.shape[3] // num_channels} patches per channel exceed max_patches="
+                             f"{spec.max_patches}")
+        low, high = int(tokens.min()), int(tokens.max())
+        if low < 0 or high >= spec.codebook_size:
+            bad = ((tokens < 0) | (tokens >= spec.codebook_size)).nonzero()[0].tolist()
+            raise InputError(f"token id out of range at [batch, branch, depth, token]={bad} (ids span {low}..{high}); "
+                             f"valid ids are 0..{spec.codebook_size - 1}")
+        for name, t in (("mean", stats.mean), ("std", stats.std)):
+            if t.shape != (tokens.shape[0],):
+                raise InputError(f"amplitude_stats.{name} has shape {tuple(t.shape)}; expected [{tokens.shape[0]}]")
+        return stats
+
+    # ------------------------------------------------------------------------------------ counts
+    def num_parameters(self, trainable_only: bool = True) -> int:
+        """Trainable parameters (codebooks are buffers here, see docs/official-weights.md)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def codebook_numel(self) -> int:
+        return self.quantizer.codebooks.numel()
+
+    @classmethod
+    def from_official(cls, path_or_state_dict: str | Mapping[str, torch.Tensor], modality: str | ModalitySpec | None = None,
+                      **overrides: Any) -> "NeuroRVQTokenizer":
+        """Load an official-layout checkpoint (``.pt``/``.safetensors`` path or state dict); see
+        :mod:`neurorvq.models.official`."""
+        from neurorvq.models.official import load_official_tokenizer
+
+        return load_official_tokenizer(cls, path_or_state_dict, modality, **overrides)
+
+    def to_official(self) -> dict[str, torch.Tensor]:
+        """State dict in the official layout (all keys, dead tensors zero-filled), for parity checks."""
+        from neurorvq.models.official import export_official_tokenizer
+
+        return export_official_tokenizer(self)

@@ -1,0 +1,76 @@
+"""Fourier targets, spectrum-to-signal reconstruction and the tokenizer's spectral losses (method.md §3.6-3.7).
+
+Conventions: a full complex FFT of ``patch_length`` bins per patch (not an rfft, quirk Q17); log-amplitude
+``log(1 + |X|)`` standardised per sample over all channels, patches and bins with the unbiased variance
+clamped at 1e-8.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+VAR_FLOOR = 1e-8
+
+
+class AmplitudeStats(NamedTuple):
+    """Per-sample statistics of the input's log-amplitude spectrum, needed to decode tokens (quirk Q8).
+
+    ``mean`` and ``std`` are ``[batch]`` float32, in units of ``log(1 + |FFT|)`` of the signal's unit.
+    """
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+
+class FourierTargets(NamedTuple):
+    """Targets of the three Fourier heads, each ``[batch, channels, n_patches, patch_length]``."""
+
+    log_amplitude_std: torch.Tensor
+    sin_phase: torch.Tensor
+    cos_phase: torch.Tensor
+    stats: AmplitudeStats
+
+
+def per_sample_standardize(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Standardise each sample (axis 0) over all its other axes; returns ``(z, mean, std)`` keeping dims."""
+    dims = tuple(range(1, x.ndim))
+    mean = x.mean(dim=dims, keepdim=True)
+    std = x.var(dim=dims, keepdim=True, correction=1).clamp_min(VAR_FLOOR).sqrt()
+    return (x - mean) / std, mean, std
+
+
+def fourier_targets(patches: torch.Tensor) -> FourierTargets:
+    """``patches [batch, channels, n_patches, patch_length]`` (float32) -> standardised log-amplitude, sin/cos phase."""
+    spectrum = torch.fft.fft(patches.float(), dim=-1)
+    log_amp = torch.log1p(spectrum.abs())
+    log_amp_std, mean, std = per_sample_standardize(log_amp)
+    phase = torch.angle(spectrum)
+    return FourierTargets(log_amp_std, torch.sin(phase), torch.cos(phase),
+                          AmplitudeStats(mean.flatten(), std.flatten()))
+
+
+def amplitude_from_log_std(log_amp_std: torch.Tensor, stats: AmplitudeStats) -> torch.Tensor:
+    """Undo the standardisation and the log: ``expm1(pred * std + mean)``; ``log_amp_std [batch, ...]``."""
+    shape = (-1,) + (1,) * (log_amp_std.ndim - 1)
+    return torch.expm1(log_amp_std * stats.std.reshape(shape) + stats.mean.reshape(shape))
+
+
+def spectrum_to_signal(amplitude: torch.Tensor, sin_phase: torch.Tensor, cos_phase: torch.Tensor) -> torch.Tensor:
+    """Real part of the inverse FFT of ``amplitude * (cos + i sin)`` along the last axis (sin/cos used as
+    predicted, not renormalised: quirk Q16)."""
+    spectrum = torch.complex(amplitude * cos_phase, amplitude * sin_phase)
+    return torch.fft.ifft(spectrum, dim=-1).real
+
+
+def phase_loss(pred_sin: torch.Tensor, pred_cos: torch.Tensor, target_sin: torch.Tensor, target_cos: torch.Tensor,
+               circle_weight: float = 0.1) -> torch.Tensor:
+    """Unit-circle phase loss: ``1 - mean cos_sim((cos, sin)_pred, (cos, sin)_target)`` plus
+    ``circle_weight * mean((sin^2 + cos^2 - 1)^2)`` over the predictions (λ_circle, quirk Q5)."""
+    pred = torch.stack((pred_cos, pred_sin), dim=-1)
+    target = torch.stack((target_cos, target_sin), dim=-1)
+    similarity = F.cosine_similarity(pred, target, dim=-1, eps=1e-8)
+    circle = (pred_sin.square() + pred_cos.square() - 1.0).square().mean()
+    return 1.0 - similarity.mean() + circle_weight * circle

@@ -1,0 +1,136 @@
+"""Pre-norm transformer with QK-norm and temporal/spatial embeddings (method.md §3.2, BEiT-v2/LaBraM style)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention; qkv without k bias, per-head LayerNorm on q and k, fused SDPA kernel."""
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, qk_norm_eps: float = 1e-6) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        if qkv_bias:
+            self.q_bias = nn.Parameter(torch.zeros(dim))
+            self.v_bias = nn.Parameter(torch.zeros(dim))
+        else:
+            self.q_bias = self.v_bias = None
+        self.q_norm = nn.LayerNorm(self.head_dim, eps=qk_norm_eps)
+        self.k_norm = nn.LayerNorm(self.head_dim, eps=qk_norm_eps)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [batch, seq, dim]`` -> ``[batch, seq, dim]``."""
+        n, s, d = x.shape
+        bias = None
+        if self.q_bias is not None:
+            bias = torch.cat((self.q_bias, torch.zeros_like(self.q_bias), self.v_bias))
+        qkv = F.linear(x, self.qkv.weight, bias).reshape(n, s, 3, self.num_heads, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        q, k = self.q_norm(q), self.k_norm(k)
+        out = F.scaled_dot_product_attention(q, k, v)  # scale = head_dim ** -0.5, as the checkpoints assume
+        return self.proj(out.transpose(1, 2).reshape(n, s, d))
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """``x + g1 * attn(LN1(x))`` then ``x + g2 * mlp(LN2(x))``; layer scale ``g`` only if ``init_values > 0``."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, init_values: float = 0.0,
+                 qkv_bias: bool = True) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-5)
+        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-5)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        if init_values > 0:
+            self.gamma_1 = nn.Parameter(torch.full((dim,), float(init_values)))
+            self.gamma_2 = nn.Parameter(torch.full((dim,), float(init_values)))
+        else:
+            self.gamma_1 = self.gamma_2 = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.gamma_1 is None:
+            x = x + self.attn(self.norm1(x))
+            return x + self.mlp(self.norm2(x))
+        x = x + self.gamma_1 * self.attn(self.norm1(x))
+        return x + self.gamma_2 * self.mlp(self.norm2(x))
+
+
+class TokenTransformer(nn.Module):
+    """CLS token + spatial and temporal embeddings + a stack of shared :class:`Block` s.
+
+    One instance serves every branch: callers stack branches into the batch axis, which is exact because
+    blocks and embedding tables are shared across branches (method.md §3.2).
+
+    Args:
+        dim: width D. spatial_rows: rows of the channel table (vocabulary + 1). max_patches: rows of the
+        temporal table. depth, num_heads, mlp_ratio, init_values: block settings.
+    """
+
+    def __init__(self, dim: int, depth: int, num_heads: int, spatial_rows: int, max_patches: int,
+                 mlp_ratio: float = 4.0, init_values: float = 0.0) -> None:
+        super().__init__()
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed = nn.Parameter(torch.zeros(spatial_rows, dim))
+        self.time_embed = nn.Parameter(torch.zeros(max_patches, dim))
+        self.blocks = nn.ModuleList(Block(dim, num_heads, mlp_ratio, init_values) for _ in range(depth))
+
+    def embed(self, x: torch.Tensor, spatial_ids: torch.Tensor, temporal_ids: torch.Tensor) -> torch.Tensor:
+        """Prepend CLS (spatial row 0, no temporal row) and add the embeddings.
+
+        ``x [batch, seq, D]``; ids ``[seq]`` or ``[batch, seq]`` (int64 rows of the tables).
+        Returns ``[batch, 1 + seq, D]``.
+        """
+        n = x.shape[0]
+        x = torch.cat((self.cls_token.expand(n, -1, -1), x), dim=1)
+        pos = self.pos_embed[spatial_ids]
+        cls_pos = self.pos_embed[:1].expand(*pos.shape[:-2], 1, -1)
+        x = x + torch.cat((cls_pos, pos), dim=-2)
+        time = self.time_embed[temporal_ids]
+        return torch.cat((x[:, :1], x[:, 1:] + time), dim=1)
+
+    def run_blocks(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+    def forward(self, x: torch.Tensor, spatial_ids: torch.Tensor, temporal_ids: torch.Tensor) -> torch.Tensor:
+        """``x [batch, seq, D]`` -> ``[batch, seq, D]``: embeddings, blocks, CLS dropped (final norm = identity)."""
+        return self.run_blocks(self.embed(x, spatial_ids, temporal_ids))[:, 1:]
+
+    @torch.no_grad()
+    def init_weights(self, std: float = 0.02) -> None:
+        """Training-from-scratch init of method.md §3.8 (trunc-normal, zero biases, depth-scaled outputs)."""
+        for p in (self.cls_token, self.pos_embed, self.time_embed):
+            nn.init.trunc_normal_(p, std=std, a=-2.0, b=2.0)
+        for layer_id, block in enumerate(self.blocks, start=1):
+            for module in block.modules():
+                if isinstance(module, nn.Linear):
+                    nn.init.trunc_normal_(module.weight, std=std, a=-2.0, b=2.0)
+                    if module.bias is not None:
+                        nn.init.zeros_(module.bias)
+                elif isinstance(module, nn.LayerNorm):
+                    nn.init.ones_(module.weight)
+                    nn.init.zeros_(module.bias)
+            if block.attn.q_bias is not None:
+                nn.init.zeros_(block.attn.q_bias)
+                nn.init.zeros_(block.attn.v_bias)
+            block.attn.proj.weight.div_(math.sqrt(2.0 * layer_id))
+            block.mlp.fc2.weight.div_(math.sqrt(2.0 * layer_id))
