@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -93,7 +94,7 @@ class PretrainedMixin:
                     raise CheckpointError(f"no official {cls.model_kind} checkpoint is known for modality "
                                           f"'{modality}'; known: {sorted(OFFICIAL_FILES)}")
                 return cls.from_official(_hub_download(str(name_or_path), filename), modality, **overrides)
-            if path.exists() or "/" not in str(name_or_path):
+            if not (isinstance(name_or_path, str) and re.fullmatch(r"[\w.-]+/[\w.-]+", name_or_path)):
                 raise CheckpointError(f"'{name_or_path}' is not a save_pretrained folder (with {CONFIG_NAME} and "
                                       f"{WEIGHTS_NAME}) nor a Hub repo id")
             path = Path(_hub_download(str(name_or_path), CONFIG_NAME)).parent

@@ -1,0 +1,83 @@
+"""Residual VQ against small hand-computed examples."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from neurorvq.nn.rvq import ResidualVQ
+
+
+def hand_rvq(aux_weight=0.4) -> ResidualVQ:
+    rvq = ResidualVQ(1, 2, 3, 2, beta=1.0, aux_weight=aux_weight, decay=0.9)
+    rvq.codebooks.copy_(torch.tensor([[[[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]],
+                                       [[0.6, 0.8], [0.8, -0.6], [-0.6, -0.8]]]]))
+    rvq.mark_initialised()
+    return rvq.eval()
+
+
+def test_level_by_level_choices_and_residuals():
+    rvq = hand_rvq()
+    out = rvq(torch.tensor([[[3.0, 4.0]]]))
+    # level 1: z = (0.6, 0.8) -> nearest (0, 1); residual (3, 4) - (0, 1) = (3, 3), un-normalised
+    # level 2: z = (1, 1)/sqrt(2) -> nearest (0.6, 0.8); residual (3, 3) - (0.6, 0.8) = (2.4, 2.2)
+    assert out.indices.tolist() == [[[1], [0]]]
+    assert torch.allclose(out.quantized, torch.tensor([[[0.6, 1.8]]]), atol=1e-6)
+    r = 1 / math.sqrt(2)
+    level1 = ((0 - 0.6) ** 2 + (1 - 0.8) ** 2) / 2 + 0.4 * ((0 - 3) ** 2 + (1 - 3) ** 2) / 2
+    level2 = ((0.6 - r) ** 2 + (0.8 - r) ** 2) / 2 + 0.4 * ((0.6 - 2.4) ** 2 + (0.8 - 2.2) ** 2) / 2
+    assert torch.allclose(out.loss_per_level, torch.tensor([[level1, level2]]), atol=1e-6)
+    assert out.counts[0, 0].tolist() == [0, 1, 0] and out.counts[0, 1].tolist() == [1, 0, 0]
+
+
+def test_aux_term_can_be_dropped():
+    out = hand_rvq(aux_weight=0.0)(torch.tensor([[[3.0, 4.0]]]))
+    assert torch.allclose(out.loss_per_level[0, 0], torch.tensor(0.2), atol=1e-6)
+
+
+def test_straight_through_gradient_reaches_input():
+    rvq = hand_rvq()
+    z = torch.tensor([[[3.0, 4.0]]], requires_grad=True)
+    rvq(z).quantized.sum().backward()
+    assert z.grad is not None and z.grad.abs().sum() > 0
+
+
+def test_lookup_sums_levels():
+    rvq = hand_rvq()
+    ids = torch.tensor([[[1], [0]]])  # [branch, level, M]
+    assert torch.allclose(rvq.lookup(ids), torch.tensor([[[0.6, 1.8]]]))
+
+
+def test_ema_update_hand_computed():
+    rvq = hand_rvq().train()
+    z = torch.tensor([[[0.1, 1.0], [-0.1, 2.0]]])  # both pick code 1 of level 1
+    out = rvq(z)
+    assert out.indices[0, 0].tolist() == [1, 1]
+    mean = F.normalize((F.normalize(z[0, 0], dim=0) + F.normalize(z[0, 1], dim=0)) / 2, dim=0)
+    expected = F.normalize(0.9 * torch.tensor([0.0, 1.0]) + 0.1 * mean, dim=0)
+    assert torch.allclose(rvq.codebooks[0, 0, 1], expected, atol=1e-6)
+    assert torch.equal(rvq.codebooks[0, 0, 0], torch.tensor([1.0, 0.0]))  # unused codes keep their vector
+    assert torch.allclose(rvq.usage[0, 0], torch.tensor([0.0, 0.2, 0.0]))  # 0.9 * 0 + 0.1 * counts
+
+
+def test_eval_freezes_state():
+    rvq = hand_rvq()
+    before = (rvq.codebooks.clone(), rvq.usage.clone())
+    rvq(torch.randn(1, 5, 2))
+    assert torch.equal(rvq.codebooks, before[0]) and torch.equal(rvq.usage, before[1])
+
+
+def test_kmeans_init_finds_clusters():
+    torch.manual_seed(0)
+    rvq = ResidualVQ(2, 1, 2, 2, kmeans_iters=10).train()
+    directions = torch.tensor([[1.0, 0.0], [0.0, -1.0]])
+    pick = torch.randint(0, 2, (2, 200))
+    z = directions[pick] * 3 + 0.01 * torch.randn(2, 200, 2)
+    rvq(z)
+    assert bool(rvq.initted.all())
+    for branch in range(2):
+        found = rvq.codebooks[branch, 0]
+        similarity = found @ directions.T
+        assert similarity.max(dim=0).values.min() > 0.99  # both directions have a code
