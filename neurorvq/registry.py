@@ -115,6 +115,12 @@ class ModalitySpec:
     doc: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
+        for name in ("sampling_rate", "mlp_ratio"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        for name in ("patch_length", "embed_dim", "num_heads", "n_quantizers", "codebook_size", "code_dim",
+                     "max_patches", "conv_channels", "groupnorm_groups", "encoder_depth", "decoder_depth",
+                     "spatial_offset"):
+            object.__setattr__(self, name, int(getattr(self, name)))
         object.__setattr__(self, "channels", tuple(str(c).lower() for c in self.channels))
         object.__setattr__(
             self, "branches",
@@ -281,19 +287,45 @@ def unregister_modality(name: str) -> None:
 
 
 def _discover() -> None:
+    """Import the built-in modalities and load every installed entry point (once). A broken plug-in does not
+    hide the others: its failure is kept and reported by :func:`refresh_entry_points`/:func:`get_modality`."""
     global _discovered
     with _LOCK:
-        if _discovered:
-            return
-        _discovered = True
-        for module in _BUILTIN_MODULES:
-            import_module(module)
-        for ep in _entry_points():
-            _load_entry_point(ep)
+        if not _discovered:
+            _discovered = True
+            _import_builtins()
+            _load_pending_entry_points()
+
+
+def _import_builtins() -> None:
+    for module in _BUILTIN_MODULES:
+        import_module(module)
 
 
 def _entry_points() -> Iterable[metadata.EntryPoint]:
     return metadata.entry_points(group=ENTRY_POINT_GROUP)
+
+
+_LOADED_ENTRY_POINTS: set[tuple[str, str]] = set()
+_FAILED_ENTRY_POINTS: dict[tuple[str, str], str] = {}
+
+
+def _load_pending_entry_points() -> list[str]:
+    """Load the entry points not loaded yet; returns the messages of those that failed."""
+    failures = []
+    for ep in _entry_points():
+        key = (ep.name, ep.value)
+        if key in _LOADED_ENTRY_POINTS:
+            continue
+        try:
+            _load_entry_point(ep)
+        except ConfigError as exc:
+            _FAILED_ENTRY_POINTS[key] = str(exc)
+            failures.append(str(exc))
+            continue
+        _LOADED_ENTRY_POINTS.add(key)
+        _FAILED_ENTRY_POINTS.pop(key, None)
+    return failures
 
 
 def _load_entry_point(ep: metadata.EntryPoint) -> None:
@@ -311,13 +343,18 @@ def _load_entry_point(ep: metadata.EntryPoint) -> None:
 
 
 def refresh_entry_points() -> list[str]:
-    """Load entry points installed since the first look-up; returns the names they added."""
+    """Load entry points installed since the last look-up; returns the modality names they added.
+
+    Every loadable plug-in is loaded; then, if any failed, a :class:`ConfigError` lists them.
+    """
+    global _discovered
     with _LOCK:
-        _discover()
+        _import_builtins()
         before = set(_REGISTRY)
-        for ep in _entry_points():
-            if ep.name.lower() not in _REGISTRY:
-                _load_entry_point(ep)
+        _discovered = True
+        _load_pending_entry_points()
+        if _FAILED_ENTRY_POINTS:
+            raise ConfigError("; ".join(_FAILED_ENTRY_POINTS.values()))
         return sorted(set(_REGISTRY) - before)
 
 
@@ -329,11 +366,12 @@ def get_modality(name: str | ModalitySpec) -> ModalitySpec:
     key = str(name).strip().lower()
     with _LOCK:
         if key not in _REGISTRY:
-            refresh_entry_points()
+            _load_pending_entry_points()
         if key not in _REGISTRY:
+            broken = "".join(f"; plug-in failure: {msg}" for msg in _FAILED_ENTRY_POINTS.values())
             raise ConfigError(f"unknown modality '{name}'; registered: {sorted(_REGISTRY)}. Register it with "
                               "neurorvq.register_modality(ModalitySpec(...)) or an entry point in group "
-                              f"'{ENTRY_POINT_GROUP}'")
+                              f"'{ENTRY_POINT_GROUP}'{broken}")
         return _REGISTRY[key]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple, Sequence, Union
 
 import torch
@@ -66,7 +67,7 @@ def prepare_input(spec: ModalitySpec, x: torch.Tensor, channels: ChannelsLike, *
         if not x.is_floating_point():
             raise InputError(f"x must be floating point (signal in {spec.unit}); got {x.dtype}")
     b, c, n = x.shape
-    ids = channel_id_tensor(spec, channels, x.device, check)
+    ids = channel_id_tensor(spec, channels, x.device, check) if check or torch.is_tensor(channels) else None
     t = spec.patch_length
     if check:
         if ids.shape[-1] != c or (ids.ndim == 2 and ids.shape[0] != b):
@@ -91,6 +92,18 @@ def prepare_input(spec: ModalitySpec, x: torch.Tensor, channels: ChannelsLike, *
     if check:
         check_finite(x, channels)
     patches = x[..., : a * t].reshape(b, c, a, t).float()
-    spatial = (ids + spec.spatial_offset).repeat_interleave(a, dim=-1)
-    temporal = (spec.max_patches - a + torch.arange(a, device=x.device)).repeat(c)
+    if isinstance(channels, (list, tuple)):  # the common case: cached, so a training step copies nothing to the device
+        spatial, temporal = _embedding_ids(spec, tuple(channels), a, x.device)
+    else:
+        spatial = (ids + spec.spatial_offset).repeat_interleave(a, dim=-1)
+        temporal = (spec.max_patches - a + torch.arange(a, device=x.device)).repeat(c)
     return PreparedInput(patches, spatial, temporal)
+
+
+@functools.lru_cache(maxsize=256)
+def _embedding_ids(spec: ModalitySpec, channels: tuple, a: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spatial ``[C*A]`` and temporal ``[C*A]`` ids of a channel list (read-only tensors, never modified)."""
+    ids = torch.tensor(resolve_channel_ids(spec, channels), dtype=torch.long)
+    spatial = (ids + spec.spatial_offset).repeat_interleave(a)
+    temporal = (spec.max_patches - a + torch.arange(a)).repeat(len(channels))
+    return spatial.to(device), temporal.to(device)

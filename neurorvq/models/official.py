@@ -70,6 +70,9 @@ TOKENIZER_RULES: tuple[Rule, ...] = (
 TOKENIZER_DEAD: tuple[str, ...] = ("quantize_{b1}.layers.{j}.embedding.embed_avg",
                                    "quantize_{b1}.layers.{j}.embedding.cluster_size")
 
+# Ours only (no official counterpart): kept at the model's initial value on load, not exported.
+TOKENIZER_OURS_ONLY: tuple[str, ...] = ("quantizer.unused_steps",)
+
 
 def _regex(template: str) -> re.Pattern[str]:
     out, pos = "", 0
@@ -251,7 +254,9 @@ def load_official_tokenizer(cls, path_or_state_dict, modality=None, **overrides)
     state, source = _as_state_dict(path_or_state_dict)
     spec = infer_tokenizer_spec(state, modality, source)
     model = cls(spec, **overrides)
-    mapped = map_official_to_ours(state, model.state_dict(), TOKENIZER_RULES, TOKENIZER_DEAD, source)
+    template = model.state_dict()
+    mapped = map_official_to_ours(state, template, TOKENIZER_RULES, TOKENIZER_DEAD, source)
+    mapped.update({key: template[key] for key in TOKENIZER_OURS_ONLY})
     check_state_dict(model, mapped, source)
     model.load_state_dict(mapped)
     return model

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neurorvq.errors import InputError
+from neurorvq.errors import ConfigError, InputError
 from neurorvq.models.inputs import ChannelsLike, PreparedInput, prepare_input
 from neurorvq.models.pretrained import PretrainedMixin
 from neurorvq.nn.rvq import ResidualVQ
@@ -38,6 +38,7 @@ TOKENIZER_OPTIONS: dict[str, Any] = {
     "decay": 0.99,              # EMA decay of codebooks and usage
     "kmeans_iters": 10,         # first-batch spherical k-means
     "official_eval_updates": False,  # official eval-mode quantizer side effects (Q13)
+    "dead_code_after": 0,       # re-seed codes unused for this many training steps; 0 = off (official, Q14)
     "check_inputs": True,       # validate at the public entry points (switch off on a validated training path)
     "crop": False,              # crop signals to a whole number of patches instead of raising
 }
@@ -83,7 +84,12 @@ class NeuroRVQTokenizer(PretrainedMixin, nn.Module):
     def __init__(self, spec: ModalitySpec | str = "eeg", **overrides: Any) -> None:
         super().__init__()
         options = {k: overrides.pop(k) for k in list(overrides) if k in TOKENIZER_OPTIONS}
-        spec = get_modality(spec).replace(**overrides) if overrides else get_modality(spec)
+        base = get_modality(spec)
+        unknown = sorted(set(overrides) - set(base.to_dict()))
+        if unknown:
+            raise ConfigError(f"unknown tokenizer override(s) {unknown}; valid: spec fields "
+                              f"{sorted(base.to_dict())} and model options {sorted(TOKENIZER_OPTIONS)}")
+        spec = base.replace(**overrides) if overrides else base
         self.spec = spec
         self.options = {**TOKENIZER_OPTIONS, **options}
         s, dim, code_dim = spec.num_branches, spec.embed_dim, spec.code_dim
@@ -96,7 +102,8 @@ class NeuroRVQTokenizer(PretrainedMixin, nn.Module):
         self.quantizer = ResidualVQ(s, spec.n_quantizers, spec.codebook_size, code_dim,
                                     decay=self.options["decay"], beta=self.options["beta"],
                                     aux_weight=self.options["aux_weight"], kmeans_iters=self.options["kmeans_iters"],
-                                    official_eval_updates=self.options["official_eval_updates"])
+                                    official_eval_updates=self.options["official_eval_updates"],
+                                    dead_code_after=self.options["dead_code_after"])
         self.decoder_in = nn.ModuleList(nn.Linear(code_dim, dim) for _ in range(s))
         self.decoder = TokenTransformer(dim, spec.decoder_depth, spec.num_heads, spec.spatial_rows,
                                         spec.max_patches, spec.mlp_ratio)

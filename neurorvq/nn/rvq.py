@@ -49,20 +49,27 @@ class ResidualVQ(nn.Module):
         kmeans_iters: spherical k-means iterations of the first-batch initialisation (0 keeps the random init).
         official_eval_updates: reproduce the official eval-mode side effects (usage EMA updated and k-means
             run when uninitialised, even in eval; quirk Q13). Off by default: eval leaves all state frozen.
+        dead_code_after: dead-code policy (0 = off, the official behaviour, quirk Q14). When > 0, a code that no
+            vector of the (all-ranks) batch chose for this many consecutive training steps is re-seeded with a
+            random vector of the current batch at its level, and its counter restarts. Under DDP rank 0's
+            re-seeded codebook is broadcast (one level-sized broadcast per level and step while enabled).
     """
 
     def __init__(self, num_branches: int, depth: int, codebook_size: int, dim: int, *, decay: float = 0.99,
                  beta: float = 1.0, aux_weight: float = 0.4, kmeans_iters: int = 10,
-                 official_eval_updates: bool = False) -> None:
+                 official_eval_updates: bool = False, dead_code_after: int = 0) -> None:
         super().__init__()
         self.num_branches, self.depth, self.codebook_size, self.dim = num_branches, depth, codebook_size, dim
         self.decay, self.beta, self.aux_weight = decay, beta, aux_weight
         self.kmeans_iters = kmeans_iters
         self.official_eval_updates = official_eval_updates
+        self.dead_code_after = int(dead_code_after)
         codebooks = F.normalize(torch.randn(num_branches, depth, codebook_size, dim), dim=-1)
         self.register_buffer("codebooks", codebooks)
         self.register_buffer("initted", torch.zeros(num_branches, depth, dtype=torch.bool))
         self.register_buffer("usage", torch.zeros(num_branches, depth, codebook_size))
+        # consecutive training steps each code went unchosen (for the dead-code policy; restored on resume)
+        self.register_buffer("unused_steps", torch.zeros(num_branches, depth, codebook_size, dtype=torch.int32))
         self._all_initted: bool | None = None
 
     # ------------------------------------------------------------------------------------ state
@@ -161,7 +168,25 @@ class ResidualVQ(nn.Module):
         codebook = self.codebooks[:, level]
         means = F.normalize(sums / counts.clamp_min(1.0).unsqueeze(-1), dim=-1)
         means = torch.where(counts.unsqueeze(-1) == 0, codebook, means)
-        codebook.copy_(F.normalize(self.decay * codebook + (1.0 - self.decay) * means, dim=-1))
+        updated = F.normalize(self.decay * codebook + (1.0 - self.decay) * means, dim=-1)
+        if self.dead_code_after > 0:
+            updated = self._reseed_dead(updated, z, counts, level)
+        codebook.copy_(updated)
+
+    def _reseed_dead(self, codebook: torch.Tensor, z: torch.Tensor, counts: torch.Tensor, level: int) -> torch.Tensor:
+        """Replace codes unused for ``dead_code_after`` steps by random batch vectors (no host sync)."""
+        s, m, d = z.shape
+        unused = self.unused_steps[:, level]
+        unused.add_(1).masked_fill_(counts > 0, 0)
+        dead = unused >= self.dead_code_after
+        pick = torch.randint(0, m, (s, self.codebook_size), device=z.device)
+        candidates = torch.gather(z, 1, pick.unsqueeze(-1).expand(s, self.codebook_size, d))
+        codebook = torch.where(dead.unsqueeze(-1), candidates, codebook)
+        unused.masked_fill_(dead, 0)
+        if _distributed():
+            codebook = codebook.contiguous()
+            dist.broadcast(codebook, src=0)
+        return codebook
 
     @torch.no_grad()
     def _kmeans_init(self, z: torch.Tensor, level: int) -> None:

@@ -81,3 +81,27 @@ def test_kmeans_init_finds_clusters():
         found = rvq.codebooks[branch, 0]
         similarity = found @ directions.T
         assert similarity.max(dim=0).values.min() > 0.99  # both directions have a code
+
+
+def test_dead_code_reseeding():
+    rvq = ResidualVQ(1, 1, 4, 2, decay=0.99, dead_code_after=3)
+    rvq.codebooks.copy_(torch.tensor([[[[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]]]]))
+    rvq.mark_initialised()
+    rvq.train()
+    z = torch.tensor([[[1.0, 0.1], [1.0, -0.1]]])  # only code 0 is ever chosen
+    for _ in range(2):
+        rvq(z)
+    assert rvq.unused_steps[0, 0].tolist() == [0, 2, 2, 2]
+    assert torch.allclose(rvq.codebooks[0, 0, 1:], torch.tensor([[0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]]))
+    rvq(z)  # third unused step: codes 1..3 are re-seeded from this batch's vectors
+    batch = F.normalize(z[0], dim=-1)
+    for code in rvq.codebooks[0, 0, 1:]:
+        assert min((code - v).abs().max() for v in batch) < 1e-6
+    assert rvq.unused_steps[0, 0].tolist() == [0, 0, 0, 0]
+
+
+def test_dead_code_policy_off_by_default():
+    rvq = hand_rvq().train()
+    for _ in range(5):
+        rvq(torch.tensor([[[3.0, 4.0]]]))
+    assert torch.equal(rvq.codebooks[0, 0, 2], torch.tensor([-1.0, 0.0]))  # never chosen, never moved

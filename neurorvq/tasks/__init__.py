@@ -1,0 +1,1 @@
+"""LightningModules: tokenizer training (and, later, FM pretraining and fine-tuning)."""

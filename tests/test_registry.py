@@ -1,0 +1,448 @@
+"""Modality registry: built-in specs, registration, validation, serialisation, channel ids, entry points."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from neurorvq.errors import ConfigError, InputError
+from neurorvq.registry import (
+    ENTRY_POINT_GROUP,
+    ModalitySpec,
+    TemporalBranch,
+    get_modality,
+    list_modalities,
+    refresh_entry_points,
+    register_modality,
+    resolve_channel_ids,
+    unregister_modality,
+)
+
+BRANCHES = (TemporalBranch(kernel_sizes=(31, 15), pools=(2, 4)), TemporalBranch(kernel_sizes=(7, 3), pools=(2, 4)))
+
+
+def small_spec(**changes) -> ModalitySpec:
+    """A valid 64 Hz spec (64-sample patches -> 8 steps x 8 conv channels = 64) with ``changes`` applied."""
+    values = dict(name="regtest", sampling_rate=64.0, patch_length=64, channels=("a", "b", "c"),
+                  branches=BRANCHES, embed_dim=64, num_heads=4, bands=(("low", 0.5, 4.0),))
+    values.update(changes)
+    return ModalitySpec(**values)
+
+
+@pytest.fixture
+def registered():
+    """Names registered by a test; unregistered afterwards."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        unregister_modality(name)
+
+
+# ------------------------------------------------------------------------------------------ built-ins
+def test_builtins_are_listed() -> None:
+    names = list_modalities()
+    assert {"eeg", "ecg", "emg"} <= set(names)
+    assert names == sorted(names)
+
+
+def test_get_modality_is_case_insensitive() -> None:
+    eeg = get_modality("eeg")
+    assert get_modality("EEG") is eeg
+    assert get_modality(" Eeg ") is eeg
+    assert get_modality(eeg) is eeg  # a spec passes through
+
+
+def test_eeg_vocabulary() -> None:
+    eeg = get_modality("eeg")
+    assert len(eeg.channels) == 104
+    assert eeg.channels[0] == "a1"
+    assert eeg.channels[36] == "cz"
+    assert eeg.channels[103] == "tp9"
+    assert eeg.spatial_rows == 105
+    assert eeg.spatial_offset == 0  # official layout: CLS shares row 0 with a1
+
+
+def test_eeg_official_numbers() -> None:
+    eeg = get_modality("eeg")
+    assert eeg.sampling_rate == 200.0
+    assert eeg.patch_length == 200
+    assert eeg.embed_dim == 200
+    assert eeg.num_heads == 10
+    assert eeg.n_quantizers == 8
+    assert (eeg.codebook_size, eeg.code_dim) == (8192, 128)
+    assert eeg.max_patches == 256
+    assert eeg.unit == "uV"
+    assert eeg.num_branches == 4
+    assert [b.kernel_sizes for b in eeg.branches] == [(21, 9), (15, 7), (9, 5), (5, 3)]
+    assert [b.paddings for b in eeg.branches] == [(10, 4), (7, 3), (4, 2), (2, 1)]
+    assert all(b.output_length(200) == 25 for b in eeg.branches)
+
+
+def test_ecg_and_emg() -> None:
+    ecg, emg = get_modality("ecg"), get_modality("emg")
+    assert len(ecg.channels) == 15
+    assert ecg.channels[:6] == ("avf", "avl", "avr", "i", "ii", "iii")
+    assert len(emg.channels) == 16
+    expected = ("c1", "c10", "c11", "c12", "c13", "c14", "c15", "c16", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9")
+    assert emg.channels == expected
+    assert emg.n_quantizers == 16
+    assert emg.sampling_rate == 1000.0
+    assert ecg.patch_length == 40 and ecg.embed_dim == 40
+    assert "PROPOSAL" in ecg.doc
+    assert "PROPOSAL" in emg.doc
+
+
+# ------------------------------------------------------------------------------------------ registration
+def test_duplicate_name_raises_and_overwrite_replaces(registered) -> None:
+    first = register_modality(small_spec())
+    registered.append("regtest")
+    assert get_modality("regtest") is first
+    with pytest.raises(ConfigError) as info:
+        register_modality(small_spec(num_heads=8))
+    message = str(info.value)
+    assert "regtest" in message and "overwrite=True" in message
+    assert get_modality("regtest") is first  # the failed call changed nothing
+    second = register_modality(small_spec(num_heads=8), overwrite=True)
+    assert get_modality("regtest") is second and second.num_heads == 8
+
+
+def test_builtin_cannot_be_replaced_by_accident() -> None:
+    eeg = get_modality("eeg")
+    with pytest.raises(ConfigError, match="'eeg' is already registered"):
+        register_modality(eeg.replace(num_heads=8))
+    assert get_modality("eeg") is eeg
+
+
+def test_register_rejects_non_spec() -> None:
+    with pytest.raises(ConfigError, match="ModalitySpec"):
+        register_modality({"name": "x"})  # type: ignore[arg-type]
+
+
+def test_unregister_removes(registered) -> None:
+    register_modality(small_spec())
+    assert "regtest" in list_modalities()
+    unregister_modality("REGTEST")
+    assert "regtest" not in list_modalities()
+    unregister_modality("regtest")  # unknown names are ignored
+
+
+# ------------------------------------------------------------------------------------------ validation
+def test_branch_pools_kernels_mismatch() -> None:
+    with pytest.raises(ConfigError) as info:
+        TemporalBranch(kernel_sizes=(21, 9), pools=(2,))
+    assert "pools" in str(info.value) and "kernel_sizes" in str(info.value)
+
+
+def test_branch_paddings_mismatch_and_bad_values() -> None:
+    with pytest.raises(ConfigError, match="paddings"):
+        TemporalBranch(kernel_sizes=(21, 9), pools=(2, 4), paddings=(10,))
+    with pytest.raises(ConfigError, match="kernel_sizes"):
+        TemporalBranch(kernel_sizes=(), pools=())
+    with pytest.raises(ConfigError, match="pools"):
+        TemporalBranch(kernel_sizes=(3,), pools=(0,))
+
+
+def test_pools_must_divide_patch_length() -> None:
+    with pytest.raises(ConfigError) as info:
+        small_spec(patch_length=60)
+    message = str(info.value)
+    assert "branches[0].pools" in message and "patch_length=60" in message
+
+
+def test_embed_dim_must_match_temporal_encoder() -> None:
+    with pytest.raises(ConfigError) as info:
+        small_spec(embed_dim=60)
+    message = str(info.value)
+    assert "embed_dim" in message and "embed_dim=64" in message
+    with pytest.raises(ConfigError, match="embed_dim=128"):
+        small_spec(conv_channels=16, embed_dim=64)
+
+
+def test_num_heads_must_divide_embed_dim() -> None:
+    with pytest.raises(ConfigError) as info:
+        small_spec(num_heads=6)
+    message = str(info.value)
+    assert "num_heads" in message and "[1, 2, 4, 8, 16, 32, 64]" in message
+
+
+def test_branches_must_agree_on_output_length() -> None:
+    mismatched = (TemporalBranch(kernel_sizes=(31, 15), pools=(2, 4)),
+                  TemporalBranch(kernel_sizes=(31, 15), pools=(2, 4), paddings=(0, 0)))
+    assert mismatched[0].output_length(64) != mismatched[1].output_length(64)
+    with pytest.raises(ConfigError) as info:
+        small_spec(branches=mismatched)
+    assert "branches" in str(info.value) and "output lengths" in str(info.value)
+
+
+def test_duplicate_channels_case_insensitive() -> None:
+    with pytest.raises(ConfigError) as info:
+        small_spec(channels=("Cz", "fz", "CZ"))
+    assert "channels" in str(info.value) and "'cz'" in str(info.value)
+
+
+def test_empty_channels() -> None:
+    with pytest.raises(ConfigError, match="channels is empty"):
+        small_spec(channels=())
+
+
+@pytest.mark.parametrize("rate", [0, -64.0])
+def test_bad_sampling_rate(rate) -> None:
+    with pytest.raises(ConfigError, match="sampling_rate"):
+        small_spec(sampling_rate=rate)
+
+
+def test_band_above_nyquist() -> None:
+    with pytest.raises(ConfigError) as info:
+        small_spec(bands=(("high", 12.0, 40.0),))
+    message = str(info.value)
+    assert "bands" in message and "32.0" in message
+    assert small_spec(bands=(("edge", 12.0, 32.0),)).bands == (("edge", 12.0, 32.0),)  # Nyquist itself is fine
+
+
+@pytest.mark.parametrize("changes, field_name", [
+    (dict(name="Upper"), "name"),
+    (dict(groupnorm_groups=3), "groupnorm_groups"),
+    (dict(spatial_offset=2), "spatial_offset"),
+    (dict(codebook_size=0), "codebook_size"),
+    (dict(decoder_depth=-1), "decoder_depth"),
+])
+def test_other_fields_are_named(changes, field_name) -> None:
+    with pytest.raises(ConfigError, match=field_name):
+        small_spec(**changes)
+
+
+def test_replace_unknown_field() -> None:
+    spec = small_spec()
+    with pytest.raises(ConfigError) as info:
+        spec.replace(embed_dims=64)
+    assert "embed_dims" in str(info.value) and "embed_dim" in str(info.value)
+    assert spec.replace(num_heads=8).num_heads == 8
+    with pytest.raises(ConfigError, match="num_heads"):  # replace re-validates
+        spec.replace(num_heads=7)
+
+
+def test_unknown_modality_lists_registered() -> None:
+    with pytest.raises(ConfigError) as info:
+        get_modality("no_such_modality_xyz")
+    message = str(info.value)
+    assert "no_such_modality_xyz" in message
+    for name in ("ecg", "eeg", "emg"):
+        assert f"'{name}'" in message
+
+
+# ------------------------------------------------------------------------------------------ serialisation
+@pytest.mark.parametrize("name", ["eeg", "ecg", "emg"])
+def test_to_dict_from_dict_round_trip(name) -> None:
+    import json
+
+    spec = get_modality(name)
+    data = json.loads(json.dumps(spec.to_dict()))  # through JSON, as save_pretrained does
+    again = ModalitySpec.from_dict(data)
+    assert again == spec
+    assert again.doc == spec.doc
+    assert again.branches == spec.branches and again.channels == spec.channels
+    assert again.config_hash() == spec.config_hash()
+
+
+def test_from_dict_rejects_unknown_keys() -> None:
+    data = small_spec().to_dict()
+    data["heads"] = 4
+    with pytest.raises(ConfigError, match="heads"):
+        ModalitySpec.from_dict(data)
+
+
+def test_config_hash() -> None:
+    a, b = small_spec(), small_spec(doc="same numbers, other words")
+    assert a == b
+    assert a.config_hash() == b.config_hash()  # doc is not part of the configuration
+    assert a.config_hash() == small_spec().config_hash()  # stable across constructions
+    assert len(a.config_hash()) == 16
+    for changes in (dict(num_heads=8), dict(channels=("a", "c", "b")), dict(max_patches=10),
+                    dict(bands=()), dict(spatial_offset=1)):
+        changed = a.replace(**changes)
+        assert changed != a
+        assert changed.config_hash() != a.config_hash(), changes
+
+
+def test_config_hash_ignores_int_vs_float() -> None:
+    eeg = get_modality("eeg")
+    same = eeg.replace(sampling_rate=200, mlp_ratio=4)
+    assert same == eeg
+    assert same.config_hash() == eeg.config_hash()
+
+
+# ------------------------------------------------------------------------------------------ channel ids
+def test_resolve_channel_ids() -> None:
+    eeg = get_modality("eeg")
+    assert resolve_channel_ids(eeg, ["CZ", "cz", "Cz "]) == [36, 36, 36]
+    assert resolve_channel_ids(eeg, ["a1", 36, "TP9", 103]) == [0, 36, 103, 103]
+    assert resolve_channel_ids(eeg, []) == []
+
+
+def test_resolve_unknown_names_suggests_closest() -> None:
+    eeg = get_modality("eeg")
+    with pytest.raises(InputError) as info:
+        resolve_channel_ids(eeg, ["Czz", "fp1", "qqqqq"])
+    message = str(info.value)
+    assert "'Czz'" in message and "closest: cz" in message
+    assert "'qqqqq'" in message
+    assert "'fp1'" not in message  # known names are not reported
+
+
+@pytest.mark.parametrize("bad", [104, -1])
+def test_resolve_ids_out_of_range(bad) -> None:
+    eeg = get_modality("eeg")
+    with pytest.raises(InputError) as info:
+        resolve_channel_ids(eeg, [0, bad])
+    assert f"id {bad}" in str(info.value) and "0..103" in str(info.value)
+
+
+# ------------------------------------------------------------------------------------------ entry points
+SPEC_SOURCE = """
+from neurorvq.registry import ModalitySpec, TemporalBranch
+
+def _spec(name):
+    return ModalitySpec(name=name, sampling_rate=64.0, patch_length=64, channels=("p1", "p2"),
+                        branches=(TemporalBranch(kernel_sizes=(7, 3), pools=(2, 4)),),
+                        embed_dim=64, num_heads=4, doc="test plug-in")
+"""
+
+
+def make_plugin(root: Path, dist: str, module: str, body: str, entry_points: str) -> Path:
+    """A fake installed distribution in ``root``: ``module.py`` plus ``dist-0.1.dist-info``."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / f"{module}.py").write_text(textwrap.dedent(SPEC_SOURCE) + textwrap.dedent(body))
+    info = root / f"{dist.replace('-', '_')}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\n{entry_points}\n")
+    importlib.invalidate_caches()
+    return root
+
+
+@pytest.fixture
+def plugin_cleanup():
+    """Module names and modality names to drop after an entry-point test."""
+    modules: list[str] = []
+    names: list[str] = []
+    list_modalities()  # built-ins discovered before the plug-in appears on sys.path
+    yield modules, names
+    for name in names:
+        unregister_modality(name)
+    for module in modules:
+        sys.modules.pop(module, None)
+    importlib.invalidate_caches()
+
+
+def test_entry_point_spec_is_discovered(tmp_path, monkeypatch, plugin_cleanup) -> None:
+    modules, names = plugin_cleanup
+    modules.append("plugin_mod_xyz")
+    names.append("plugtest")
+    root = make_plugin(tmp_path / "site", "plugin-xyz", "plugin_mod_xyz", "SPEC = _spec('plugtest')\n",
+                       "plugtest = plugin_mod_xyz:SPEC")
+    assert "plugtest" not in list_modalities()
+    monkeypatch.syspath_prepend(str(root))
+    importlib.invalidate_caches()
+    assert refresh_entry_points() == ["plugtest"]
+    spec = get_modality("plugtest")
+    assert spec is sys.modules["plugin_mod_xyz"].SPEC
+    assert spec.channels == ("p1", "p2")
+    assert "plugtest" in list_modalities()
+    assert refresh_entry_points() == []  # already registered: nothing new, no duplicate error
+
+
+def test_entry_point_found_by_lookup(tmp_path, monkeypatch, plugin_cleanup) -> None:
+    modules, names = plugin_cleanup
+    modules.append("plugin_mod_lookup")
+    names.append("pluglookup")
+    root = make_plugin(tmp_path / "site", "plugin-lookup", "plugin_mod_lookup", "SPEC = _spec('pluglookup')\n",
+                       "pluglookup = plugin_mod_lookup:SPEC")
+    monkeypatch.syspath_prepend(str(root))
+    importlib.invalidate_caches()
+    # no explicit refresh: an unknown name re-scans the entry points
+    assert get_modality("PlugLookup").name == "pluglookup"
+
+
+def test_entry_point_callable_is_discovered(tmp_path, monkeypatch, plugin_cleanup) -> None:
+    modules, names = plugin_cleanup
+    modules.append("plugin_mod_call")
+    names.append("plugcall")
+    body = "CALLS = []\n\ndef make_spec():\n    CALLS.append(1)\n    return _spec('plugcall')\n"
+    root = make_plugin(tmp_path / "site", "plugin-call", "plugin_mod_call", body, "plugcall = plugin_mod_call:make_spec")
+    monkeypatch.syspath_prepend(str(root))
+    importlib.invalidate_caches()
+    assert refresh_entry_points() == ["plugcall"]
+    assert get_modality("plugcall").name == "plugcall"
+    assert sys.modules["plugin_mod_call"].CALLS == [1]
+    assert refresh_entry_points() == []
+    assert sys.modules["plugin_mod_call"].CALLS == [1]  # not called again once registered
+
+
+def test_self_registering_plugin_is_not_registered_twice(tmp_path, monkeypatch, plugin_cleanup) -> None:
+    modules, names = plugin_cleanup
+    modules.append("plugin_mod_self")
+    names.append("plugself")
+    body = "from neurorvq.registry import register_modality\nSPEC = register_modality(_spec('plugself'))\n"
+    root = make_plugin(tmp_path / "site", "plugin-self", "plugin_mod_self", body, "plugself = plugin_mod_self:SPEC")
+    monkeypatch.syspath_prepend(str(root))
+    importlib.invalidate_caches()
+    assert refresh_entry_points() == ["plugself"]
+    assert get_modality("plugself") is sys.modules["plugin_mod_self"].SPEC
+
+
+def test_broken_entry_point_is_named(tmp_path, monkeypatch, plugin_cleanup) -> None:
+    modules, names = plugin_cleanup
+    modules.append("plugin_mod_broken")
+    root = make_plugin(tmp_path / "site", "plugin-broken", "plugin_mod_broken", "SPEC = _spec('plugbroken')\n",
+                       "plugbroken = plugin_mod_broken:NO_SUCH_SPEC")
+    monkeypatch.syspath_prepend(str(root))
+    importlib.invalidate_caches()
+    with pytest.raises(ConfigError) as info:
+        refresh_entry_points()
+    message = str(info.value)
+    assert "plugbroken = plugin_mod_broken:NO_SUCH_SPEC" in message
+    assert ENTRY_POINT_GROUP in message
+    assert "plugbroken" not in list_modalities()
+
+
+def test_entry_point_of_wrong_type_is_named(tmp_path, monkeypatch, plugin_cleanup) -> None:
+    modules, _ = plugin_cleanup
+    modules.append("plugin_mod_wrong")
+    root = make_plugin(tmp_path / "site", "plugin-wrong", "plugin_mod_wrong", "NOT_A_SPEC = {'name': 'x'}\n",
+                       "plugwrong = plugin_mod_wrong:NOT_A_SPEC")
+    monkeypatch.syspath_prepend(str(root))
+    importlib.invalidate_caches()
+    with pytest.raises(ConfigError) as info:
+        refresh_entry_points()
+    assert "plugwrong" in str(info.value) and "not a ModalitySpec" in str(info.value)
+
+
+def test_callable_entry_point_with_other_spec_name_refreshes_cleanly(tmp_path, monkeypatch, plugin_cleanup) -> None:
+    modules, names = plugin_cleanup
+    modules.append("plugin_mod_alias")
+    names.append("plugaliased")
+    body = "def make_spec():\n    return _spec('plugaliased')\n"
+    root = make_plugin(tmp_path / "site", "plugin-alias", "plugin_mod_alias", body, "plugalias = plugin_mod_alias:make_spec")
+    monkeypatch.syspath_prepend(str(root))
+    importlib.invalidate_caches()
+    assert refresh_entry_points() == ["plugaliased"]
+    assert refresh_entry_points() == []  # raises ConfigError: modality 'plugaliased' is already registered
+
+
+def test_broken_entry_point_does_not_hide_others(tmp_path, monkeypatch, plugin_cleanup) -> None:
+    modules, names = plugin_cleanup
+    modules += ["plugin_mod_bad", "plugin_mod_after"]
+    names.append("plugafter")
+    bad = make_plugin(tmp_path / "bad", "plugin-bad", "plugin_mod_bad", "", "plugbad = plugin_mod_bad:MISSING")
+    good = make_plugin(tmp_path / "good", "plugin-after", "plugin_mod_after", "SPEC = _spec('plugafter')\n",
+                       "plugafter = plugin_mod_after:SPEC")
+    monkeypatch.syspath_prepend(str(good))
+    monkeypatch.syspath_prepend(str(bad))  # the broken distribution is scanned first
+    importlib.invalidate_caches()
+    with pytest.raises(ConfigError, match="plugbad"):
+        refresh_entry_points()  # reporting the broken plug-in is right ...
+    assert get_modality("plugafter").name == "plugafter"  # ... but the healthy one must still load
