@@ -311,8 +311,9 @@ _FAILED_ENTRY_POINTS: dict[tuple[str, str], str] = {}
 
 
 def _load_pending_entry_points() -> list[str]:
-    """Load the entry points not loaded yet; returns the messages of those that failed."""
+    """Load the entry points not loaded yet (failed ones are retried); returns the messages of those that fail."""
     failures = []
+    _FAILED_ENTRY_POINTS.clear()
     for ep in _entry_points():
         key = (ep.name, ep.value)
         if key in _LOADED_ENTRY_POINTS:
@@ -324,7 +325,6 @@ def _load_pending_entry_points() -> list[str]:
             failures.append(str(exc))
             continue
         _LOADED_ENTRY_POINTS.add(key)
-        _FAILED_ENTRY_POINTS.pop(key, None)
     return failures
 
 
