@@ -1,58 +1,84 @@
-"""The ``neurorvq`` command line."""
+"""The ``neurorvq`` command line.
+
+``neurorvq fit|validate|test|predict --config recipes/<recipe>.yaml`` runs LightningCLI (``--print_config``,
+dotted overrides such as ``--trainer.max_epochs=3``); ``neurorvq tokenize``, ``neurorvq reconstruct`` and
+``neurorvq demo`` are project commands (``neurorvq <command> --help``).
+"""
 
 from __future__ import annotations
 
-import argparse
 import sys
-import time
-from typing import Sequence
+from typing import Optional, Sequence
+
+PROJECT_COMMANDS = ("tokenize", "reconstruct", "demo")
 
 
-def _demo(args: argparse.Namespace) -> int:
-    """Encode and reconstruct generated signals with a freshly initialised tokenizer."""
-    import torch
+def _project_parser(command: str):
+    from jsonargparse import ArgumentParser
 
-    from neurorvq import NeuroRVQTokenizer, get_modality
-    from neurorvq.nn.spectral import per_sample_standardize
-
-    spec = get_modality(args.modality)
-    torch.manual_seed(args.seed)
-    model = NeuroRVQTokenizer(spec).eval()
-    channels = list(spec.channels[: args.channels])
-    n = int(args.seconds * spec.sampling_rate) // spec.patch_length * spec.patch_length
-    t = torch.arange(n) / spec.sampling_rate
-    rhythm = torch.sin(2 * torch.pi * 10.0 * t) * 20.0
-    x = rhythm + 10.0 * torch.randn(args.batch, len(channels), n).cumsum(-1) / n ** 0.5
-    print(f"modality {spec.name}: {len(channels)} channels x {n / spec.sampling_rate:g} s at "
-          f"{spec.sampling_rate:g} Hz, batch {args.batch}; tokenizer with {model.num_parameters():,} trainable "
-          f"parameters and {spec.num_branches} x {spec.n_quantizers} codebooks of {spec.codebook_size} x "
-          f"{spec.code_dim}")
-    start = time.perf_counter()
-    tokens, stats = model.encode(x, channels, return_amplitude_stats=True)
-    rec = model.decode(tokens, channels, stats)
-    elapsed = time.perf_counter() - start
-    mse = torch.mean((per_sample_standardize(rec)[0] - per_sample_standardize(x)[0]) ** 2).item()
-    print(f"tokens {tuple(tokens.shape)} [batch, branch, depth, channel*patch]; reconstruction {tuple(rec.shape)}")
-    print(f"encode + decode: {elapsed:.2f} s; MSE of standardised signals (untrained model): {mse:.3f}")
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="neurorvq", description="NeuroRVQ biosignal tokenizers")
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="encode and reconstruct generated signals with a fresh tokenizer")
-    demo.add_argument("--modality", default="eeg")
-    demo.add_argument("--channels", type=int, default=16)
-    demo.add_argument("--seconds", type=float, default=4.0)
-    demo.add_argument("--batch", type=int, default=2)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(func=_demo)
+    parser = ArgumentParser(prog=f"neurorvq {command}", description=_DESCRIPTIONS[command])
+    if command in ("tokenize", "reconstruct"):
+        parser.add_argument("--ckpt", required=True, help="TokenizerTask .ckpt, save_pretrained folder, or official "
+                            "checkpoint")
+        parser.add_argument("--data", required=True, help="recipe YAML (its data: section) or data YAML with "
+                            "class_path/init_args")
+        parser.add_argument("--split", default="test", help="train | val | test | predict")
+        parser.add_argument("--set", type=list[str], default=[], help="data init_args overrides, key=value")
+        parser.add_argument("--max_batches", type=Optional[int], default=None)
+        parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    if command == "tokenize":
+        parser.add_argument("--out", required=True, help="output folder")
+        parser.add_argument("--overwrite", type=bool, default=False, help="replace tokens of another tokenizer")
+        parser.add_argument("--shard_windows", type=int, default=4096)
+    if command == "reconstruct":
+        parser.add_argument("--figure", type=Optional[str], default="reconstruction.png")
+    if command == "demo":
+        parser.add_argument("--modality", default="eeg")
+        parser.add_argument("--channels", type=int, default=16)
+        parser.add_argument("--seconds", type=float, default=4.0)
+        parser.add_argument("--batch", type=int, default=2)
+        parser.add_argument("--seed", type=int, default=0)
     return parser
 
 
+_DESCRIPTIONS = {
+    "tokenize": "Write the token ids of a dataset split (format: neurorvq.token_files).",
+    "reconstruct": "Reconstruct a dataset split; print raw and per-band MSE and write a figure.",
+    "demo": "Encode and reconstruct generated signals with a freshly initialised tokenizer.",
+}
+
+
+def _run_project_command(command: str, argv: Sequence[str]) -> int:
+    from neurorvq import commands
+
+    args = _project_parser(command).parse_args(list(argv))
+    if command == "demo":
+        commands.demo(args.modality, args.channels, args.seconds, args.batch, args.seed)
+    elif command == "tokenize":
+        commands.tokenize(args.ckpt, args.data, args.out, args.split, args.overwrite, args.shard_windows,
+                          args.max_batches, args.device, args.set)
+    else:
+        commands.reconstruct(args.ckpt, args.data, args.split, args.max_batches, args.figure, args.device, args.set)
+    return 0
+
+
+def run_lightning_cli(argv: Sequence[str] | None):
+    """LightningCLI over any LightningModule/LightningDataModule named by ``class_path`` in the recipe."""
+    import lightning as L
+    from lightning.pytorch.cli import LightningCLI
+
+    return LightningCLI(
+        L.LightningModule, L.LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
+        args=None if argv is None else list(argv), save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in PROJECT_COMMANDS:
+        return _run_project_command(args[0], args[1:])
+    run_lightning_cli(args if argv is not None else None)
+    return 0
 
 
 if __name__ == "__main__":

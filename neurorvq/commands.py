@@ -1,0 +1,224 @@
+"""Project commands beside LightningCLI's fit/validate/test/predict: ``tokenize``, ``reconstruct``, ``demo``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from neurorvq.errors import ConfigError, InputError
+
+SPLITS = ("train", "val", "test", "predict")
+
+
+# ------------------------------------------------------------------------------------ shared helpers
+def load_datamodule(data: str, overrides: Sequence[str] = ()):
+    """Instantiate the DataModule of ``data``: a recipe YAML (its ``data:`` section) or a data YAML with
+    ``class_path``/``init_args``. ``overrides`` are ``key=value`` strings for ``init_args`` (YAML values)."""
+    import lightning as L
+    import yaml
+    from jsonargparse import ArgumentParser
+
+    path = Path(data)
+    if not path.is_file():
+        raise ConfigError(f"--data '{data}' is not a file: give a recipe YAML or a data YAML with class_path")
+    config = yaml.safe_load(path.read_text()) or {}
+    section = config.get("data", config)
+    if not isinstance(section, dict) or "class_path" not in section:
+        raise ConfigError(f"'{data}' has no data class_path (expected a recipe with a 'data:' section, or "
+                          "class_path/init_args at the top)")
+    section = {"class_path": section["class_path"], "init_args": dict(section.get("init_args") or {})}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set '{item}' is not key=value")
+        key, value = item.split("=", 1)
+        section["init_args"][key.removeprefix("init_args.")] = yaml.safe_load(value)
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(L.LightningDataModule, "data")
+    namespace = parser.parse_object({"data": section})
+    return parser.instantiate_classes(namespace).data
+
+
+def split_loader(datamodule, split: str):
+    if split not in SPLITS:
+        raise ConfigError(f"--split '{split}' is not one of {SPLITS}")
+    datamodule.setup({"train": "fit", "val": "validate", "test": "test", "predict": "predict"}[split])
+    return getattr(datamodule, f"{split}_dataloader")()
+
+
+def check_compatible(tokenizer, datamodule, ckpt: str) -> None:
+    """The tokenizer must be of the data's modality with the same signal conventions."""
+    data_spec = getattr(datamodule, "spec", None)
+    if data_spec is None:
+        raise ConfigError(f"{type(datamodule).__name__} has no 'spec' (ModalitySpec): cannot check it against "
+                          f"the tokenizer")
+    spec = tokenizer.spec
+    if spec.name != data_spec.name:
+        raise ConfigError(f"checkpoint '{ckpt}' is a '{spec.name}' tokenizer but the data is '{data_spec.name}'; "
+                          "use a tokenizer trained on this modality")
+    for field in ("sampling_rate", "patch_length", "channels", "unit"):
+        if getattr(spec, field) != getattr(data_spec, field):
+            raise ConfigError(f"checkpoint '{ckpt}' has {field}={getattr(spec, field)!r} but the data's "
+                              f"'{data_spec.name}' spec has {getattr(data_spec, field)!r}")
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+# ------------------------------------------------------------------------------------ tokenize
+def tokenize(ckpt: str, data: str, out: str, split: str = "test", overwrite: bool = False,
+             shard_windows: int = 4096, max_batches: int | None = None, device: str = "auto",
+             overrides: Sequence[str] = ()) -> Path:
+    """Write the token ids of a dataset split to ``out`` (format: :mod:`neurorvq.token_files`)."""
+    from neurorvq.tasks.tokenizer import load_tokenizer
+    from neurorvq.token_files import FORMAT_VERSION, MANIFEST, weights_hash, write_shard
+
+    tokenizer = load_tokenizer(ckpt).eval()
+    datamodule = load_datamodule(data, overrides)
+    check_compatible(tokenizer, datamodule, ckpt)
+    identity = {"config_hash": tokenizer.spec.config_hash(), "weights_hash": weights_hash(tokenizer)}
+    out_dir = Path(out)
+    manifest_path = out_dir / MANIFEST
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if manifest_path.is_file():
+            old = json.loads(manifest_path.read_text())
+            same = all(old.get(k) == v for k, v in identity.items())
+            if not same and not overwrite:
+                raise InputError(f"'{out_dir}' holds tokens of another tokenizer (config {old.get('config_hash')}, "
+                                 f"weights {old.get('weights_hash')}; this one: {identity['config_hash']}, "
+                                 f"{identity['weights_hash']}); choose another --out or pass --overwrite")
+        elif not overwrite:
+            raise InputError(f"'{out_dir}' is not empty and holds no token manifest; choose an empty --out or "
+                             "pass --overwrite")
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dev = _device(device)
+    tokenizer.to(dev)
+    spec = tokenizer.spec
+    shards: list[str] = []
+    pending: dict[str, list[torch.Tensor]] = {}
+    current_ids: torch.Tensor | None = None
+    total = 0
+
+    def flush() -> None:
+        nonlocal pending
+        if not pending:
+            return
+        name = f"tokens-{len(shards):05d}.safetensors"
+        tokens = torch.cat(pending["tokens"])
+        info = {"format_version": FORMAT_VERSION, "modality": spec.name,
+                "channels": [spec.channels[i] for i in current_ids.tolist()],
+                "sampling_rate": spec.sampling_rate, "patch_length": spec.patch_length,
+                "n_patches": tokens.shape[-1] // len(current_ids), "unit": spec.unit,
+                "codebook_size": spec.codebook_size, **identity}
+        from neurorvq.nn.spectral import AmplitudeStats
+
+        stats = AmplitudeStats(torch.cat(pending["mean"]), torch.cat(pending["std"]))
+        extras = {k: torch.cat(v) for k, v in pending.items() if k in ("label", "subject")}
+        write_shard(out_dir / name, tokens, stats, current_ids, info, extras)
+        shards.append(name)
+        pending = {}
+
+    start = time.perf_counter()
+    loader = split_loader(datamodule, split)
+    with torch.no_grad():
+        for i, batch in enumerate(loader):
+            if max_batches is not None and i >= max_batches:
+                break
+            x = batch["signal"].to(dev)
+            all_ids = batch["channel_ids"]
+            ids = (all_ids[0] if all_ids.ndim == 2 else all_ids).cpu()
+            if all_ids.ndim == 2 and not bool((all_ids.cpu() == ids).all()):
+                raise InputError("a batch mixes channel sets; token shards need one channel set per batch")
+            if current_ids is not None and not torch.equal(ids, current_ids):
+                flush()
+            current_ids = ids
+            tokens, stats = tokenizer.encode(x, ids.to(dev), return_amplitude_stats=True)
+            pending.setdefault("tokens", []).append(tokens.cpu())
+            pending.setdefault("mean", []).append(stats.mean.cpu())
+            pending.setdefault("std", []).append(stats.std.cpu())
+            for key in ("label", "subject"):
+                if key in batch and torch.is_tensor(batch[key]):
+                    pending.setdefault(key, []).append(batch[key].reshape(-1).cpu())
+            total += x.shape[0]
+            if sum(t.shape[0] for t in pending["tokens"]) >= shard_windows:
+                flush()
+            if (i + 1) % 10 == 0:
+                print(f"tokenize: {total} windows ({total / (time.perf_counter() - start):.1f}/s)", flush=True)
+    flush()
+    manifest = {"format_version": FORMAT_VERSION, "modality": spec.name, "split": split, "windows": total,
+                "shards": shards, "checkpoint": str(ckpt), "spec": spec.to_dict(), **identity}
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))  # written last: its presence means complete
+    print(f"tokenize: wrote {total} windows in {len(shards)} shard(s) to {out_dir}")
+    return out_dir
+
+
+# ------------------------------------------------------------------------------------ reconstruct
+def reconstruct(ckpt: str, data: str, split: str = "test", max_batches: int | None = None,
+                figure: str | None = "reconstruction.png", device: str = "auto",
+                overrides: Sequence[str] = ()) -> dict[str, float]:
+    """Reconstruct a split; print raw and per-band MSE (method.md §7.1) and write a figure."""
+    from neurorvq.eval.bands import BandErrors, format_table
+    from neurorvq.tasks.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(ckpt).eval()
+    datamodule = load_datamodule(data, overrides)
+    check_compatible(tokenizer, datamodule, ckpt)
+    dev = _device(device)
+    tokenizer.to(dev)
+    spec = tokenizer.spec
+    errors = BandErrors(spec.bands, spec.sampling_rate)
+    first: tuple[Any, ...] | None = None
+    with torch.no_grad():
+        for i, batch in enumerate(split_loader(datamodule, split)):
+            if max_batches is not None and i >= max_batches:
+                break
+            x = batch["signal"].to(dev)
+            rec, _ = tokenizer(x, batch["channel_ids"].to(dev))
+            errors.update(x.double().cpu().numpy(), rec.double().cpu().numpy())
+            if first is None:
+                first = (x[0].cpu().numpy(), rec[0].cpu().numpy(), batch["channel_ids"].reshape(-1, x.shape[1])[0])
+    table = errors.table()
+    print(format_table(table, f"reconstruction MSE, {split} split, standardised signals ({spec.name})"))
+    if figure and first is not None:
+        from neurorvq.eval.figures import reconstruction_figure
+
+        names = [spec.channels[int(i)] for i in first[2]]
+        fig = reconstruction_figure(first[0], first[1], names, spec.sampling_rate, max_channels=4)
+        Path(figure).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(figure, dpi=110)
+        print(f"figure written to {figure}")
+    return table
+
+
+# ------------------------------------------------------------------------------------ demo
+def demo(modality: str = "eeg", channels: int = 16, seconds: float = 4.0, batch: int = 2, seed: int = 0) -> float:
+    """Encode and reconstruct generated signals with a freshly initialised tokenizer; returns the MSE."""
+    from neurorvq import NeuroRVQTokenizer, get_modality
+    from neurorvq.nn.spectral import per_sample_standardize
+
+    spec = get_modality(modality)
+    torch.manual_seed(seed)
+    model = NeuroRVQTokenizer(spec).eval()
+    names = list(spec.channels[:channels])
+    n = int(seconds * spec.sampling_rate) // spec.patch_length * spec.patch_length
+    t = torch.arange(n) / spec.sampling_rate
+    x = 20.0 * torch.sin(2 * torch.pi * 10.0 * t) + 10.0 * torch.randn(batch, len(names), n).cumsum(-1) / n ** 0.5
+    print(f"modality {spec.name}: {len(names)} channels x {n / spec.sampling_rate:g} s at {spec.sampling_rate:g} Hz, "
+          f"batch {batch}; tokenizer with {model.num_parameters():,} trainable parameters and "
+          f"{spec.num_branches} x {spec.n_quantizers} codebooks of {spec.codebook_size} x {spec.code_dim}")
+    start = time.perf_counter()
+    tokens, stats = model.encode(x, names, return_amplitude_stats=True)
+    rec = model.decode(tokens, names, stats)
+    elapsed = time.perf_counter() - start
+    mse = torch.mean((per_sample_standardize(rec)[0] - per_sample_standardize(x)[0]) ** 2).item()
+    print(f"tokens {tuple(tokens.shape)} [batch, branch, depth, channel*patch]; reconstruction {tuple(rec.shape)}")
+    print(f"encode + decode: {elapsed:.2f} s; MSE of standardised signals (untrained model): {mse:.3f}")
+    return mse

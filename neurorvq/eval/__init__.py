@@ -1,0 +1,1 @@
+"""Evaluation: per-band reconstruction metrics, figures and reports."""

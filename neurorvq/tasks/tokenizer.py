@@ -1,0 +1,181 @@
+"""LightningModule that trains a NeuroRVQ tokenizer (the official code ships no tokenizer training).
+
+Batches are dicts ``{"signal": [B, C, T] float (spec unit), "channel_ids": [B, C] or [C] int64}`` as every
+neurorvq DataModule yields them. Optimiser, schedule and their defaults are method.md §5's **proposals**
+(the paper gives none): AdamW (0.9, 0.99), lr 1e-4, weight decay 1e-4 (not on norms, biases and embedding
+tables), 10% linear warm-up then cosine decay to 1% of lr, stepped per batch. Gradient clipping and
+precision are Trainer settings (``gradient_clip_val``, ``precision: 32 | 16-mixed | bf16-mixed``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from neurorvq.errors import NeuroRVQError
+from neurorvq.models.tokenizer import NeuroRVQTokenizer
+from neurorvq.tasks.optim import warmup_cosine_scheduler, weight_decay_groups
+
+SCALAR_LOSSES = ("loss", "code", "amp", "phase", "sig")
+
+
+class TrainingDiverged(NeuroRVQError, RuntimeError):
+    """A loss term became NaN/Inf; training stops and keeps the last good checkpoint."""
+
+
+class TokenizerTask(L.LightningModule):
+    """Train (or evaluate) a :class:`NeuroRVQTokenizer`.
+
+    Args:
+        modality: registered modality name (``eeg``, ``ecg``, ``emg``, or a plug-in's).
+        tokenizer: overrides of spec fields and model options (e.g. ``{encoder_depth: 2, codebook_size: 1024,
+            dead_code_after: 100}``); see ``NeuroRVQTokenizer``.
+        init_from: optional starting weights: a ``save_pretrained`` folder or an official checkpoint file.
+        lr, weight_decay, betas, warmup_fraction, min_lr_ratio: optimiser and schedule (proposals, see above).
+        figure_every_n_epochs: log an original-vs-reconstruction figure every N validation epochs (0 = never).
+        figure_channels: channels shown in that figure.
+    """
+
+    def __init__(self, modality: str = "eeg", tokenizer: dict[str, Any] | None = None, init_from: str | None = None,
+                 lr: float = 1e-4, weight_decay: float = 1e-4, betas: tuple[float, float] = (0.9, 0.99),
+                 warmup_fraction: float = 0.1, min_lr_ratio: float = 0.01, figure_every_n_epochs: int = 5,
+                 figure_channels: int = 3) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        overrides = dict(tokenizer or {})
+        if init_from:
+            self.tokenizer = load_tokenizer(init_from, **overrides)
+        else:
+            self.tokenizer = NeuroRVQTokenizer(modality, **overrides)
+        if self.tokenizer.spec.name != modality:
+            raise NeuroRVQError(f"init_from '{init_from}' holds a '{self.tokenizer.spec.name}' tokenizer but "
+                                f"modality is '{modality}'")
+        self._val_batch: dict[str, torch.Tensor] | None = None
+
+    @property
+    def spec(self):
+        return self.tokenizer.spec
+
+    def forward(self, signal: torch.Tensor, channel_ids: torch.Tensor):
+        return self.tokenizer(signal, channel_ids)
+
+    # ------------------------------------------------------------------------------------ steps
+    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:
+        # the data pipeline validated the batch: no input checks (they would synchronise the device)
+        self.tokenizer.check_inputs = False
+        try:
+            _, figures = self.tokenizer(batch["signal"], batch["channel_ids"])
+        finally:
+            self.tokenizer.check_inputs = True
+        batch_size = batch["signal"].shape[0]
+        on_step = stage == "train"
+        for name in SCALAR_LOSSES:
+            self.log(f"{stage}/{name}", figures[name], on_step=on_step, on_epoch=not on_step,
+                     prog_bar=name == "loss", batch_size=batch_size, sync_dist=not on_step)
+        return figures
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        figures = self._step(batch, "train")
+        if self._is_logging_step():
+            self._stop_if_diverged(figures)
+            self._log_codebooks(figures, "train")
+        return figures["loss"]
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        figures = self._step(batch, "val")
+        if batch_idx == 0:
+            self._log_codebooks(figures, "val")
+            self._val_batch = {k: v[:1].detach() for k, v in batch.items() if torch.is_tensor(v)}
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        tokens, stats = self.tokenizer.encode(batch["signal"], batch["channel_ids"], return_amplitude_stats=True)
+        return {"tokens": tokens, "amplitude_mean": stats.mean, "amplitude_std": stats.std,
+                "channel_ids": batch["channel_ids"]}
+
+    # ------------------------------------------------------------------------------------ monitoring
+    def _is_logging_step(self) -> bool:
+        every = getattr(self.trainer, "log_every_n_steps", 50) if self._trainer is not None else 1
+        return self.global_step % max(1, every) == 0
+
+    def _stop_if_diverged(self, figures: dict[str, torch.Tensor]) -> None:
+        values = torch.stack([figures[n].detach().float() for n in SCALAR_LOSSES])
+        finite = torch.isfinite(values)
+        if bool(finite.all()):  # one host read per logging step, where logging reads values anyway
+            return
+        bad = [n for n, ok in zip(SCALAR_LOSSES, finite.tolist()) if not ok and n != "loss"] or ["loss"]
+        ckpt = getattr(getattr(self.trainer, "checkpoint_callback", None), "last_model_path", "") or \
+            getattr(getattr(self.trainer, "checkpoint_callback", None), "best_model_path", "")
+        raise TrainingDiverged(
+            f"loss term(s) {bad} became NaN/Inf at step {self.global_step}; training stopped. The last good "
+            f"checkpoint is kept{f' at {ckpt}' if ckpt else ''}: resume from it with a lower lr, gradient "
+            "clipping (trainer.gradient_clip_val) or 32-bit precision")
+
+    def _log_codebooks(self, figures: dict[str, torch.Tensor], stage: str) -> None:
+        usage, perplexity = figures["usage"].detach(), figures["perplexity"].detach()
+        for s in range(usage.shape[0]):
+            for n in range(usage.shape[1]):
+                self.log(f"{stage}_codebook/usage_b{s}_d{n}", usage[s, n], on_step=stage == "train",
+                         on_epoch=stage != "train", batch_size=1)
+                self.log(f"{stage}_codebook/perplexity_b{s}_d{n}", perplexity[s, n], on_step=stage == "train",
+                         on_epoch=stage != "train", batch_size=1)
+
+    def on_validation_epoch_end(self) -> None:
+        every = self.hparams.figure_every_n_epochs
+        if not every or self._val_batch is None or self.trainer.sanity_checking:
+            return
+        if self.current_epoch % every:
+            return
+        experiment = getattr(self.logger, "experiment", None)
+        if experiment is None or not hasattr(experiment, "add_figure"):
+            return
+        from neurorvq.eval.figures import reconstruction_figure
+
+        batch = self._val_batch
+        with torch.no_grad():
+            rec, _ = self.tokenizer(batch["signal"], batch["channel_ids"])
+        ids = batch["channel_ids"].reshape(-1, batch["signal"].shape[1])[0].tolist()
+        names = [self.spec.channels[i] for i in ids]
+        fig = reconstruction_figure(batch["signal"][0].float().cpu().numpy(), rec[0].float().cpu().numpy(),
+                                    names, self.spec.sampling_rate, max_channels=self.hparams.figure_channels)
+        experiment.add_figure("val/reconstruction", fig, global_step=self.global_step)
+
+    # ------------------------------------------------------------------------------------ optimisation
+    def configure_optimizers(self):
+        groups = weight_decay_groups(self.tokenizer, self.hparams.weight_decay)
+        optimizer = torch.optim.AdamW(groups, lr=self.hparams.lr, betas=tuple(self.hparams.betas))
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        scheduler = warmup_cosine_scheduler(optimizer, total, self.hparams.warmup_fraction, self.hparams.min_lr_ratio)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def load_tokenizer(path: str | Path, **overrides: Any) -> NeuroRVQTokenizer:
+    """A tokenizer from a Lightning ``.ckpt`` of :class:`TokenizerTask`, a ``save_pretrained`` folder, an
+    official ``.pt``/``.safetensors`` file, or the official Hub repo id."""
+    from neurorvq.errors import CheckpointError
+
+    path_str = str(path)
+    p = Path(path_str)
+    if p.is_dir() or (not p.exists() and "/" in path_str and not path_str.startswith((".", "/"))):
+        return NeuroRVQTokenizer.from_pretrained(path_str, **overrides)
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint '{p}' does not exist (expected a .ckpt, a save_pretrained folder or an "
+                              "official .pt/.safetensors file)")
+    if p.suffix == ".ckpt":
+        ckpt = torch.load(str(p), map_location="cpu", weights_only=False)
+        hparams = ckpt.get("hyper_parameters", {})
+        if "modality" not in hparams:
+            raise CheckpointError(f"'{p}' is not a TokenizerTask checkpoint (no 'modality' hyper-parameter)")
+        model = NeuroRVQTokenizer(hparams["modality"], **{**dict(hparams.get("tokenizer") or {}), **overrides})
+        state = {k[len("tokenizer."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("tokenizer.")}
+        from neurorvq.models.pretrained import check_state_dict
+
+        check_state_dict(model, state, str(p))
+        model.load_state_dict(state)
+        return model
+    return NeuroRVQTokenizer.from_official(p, **overrides)
