@@ -77,6 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in PROJECT_COMMANDS:
         return _run_project_command(args[0], args[1:])
+    from neurorvq.recipe_check import check_recipe_fields
+
+    check_recipe_fields(args)
     run_lightning_cli(args if argv is not None else None)
     return 0
 

@@ -126,7 +126,8 @@ def test_logs_every_loss_and_codebook_figures(tmp_path):
     from lightning.pytorch.loggers import CSVLogger
 
     logger = CSVLogger(tmp_path)
-    trainer(tmp_path, max_steps=2, logger=logger, limit_val_batches=1, enable_checkpointing=False).fit(
+    trainer(tmp_path, max_epochs=1, limit_train_batches=2, logger=logger, limit_val_batches=1,
+            enable_checkpointing=False).fit(
         TokenizerTask(tokenizer=TINY), datamodule())
     import csv
 

@@ -1,0 +1,75 @@
+"""Early, readable errors for recipe fields that do not exist (before LightningCLI parses the recipe)."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+from typing import Any, Sequence
+
+from neurorvq.errors import ConfigError
+
+
+def _init_params(class_path: str) -> list[str] | None:
+    """Parameter names of ``class_path``'s ``__init__`` (None when it takes ``**kwargs`` or cannot be imported)."""
+    module_name, _, name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError, ValueError):
+        return None  # LightningCLI reports an unknown class_path itself
+    params = inspect.signature(cls.__init__).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.name != "self"]
+
+
+def _collect(argv: Sequence[str]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Merged ``model``/``data``/``trainer`` sections of the ``--config`` files and the dotted overrides."""
+    import yaml
+
+    merged: dict[str, Any] = {}
+    dotted: list[tuple[str, str]] = []
+    args = list(argv)
+    for i, arg in enumerate(args):
+        if arg in ("--config", "-c") and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--config="):
+            value = arg.split("=", 1)[1]
+        else:
+            if arg.startswith("--") and "=" in arg:
+                dotted.append((arg[2:].split("=", 1)[0], arg))
+            continue
+        path = Path(value)
+        if path.is_file():
+            config = yaml.safe_load(path.read_text()) or {}
+            for key in ("model", "data", "trainer"):
+                if isinstance(config.get(key), dict):
+                    merged.setdefault(key, {}).update(config[key])
+    return merged, dotted
+
+
+def check_recipe_fields(argv: Sequence[str]) -> None:
+    """Raise :class:`ConfigError` naming an unknown ``model``/``data``/``trainer`` field and the valid ones."""
+    merged, dotted = _collect(argv)
+    sections = {}
+    for key in ("model", "data"):
+        section = merged.get(key) or {}
+        class_path = section.get("class_path")
+        if class_path:
+            sections[key] = (class_path, set((section.get("init_args") or {}).keys()))
+    sections["trainer"] = ("lightning.Trainer", set((merged.get("trainer") or {}).keys()))
+    for name, arg in dotted:
+        parts = name.split(".")
+        if parts[0] in ("model", "data") and len(parts) >= 3 and parts[1] == "init_args" and parts[0] in sections:
+            sections[parts[0]][1].add(parts[2])
+        elif parts[0] == "trainer" and len(parts) >= 2:
+            sections["trainer"][1].add(parts[1])
+    for key, (class_path, fields) in sections.items():
+        valid = _init_params(class_path)
+        if valid is None:
+            continue
+        unknown = sorted(fields - set(valid))
+        if unknown:
+            where = f"{key}.init_args" if key != "trainer" else "trainer"
+            raise ConfigError(f"recipe field(s) {[f'{where}.{u}' for u in unknown]} are not parameters of "
+                              f"{class_path}; valid: {sorted(valid)}")
