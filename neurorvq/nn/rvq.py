@@ -129,6 +129,8 @@ class ResidualVQ(nn.Module):
             if self.aux_weight:
                 loss = loss + self.aux_weight * (q - next_residual.detach()).square().mean(dim=(1, 2))
             count = self._count(idx)
+            if self.training and _distributed():
+                dist.all_reduce(count)  # whole-batch counts: usage, EMA and dead-code counters agree on every rank
             if self.training:
                 self._ema_update(z.detach(), idx, count, level)
             if updates:
@@ -161,9 +163,7 @@ class ResidualVQ(nn.Module):
     def _ema_update(self, z: torch.Tensor, idx: torch.Tensor, counts: torch.Tensor, level: int) -> None:
         """``e <- l2norm(decay * e + (1 - decay) * l2norm(mean of assigned z))``; unused codes keep their vector."""
         sums = self._code_sums(z, idx)
-        if _distributed():
-            counts = counts.clone()
-            dist.all_reduce(counts)
+        if _distributed():  # counts arrive already reduced
             dist.all_reduce(sums)
         codebook = self.codebooks[:, level]
         means = F.normalize(sums / counts.clamp_min(1.0).unsqueeze(-1), dim=-1)
