@@ -193,22 +193,29 @@ class ResidualVQ(nn.Module):
         """Spherical k-means (``kmeans_iters`` rounds) on this batch's vectors of ``level``, every branch at once.
 
         Means start from batch vectors (with replacement when the batch has fewer than K); empty clusters keep
-        their previous mean. Under DDP rank 0's result is broadcast so every rank starts identical (quirk Q13).
+        their previous mean. Under DDP the starting means are rank 0's and every round's counts and sums are
+        all-reduced, so the k-means runs on the data of all ranks and every rank ends with the same codebooks
+        (the official code initialises each rank separately: quirk Q13).
         """
         s, m, _ = z.shape
         k = self.codebook_size
+        distributed = _distributed()
         if self.kmeans_iters > 0:
             if m >= k:
                 pick = torch.stack([torch.randperm(m, device=z.device)[:k] for _ in range(s)])
             else:
                 pick = torch.randint(0, m, (s, k), device=z.device)
-            means = torch.gather(z, 1, pick.unsqueeze(-1).expand(s, k, z.shape[-1]))
+            means = torch.gather(z, 1, pick.unsqueeze(-1).expand(s, k, z.shape[-1])).contiguous()
+            if distributed:
+                dist.broadcast(means, src=0)
             for _ in range(self.kmeans_iters):
                 assign = torch.bmm(z, means.transpose(1, 2)).argmax(-1)
-                counts = self._count(assign)
-                new_means = F.normalize(self._code_sums(z, assign), dim=-1)
-                means = torch.where(counts.unsqueeze(-1) == 0, means, new_means)
+                counts, sums = self._count(assign), self._code_sums(z, assign)
+                if distributed:
+                    dist.all_reduce(counts)
+                    dist.all_reduce(sums)
+                means = torch.where(counts.unsqueeze(-1) == 0, means, F.normalize(sums, dim=-1))
             self.codebooks[:, level].copy_(means)
-        if _distributed():
+        if distributed:  # identical already; the broadcast also covers kmeans_iters=0 (random init per rank)
             dist.broadcast(self.codebooks, src=0)
         self.initted[:, level] = True
