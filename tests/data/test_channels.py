@@ -1,0 +1,60 @@
+"""Channel names of real files mapped onto the vocabularies."""
+
+from __future__ import annotations
+
+from neurorvq import get_modality
+from neurorvq.data.channels import clean_channel_name, map_channels
+
+EEG = get_modality("eeg")
+ECG = get_modality("ecg")
+
+
+def test_clean_names():
+    assert clean_channel_name("EEG Fp1-REF") == "fp1"
+    assert clean_channel_name("Fc5.") == "fc5"
+    assert clean_channel_name("Cz..") == "cz"
+    assert clean_channel_name(" EEG T3-LE ") == "t3"
+    assert clean_channel_name("EEG Fpz-Cz") == "fpz-cz"  # a bipolar derivation stays as it is
+
+
+def test_bci2000_names_all_map(data_dir):
+    import mne
+
+    raw = mne.io.read_raw_edf(data_dir / "eegmmidb" / "S001" / "S001R01.edf", verbose="error")
+    mapping = map_channels(raw.ch_names, EEG)
+    assert len(mapping.names) == 64 and not mapping.dropped
+    assert mapping.names[:3] == ["fc5", "fc3", "fc1"] and "iz" in mapping.names
+
+
+def test_t3_and_t7_are_never_aliased():
+    mapping = map_channels(["T3", "T7", "EEG T4-REF"], EEG)
+    assert mapping.names == ["t3", "t7", "t4"]
+
+
+def test_unknown_dropped_and_reported_never_mislabelled():
+    mapping = map_channels(["Cz", "EKG", "Status", "EEG Fpz-Cz"], EEG)
+    assert mapping.names == ["cz"]
+    assert set(mapping.dropped) == {"EKG", "Status", "EEG Fpz-Cz"}
+    assert "not in the 'eeg' vocabulary" in mapping.dropped["Status"]
+
+
+def test_bipolar_only_through_explicit_choice():
+    mapping = map_channels(["EEG Fpz-Cz", "EEG Pz-Oz"], EEG, explicit={"EEG Fpz-Cz": "fpz", "EEG Pz-Oz": "pz"})
+    assert mapping.names == ["fpz", "pz"]
+
+
+def test_ecg_aliases_only_for_missing_names(data_dir):
+    import wfdb
+
+    header = wfdb.rdheader(str(data_dir / "mitdb" / "100"))
+    mapping = map_channels(header.sig_name, ECG)  # ['MLII', 'V5']
+    assert mapping.names == ["ii", "v5"]
+    ptb = wfdb.rdheader(str(data_dir / "ptbdb" / "patient001" / "s0010_re"))
+    assert map_channels(ptb.sig_name, ECG).names == ["i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4",
+                                                      "v5", "v6", "vx", "vy", "vz"]
+
+
+def test_duplicates_dropped():
+    mapping = map_channels(["Cz", "CZ.", "EEG Cz-REF"], EEG)
+    assert mapping.names == ["cz"] and len(mapping.dropped) == 2
+    assert "duplicate" in mapping.dropped["CZ."]
