@@ -22,7 +22,8 @@ from typing import Any, Iterable, Mapping, Sequence
 from neurorvq.errors import ConfigError
 
 ENTRY_POINT_GROUP = "neurorvq.modalities"
-_BUILTIN_MODULES = ("neurorvq.modalities.eeg", "neurorvq.modalities.ecg", "neurorvq.modalities.emg")
+_BUILTIN_MODULES = ("neurorvq.modalities.eeg", "neurorvq.modalities.ecg", "neurorvq.modalities.emg",
+                    "neurorvq.modalities.semg200")
 
 
 @dataclass(frozen=True)

@@ -446,3 +446,12 @@ def test_broken_entry_point_does_not_hide_others(tmp_path, monkeypatch, plugin_c
     with pytest.raises(ConfigError, match="plugbad"):
         refresh_entry_points()  # reporting the broken plug-in is right ...
     assert get_modality("plugafter").name == "plugafter"  # ... but the healthy one must still load
+
+
+def test_low_rate_semg_modality() -> None:
+    spec = get_modality("semg200")
+    assert spec.sampling_rate == 200.0 and spec.patch_length == 50 and spec.unit == "au"
+    assert all(b.output_length(50) == 5 for b in spec.branches) and spec.embed_dim == 40
+    assert 300 % spec.patch_length == 0  # the armband's 1.5 s segments are whole patches
+    assert spec.channels == get_modality("emg").channels
+    assert "PROPOSAL" in spec.doc

@@ -22,7 +22,8 @@ from neurorvq.errors import ConfigError, NeuroRVQError
 from neurorvq.registry import ModalitySpec
 
 # Factor from SI (what MNE returns) to each supported unit.
-UNIT_FACTORS = {"V": 1.0, "mV": 1e3, "uV": 1e6, "µV": 1e6, "nV": 1e9}
+UNIT_FACTORS = {"V": 1.0, "mV": 1e3, "uV": 1e6, "µV": 1e6, "nV": 1e9,
+                "au": 1.0}  # arbitrary device units (e.g. EMG armbands): passed through unscaled
 
 
 class DataError(NeuroRVQError, ValueError):
@@ -163,6 +164,7 @@ DEFAULT_STEPS: dict[str, list[Step]] = {
     "eeg": [PickChannels(), Notch((50.0, 60.0), harmonics=False), BandPass(0.5, 44.5), Clip(500.0), Resample()],
     "ecg": [PickChannels(), Notch((50.0, 60.0), harmonics=False), BandPass(0.5, 95.0), Resample()],
     "emg": [PickChannels(), Notch((50.0, 60.0)), BandPass(20.0, 450.0), Resample()],
+    "semg200": [PickChannels(), Notch((50.0, 60.0), harmonics=False), BandPass(20.0, 95.0), Resample()],
 }
 
 
