@@ -186,10 +186,14 @@ class Pipeline:
 
     def run(self, raw, source: str) -> Recording:
         """Apply every step to a copy of ``raw`` (loaded into memory) and scale once to the spec's unit."""
-        raw = raw.copy().load_data(verbose="error")
         report: dict[str, Any] = {}
+        steps = list(self.steps)
+        raw = raw.copy()
         try:
-            for step in self.steps:
+            if steps and isinstance(steps[0], PickChannels):  # pick before loading: unused channels are never read
+                raw = steps.pop(0).apply(raw, self.spec, report)
+            raw.load_data(verbose="error")
+            for step in steps:
                 raw = step.apply(raw, self.spec, report)
         except DataError as exc:
             raise DataError(f"{source}: {exc}") from exc
@@ -197,7 +201,10 @@ class Pipeline:
             raise DataError(f"{source}: at {raw.info['sfreq']:g} Hz after preprocessing, not the spec's "
                             f"{self.spec.sampling_rate:g} Hz; add a Resample step")
         data = (raw.get_data() * unit_factor(self.spec.unit)).astype(np.float32)
-        annotations = [(float(a["onset"]), float(a["duration"]), str(a["description"])) for a in raw.annotations]
+        # onsets relative to the first sample of the data (MNE's are relative to meas_date when it is set)
+        offset = raw.first_samp / raw.info["sfreq"] if raw.annotations.orig_time is not None else 0.0
+        annotations = [(float(a["onset"]) - offset, float(a["duration"]), str(a["description"]))
+                       for a in raw.annotations]
         return Recording(data, list(raw.ch_names), float(raw.info["sfreq"]), self.spec.unit, source,
                          report.get("dropped_channels", {}), annotations)
 

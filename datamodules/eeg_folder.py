@@ -1,0 +1,126 @@
+"""A folder of EEG recordings in any common file format, for unlabelled pretraining
+(``neurorvq.datamodules.eeg_folder``).
+
+Every file under ``root`` (recursively) with a supported extension is read with MNE's reader for it:
+
+=============================  ====================================
+extension                      reader
+=============================  ====================================
+``.edf``                       ``mne.io.read_raw_edf``
+``.bdf``                       ``mne.io.read_raw_bdf``
+``.gdf``                       ``mne.io.read_raw_gdf``
+``.fif``, ``.fif.gz``          ``mne.io.read_raw_fif``
+``.vhdr`` (BrainVision)        ``mne.io.read_raw_brainvision``
+``.set`` (EEGLAB)              ``mne.io.read_raw_eeglab``
+=============================  ====================================
+
+(BrainVision ``.eeg``/``.vmrk`` and EEGLAB ``.fdt`` companions are read through their header file.) Channels
+are mapped onto the EEG vocabulary by the pipeline's channel mapping (unknown ones are dropped and listed in
+the summary); recordings with different montages form different channel-set buckets. Windows are sliding,
+unlabelled. The subject of a file (the unit of the train/val/test split) is the name of its parent folder
+(``subject_from='parent'``, e.g. ``sub-01/ses-1/...`` -> ``ses-1``; use ``'top'`` for the first folder under
+``root``, ``sub-01``) or its file stem (``'stem'``, one subject per file).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from neurorvq.data.preprocess import Pipeline
+from neurorvq.data.windows import RecordingDataModule, RecordingInfo, WindowSet
+from neurorvq.errors import ConfigError
+
+
+def _readers() -> dict[str, Callable]:
+    import mne
+
+    return {".edf": mne.io.read_raw_edf, ".bdf": mne.io.read_raw_bdf, ".gdf": mne.io.read_raw_gdf,
+            ".fif": mne.io.read_raw_fif, ".fif.gz": mne.io.read_raw_fif, ".vhdr": mne.io.read_raw_brainvision,
+            ".set": mne.io.read_raw_eeglab}
+
+
+EXTENSIONS: tuple[str, ...] = (".edf", ".bdf", ".gdf", ".fif", ".fif.gz", ".vhdr", ".set")
+"""Supported file extensions (lower case)."""
+
+SUBJECT_FROM = ("parent", "top", "stem")
+
+
+def file_extension(path: Path) -> str | None:
+    """The supported extension of ``path`` (case-insensitive), or ``None``."""
+    name = path.name.lower()
+    for ext in sorted(EXTENSIONS, key=len, reverse=True):
+        if name.endswith(ext):
+            return ext
+    return None
+
+
+class EEGFolderDataModule(RecordingDataModule):
+    """Unlabelled sliding windows from every EEG file under ``root`` (formats in the module docstring).
+
+    Args:
+        root: the folder to search (recursively unless ``recursive=False``).
+        extensions: restrict to these extensions (e.g. ``['.edf']``); ``None`` = all supported.
+        subject_from: ``'parent'`` (parent folder name, default), ``'top'`` (first folder below ``root``) or
+            ``'stem'`` (file name without extension).
+        recursive: search sub-folders.
+        window_seconds / stride_seconds: window length and step [s].
+        other arguments: see :class:`~neurorvq.data.windows.RecordingDataModule`.
+
+    Batches: ``{"signal": float32 [B, C, T] uV at 200 Hz, "channel_ids": int64 [B, C], "subject": int64 [B]}``;
+    C is that of the batch's channel set. Subject ids are positions in :attr:`subject_names` (sorted).
+    """
+
+    dataset_name = "EEG folder"
+    root_layout = f"EEG recordings ({', '.join(EXTENSIONS)})"
+
+    def __init__(self, root: str, extensions: list[str] | None = None, subject_from: str = "parent",
+                 recursive: bool = True, window_seconds: float = 4.0, stride_seconds: float | None = None,
+                 batch_size: int = 32, num_workers: int = 0, seed: int = 0, strict: bool = False,
+                 max_amplitude: float | None = None, steps: list[dict] | None = None,
+                 val_subjects: list[int | str] | None = None, test_subjects: list[int | str] | None = None,
+                 val_fraction: float = 0.1, test_fraction: float = 0.1, dead_channels: str = "skip",
+                 verbose: bool = True) -> None:
+        if subject_from not in SUBJECT_FROM:
+            raise ConfigError(f"subject_from is {subject_from!r}; use one of {list(SUBJECT_FROM)}")
+        if extensions is not None:
+            normalised = [e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions]
+            unknown = sorted(set(normalised) - set(EXTENSIONS))
+            if unknown or not normalised:
+                raise ConfigError(f"extensions {unknown or extensions} are not supported; use some of {list(EXTENSIONS)}")
+            extensions = normalised
+        super().__init__(root, window_seconds=window_seconds, stride_seconds=stride_seconds, batch_size=batch_size,
+                         num_workers=num_workers, seed=seed, strict=strict, max_amplitude=max_amplitude, steps=steps,
+                         val_subjects=val_subjects, test_subjects=test_subjects, val_fraction=val_fraction,
+                         test_fraction=test_fraction, dead_channels=dead_channels, verbose=verbose, modality="eeg")
+        self.extensions = tuple(extensions) if extensions is not None else EXTENSIONS
+        self.subject_from = subject_from
+        self.recursive = bool(recursive)
+
+    def subject_of(self, path: Path) -> str:
+        """The subject name of ``path`` under :attr:`subject_from`."""
+        if self.subject_from == "stem":
+            ext = file_extension(path) or path.suffix
+            return path.name[: len(path.name) - len(ext)]
+        if self.subject_from == "top":
+            parts = path.relative_to(self.root).parts
+            return parts[0] if len(parts) > 1 else self.root.name
+        return path.parent.name
+
+    def find_recordings(self) -> list[RecordingInfo]:
+        files = self.root.rglob("*") if self.recursive else self.root.glob("*")
+        infos = []
+        for path in sorted(files):
+            ext = file_extension(path)
+            if ext in self.extensions and path.is_file():
+                infos.append(RecordingInfo(path, self.subject_of(path), None, {"extension": ext}))
+        return infos
+
+    def load_windows(self, info: RecordingInfo, pipeline: Pipeline) -> list[WindowSet]:
+        reader = _readers()[info.metadata["extension"]]
+        raw = self.read_raw(info.path, reader)
+        recording = self.preprocess(raw, info, pipeline)
+        return [self.cut(recording, info)]
+
+
+__all__ = ["EEGFolderDataModule", "EXTENSIONS", "file_extension"]

@@ -1,0 +1,729 @@
+"""Recording windows held in memory, a channel-bucketing batch sampler, and the base DataModule of
+recording-based datasets.
+
+* :class:`WindowSet`: the windows cut from one recording (one channel set), ``float32 [W, C, T]`` in the
+  modality's unit at its sampling rate, with per-window start samples and optional labels and subject ids.
+* :class:`WindowDataset`: a map-style dataset over a list of window sets. Item ``i`` is ``{"signal": float32
+  [C, T], "channel_ids": int64 [C]}`` plus ``"label"`` / ``"subject"`` (int64 scalars) when the set has them.
+* :class:`ChannelBucketSampler`: a batch sampler that only puts windows of the same channel set (and length)
+  into a batch. Recordings with different montages are never zero-padded to a common channel list: the
+  encoder's GroupNorm spans every token of a sample, so padded channels would change the real ones' features.
+* :class:`RecordingDataModule`: the Lightning base of file-based datasets (EEGMMIDB, Sleep-EDF, a folder of
+  EEG files, ...). A subclass lists its recordings (:meth:`RecordingDataModule.find_recordings`) and turns one
+  into window sets (:meth:`RecordingDataModule.load_windows`, using the helpers :meth:`~RecordingDataModule.read_raw`,
+  :meth:`~RecordingDataModule.preprocess` and :meth:`~RecordingDataModule.cut`); the base checks the root,
+  splits subjects, loads every recording with progress, skips bad files with a warning (or raises in strict
+  mode), and summarises what was kept, rejected and skipped.
+
+Batches (default collate over one bucket): ``{"signal": float32 [B, C, T], "channel_ids": int64 [B, C]}`` and,
+when present, ``"label": int64 [B]``, ``"subject": int64 [B]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterator, Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
+
+from neurorvq.data.channels import map_channels
+from neurorvq.data.preprocess import (DataError, PickChannels, Pipeline, Recording, RejectionReport, cut_windows,
+                                      steps_from_config)
+from neurorvq.errors import ConfigError
+from neurorvq.registry import ModalitySpec, get_modality
+
+SPLITS = ("train", "val", "test")
+
+
+class RecordingSkippedWarning(UserWarning):
+    """A recording was left out (the message names the file and the reason)."""
+
+
+# ------------------------------------------------------------------------------------------------ WindowSet
+@dataclass
+class WindowSet:
+    """Windows cut from one recording, all with the same channels and length.
+
+    Attributes:
+        signals: ``float32 [W, C, T]`` in the modality's unit (``spec.unit``) at ``spec.sampling_rate``.
+        channel_ids: ``int64 [C]`` vocabulary ids (``spec.channel_index``) of the signal rows.
+        labels: ``int64 [W]`` class of each window, or ``None`` for unlabelled data.
+        subjects: ``int64 [W]`` subject id of each window, or ``None``. Subject ids are integers so that they
+            batch; :class:`RecordingDataModule` fills them from the recording's
+            :attr:`RecordingInfo.subject_id` (e.g. 1 for EEGMMIDB's ``S001``) or, when the dataset has no
+            numeric ids, from the subject's position in :attr:`RecordingDataModule.subject_names`.
+        recording: the source file.
+        starts: ``int64 [W]`` first sample of each window at the spec rate, counted from the start of the
+            source recording (``None`` -> ``-1``, unknown).
+        channels: vocabulary names of the rows (length C), for reports.
+    """
+
+    signals: np.ndarray
+    channel_ids: np.ndarray
+    labels: np.ndarray | None = None
+    subjects: np.ndarray | None = None
+    recording: str = ""
+    starts: np.ndarray | None = None
+    channels: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.signals = np.ascontiguousarray(self.signals, dtype=np.float32)
+        self.channel_ids = np.asarray(self.channel_ids, dtype=np.int64).reshape(-1)
+        self.recording = str(self.recording)
+        if self.signals.ndim != 3:
+            raise DataError(f"{self.recording}: WindowSet.signals must be [W, C, T], got shape "
+                            f"{tuple(self.signals.shape)}")
+        w, c, _ = self.signals.shape
+        if self.channel_ids.shape[0] != c:
+            raise DataError(f"{self.recording}: {self.channel_ids.shape[0]} channel ids for {c} signal rows")
+        if self.starts is None:
+            self.starts = np.full(w, -1, dtype=np.int64)
+        for name in ("labels", "subjects", "starts"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            value = np.asarray(value, dtype=np.int64).reshape(-1)
+            if value.shape[0] != w:
+                raise DataError(f"{self.recording}: WindowSet.{name} has {value.shape[0]} entries for {w} windows")
+            setattr(self, name, value)
+        self.channels = [str(ch) for ch in self.channels]
+        if self.channels and len(self.channels) != c:
+            raise DataError(f"{self.recording}: {len(self.channels)} channel names for {c} signal rows")
+
+    def __len__(self) -> int:
+        return int(self.signals.shape[0])
+
+    @property
+    def num_channels(self) -> int:
+        return int(self.signals.shape[1])
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.signals.shape[2])
+
+    @property
+    def key(self) -> tuple:
+        """What windows must share to be batched: channel ids, length, and which optional fields exist."""
+        return (tuple(self.channel_ids.tolist()), self.num_samples, self.labels is not None,
+                self.subjects is not None)
+
+
+# ------------------------------------------------------------------------------------------------ dataset
+class WindowDataset(Dataset):
+    """Map-style dataset over the windows of ``sets`` (empty sets are dropped), in order.
+
+    Item ``i``: ``{"signal": float32 [C, T], "channel_ids": int64 [C]}`` plus ``"label"`` and ``"subject"``
+    (int64 scalars) when its set has them. Windows of different sets may differ in C (and T): batch them
+    with :class:`ChannelBucketSampler`.
+    """
+
+    def __init__(self, sets: Sequence[WindowSet]) -> None:
+        super().__init__()
+        self.sets: list[WindowSet] = [s for s in sets if len(s)]
+        self.offsets = np.cumsum([0] + [len(s) for s in self.sets]).astype(np.int64)
+        keys: dict[tuple, int] = {}
+        for s in self.sets:
+            keys.setdefault(s.key, len(keys))
+        self.bucket_of_key = keys
+        self.bucket_ids = np.concatenate(
+            [np.full(len(s), keys[s.key], dtype=np.int64) for s in self.sets]) if self.sets else np.zeros(0, np.int64)
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """``(set position, window position in that set)`` of window ``index``."""
+        n = len(self)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(f"window {index} out of range for a WindowDataset of {n} windows")
+        s = int(np.searchsorted(self.offsets, index, side="right") - 1)
+        return s, int(index - self.offsets[s])
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        s, i = self.locate(int(index))
+        ws = self.sets[s]
+        item = {"signal": torch.from_numpy(ws.signals[i]), "channel_ids": torch.from_numpy(ws.channel_ids)}
+        if ws.labels is not None:
+            item["label"] = torch.tensor(int(ws.labels[i]), dtype=torch.long)
+        if ws.subjects is not None:
+            item["subject"] = torch.tensor(int(ws.subjects[i]), dtype=torch.long)
+        return item
+
+    @property
+    def channel_sets(self) -> list[tuple[int, ...]]:
+        """Distinct channel-id tuples, in order of first appearance."""
+        return list(dict.fromkeys(key[0] for key in self.bucket_of_key))
+
+    def _concat(self, name: str) -> np.ndarray | None:
+        parts = [getattr(s, name) for s in self.sets]
+        if not parts or any(p is None for p in parts):
+            return None
+        return np.concatenate(parts)
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        """``int64 [N]`` labels of every window, or ``None`` unless every set is labelled."""
+        return self._concat("labels")
+
+    @property
+    def subjects(self) -> np.ndarray | None:
+        """``int64 [N]`` subject ids of every window, or ``None`` unless every set has them."""
+        return self._concat("subjects")
+
+    @property
+    def recordings(self) -> list[str]:
+        """Source file of every window (length N)."""
+        return [s.recording for s in self.sets for _ in range(len(s))]
+
+
+# ------------------------------------------------------------------------------------------------ sampler
+class _EpochRelay(Sampler[int]):
+    """What Lightning finds as ``batch_sampler.sampler``: it calls ``set_epoch`` on it at every epoch start,
+    which this forwards to the bucket sampler. Iterating it yields the flat index order of the batches."""
+
+    def __init__(self, owner: "ChannelBucketSampler") -> None:
+        self.owner = owner
+
+    def __iter__(self) -> Iterator[int]:
+        for batch in self.owner:
+            yield from batch
+
+    def __len__(self) -> int:
+        return sum(len(b) for b in self.owner.batches())
+
+    def set_epoch(self, epoch: int) -> None:
+        self.owner.set_epoch(epoch)
+
+
+class ChannelBucketSampler(BatchSampler):
+    """Batches of indices of ``dataset`` in which every window has the same channel set and length.
+
+    Windows are grouped by :attr:`WindowSet.key` (bucket); each bucket is cut into batches of ``batch_size``
+    (its last batch smaller unless ``drop_last``). With ``shuffle`` the windows inside each bucket and the
+    order of all batches are permuted by a generator seeded with ``(seed, epoch)``: the same seed and epoch
+    give the same batches on every machine; :meth:`set_epoch` (called by Lightning each epoch) changes them.
+    Without ``shuffle`` buckets come in order of first appearance and windows in dataset order.
+
+    Distributed training: every rank computes the same global batch list and takes every ``num_replicas``-th
+    batch from ``rank`` on, the list padded by repeating its first batches so every rank gets the same number
+    of batches (none are dropped). ``num_replicas`` / ``rank`` default to those of a
+    :class:`~torch.utils.data.DistributedSampler` passed as ``sampler`` (that is how Lightning re-creates a batch
+    sampler under DDP; its indices are not used), else to 1 / 0. Any other ``sampler`` is ignored.
+    """
+
+    def __init__(self, dataset: WindowDataset, batch_size: int, shuffle: bool = True, seed: int = 0,
+                 drop_last: bool = False, sampler: Sampler | None = None, num_replicas: int | None = None,
+                 rank: int | None = None) -> None:
+        if not isinstance(dataset, WindowDataset):
+            raise ConfigError(f"ChannelBucketSampler needs a WindowDataset, got {type(dataset).__name__}")
+        if int(batch_size) < 1:
+            raise ConfigError(f"batch_size is {batch_size}; give at least 1")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.drop_last = bool(drop_last)
+        self.epoch = 0
+        if num_replicas is None:
+            num_replicas = getattr(sampler, "num_replicas", 1) if isinstance(
+                sampler, torch.utils.data.DistributedSampler) else 1
+        if rank is None:
+            rank = getattr(sampler, "rank", 0) if isinstance(sampler, torch.utils.data.DistributedSampler) else 0
+        if int(num_replicas) < 1 or not 0 <= int(rank) < int(num_replicas):
+            raise ConfigError(f"rank {rank} / num_replicas {num_replicas}: need 0 <= rank < num_replicas")
+        self.num_replicas = int(num_replicas)
+        self.rank = int(rank)
+        self.sampler = _EpochRelay(self)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the batches of ``epoch`` (with ``shuffle``); Lightning calls this at every epoch start."""
+        self.epoch = int(epoch)
+
+    def global_batches(self) -> list[list[int]]:
+        """Every rank's batches of the current epoch, before sharding."""
+        rng = np.random.default_rng([self.seed, self.epoch])
+        ids = self.dataset.bucket_ids
+        batches: list[list[int]] = []
+        for bucket in range(len(self.dataset.bucket_of_key)):
+            members = np.flatnonzero(ids == bucket)
+            if self.shuffle:
+                members = rng.permutation(members)
+            for start in range(0, len(members), self.batch_size):
+                chunk = members[start:start + self.batch_size]
+                if self.drop_last and len(chunk) < self.batch_size:
+                    continue
+                batches.append([int(i) for i in chunk])
+        if self.shuffle and batches:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        return batches
+
+    def batches(self) -> list[list[int]]:
+        """This rank's batches of the current epoch."""
+        batches = self.global_batches()
+        if self.num_replicas == 1 or not batches:
+            return batches
+        per_rank = math.ceil(len(batches) / self.num_replicas)
+        padded = batches + [batches[i % len(batches)] for i in range(per_rank * self.num_replicas - len(batches))]
+        return padded[self.rank::self.num_replicas]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches())
+
+    def __len__(self) -> int:
+        sizes = Counter(self.dataset.bucket_ids.tolist())
+        n = sum(s // self.batch_size if self.drop_last else math.ceil(s / self.batch_size) for s in sizes.values())
+        return n if self.num_replicas == 1 or n == 0 else math.ceil(n / self.num_replicas)
+
+
+# ------------------------------------------------------------------------------------------------ splits
+def split_subjects(subjects: Sequence[str], seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.1,
+                   val_subjects: Sequence[str] | None = None,
+                   test_subjects: Sequence[str] | None = None) -> dict[str, list[str]]:
+    """Assign every subject to exactly one of 'train', 'val', 'test' (lists sorted).
+
+    Explicit ``val_subjects`` / ``test_subjects`` are taken as given. A split without a list gets
+    ``round(fraction x number of subjects)`` subjects (at least 1 when its fraction is > 0), drawn from the
+    others by a generator seeded with ``seed``; val is served before test, and train always keeps at least one
+    subject, so 1 subject -> train only, 2 -> train + val, 3 -> one each. Train gets everything else.
+    """
+    names = sorted(dict.fromkeys(str(s) for s in subjects))
+    val = [str(s) for s in val_subjects] if val_subjects is not None else None
+    test = [str(s) for s in test_subjects] if test_subjects is not None else None
+    both = sorted(set(val or []) & set(test or []))
+    if both:
+        raise ConfigError(f"subjects {both} are in both val_subjects and test_subjects; a subject belongs to one split")
+    unknown = sorted((set(val or []) | set(test or [])) - set(names))
+    if unknown:
+        raise ConfigError(f"val/test subjects {unknown} are not among the subjects found: {names[:20]}"
+                          f"{' ...' if len(names) > 20 else ''}")
+    for name, f in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 <= f < 1:
+            raise ConfigError(f"{name} is {f}; give a fraction in [0, 1)")
+    taken = set(val or []) | set(test or [])
+    rest = [names[i] for i in np.random.default_rng([int(seed), 0x5B17]).permutation(len(names))
+            if names[i] not in taken]
+
+    def draw(fraction: float) -> list[str]:
+        want = 0 if fraction <= 0 else max(1, round(fraction * len(names)))
+        k = max(0, min(want, len(rest) - 1))
+        out = rest[:k]
+        del rest[:k]
+        return out
+
+    val = draw(val_fraction) if val is None else val
+    test = draw(test_fraction) if test is None else test
+    return {"train": sorted(rest), "val": sorted(val), "test": sorted(test)}
+
+
+# ------------------------------------------------------------------------------------------------ reading
+TRUNCATION_HINTS = ("does not match the file size", "file size", "truncated", "end of file")
+
+
+def read_raw_checked(path: str | Path, reader: Callable[..., Any], **kwargs: Any):
+    """``reader(path, **kwargs)`` (an ``mne.io.read_raw_*``) with MNE's warnings caught: a warning that the
+    file is shorter than its header says (MNE reads what is there and warns) becomes a :class:`DataError`
+    naming the file; other warnings are dropped."""
+    mne_logger = logging.getLogger("mne")
+    mute = logging.Filter("mne.muted")  # passes no record of the 'mne' logger: the warnings are handled here
+    mne_logger.addFilter(mute)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            raw = reader(str(path), verbose="warning", **kwargs)
+    finally:
+        mne_logger.removeFilter(mute)
+    for w in caught:
+        message = str(w.message)
+        if any(hint in message.lower() for hint in TRUNCATION_HINTS):
+            raise DataError(f"{path}: truncated or corrupt file ({message.strip()})")
+    return raw
+
+
+# ------------------------------------------------------------------------------------------------ DataModule
+@dataclass
+class RecordingInfo:
+    """One recording a :class:`RecordingDataModule` will load.
+
+    path: the file; subject: the dataset's subject name (e.g. ``'S001'``), the unit of the train/val/test
+    split; subject_id: its number where the dataset has one (EEGMMIDB ``S001`` -> 1), else ``None``;
+    metadata: anything the subclass needs in :meth:`RecordingDataModule.load_windows` (run, label file, ...).
+    """
+
+    path: Path
+    subject: str
+    subject_id: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _window_samples(spec: ModalitySpec, seconds: float, what: str = "window_seconds") -> int:
+    """Samples of a ``seconds`` window; a :class:`ConfigError` unless it is a whole, positive number of patches."""
+    if not seconds > 0:
+        raise ConfigError(f"{what} is {seconds}; give a positive length in seconds, a multiple of the "
+                          f"'{spec.name}' patch length of {spec.patch_seconds:g} s")
+    patches = seconds * spec.sampling_rate / spec.patch_length
+    if abs(patches - round(patches)) > 1e-6 or round(patches) < 1:
+        raise ConfigError(f"{what}={seconds} is not a whole number of '{spec.name}' patches ({spec.patch_seconds:g} s "
+                          f"each); use a multiple of {spec.patch_seconds:g} s")
+    if round(patches) > spec.max_patches:
+        raise ConfigError(f"{what}={seconds} gives {round(patches)} patches per channel but the '{spec.name}' model "
+                          f"indexes at most max_patches={spec.max_patches}; use a shorter window")
+    return int(round(patches)) * spec.patch_length
+
+
+class RecordingDataModule(L.LightningDataModule):
+    """Base of DataModules that load windows from recording files into memory.
+
+    Subclasses set :attr:`dataset_name`, :attr:`root_layout` (how the root folder looks, for error messages) and
+    implement :meth:`find_recordings` and :meth:`load_windows`; they may override :meth:`default_pipeline` and
+    set :attr:`label_names`.
+
+    Args:
+        root: the dataset's folder (checked at construction: a missing folder is a :class:`DataError` naming it
+            and the option ``data.init_args.root``).
+        window_seconds: window length [s], a whole number of patches of the modality.
+        stride_seconds: step between sliding windows [s]; ``None`` = ``window_seconds`` (no overlap).
+        batch_size, num_workers: DataLoader settings (batches are bucketed by channel set).
+        seed: seeds the subject split and the shuffling of training batches.
+        strict: raise a :class:`DataError` on the first bad recording instead of skipping it with a
+            :class:`RecordingSkippedWarning`.
+        max_amplitude: reject windows whose absolute value exceeds this [spec unit]; ``None`` = no limit.
+        steps: preprocessing steps as ``[{"step": "BandPass", "low": 1.0, "high": 40.0}, ...]``
+            (:func:`~neurorvq.data.preprocess.steps_from_config`); ``None`` = :meth:`default_pipeline`.
+        val_subjects / test_subjects: subjects (names such as ``'S001'``, or the integer ids the batches carry
+            such as ``1``) of those splits; a split given no list gets ``val_fraction`` / ``test_fraction`` of the subjects, drawn by
+            ``seed`` (:func:`split_subjects`). A subject is never in two splits.
+        dead_channels: a channel that is all NaN or flat over a whole recording: ``'skip'`` the recording
+            (default) or ``'drop'`` the channel (the recording then forms its own channel-set bucket).
+        verbose: print loading progress and the summary (rank 0 only).
+        modality: registered modality name.
+
+    After :meth:`setup` (which loads everything once): :attr:`datasets` (``{split: WindowDataset}``),
+    :attr:`summary` (counts), :attr:`subject_names`, :attr:`subject_ids`, :attr:`splits`.
+    """
+
+    dataset_name: ClassVar[str] = "recordings"
+    root_layout: ClassVar[str] = "the dataset's files"
+    label_names: tuple[str, ...] | None = None
+
+    def __init__(self, root: str, window_seconds: float = 4.0, stride_seconds: float | None = None,
+                 batch_size: int = 32, num_workers: int = 0, seed: int = 0, strict: bool = False,
+                 max_amplitude: float | None = None, steps: list[dict] | None = None,
+                 val_subjects: list[int | str] | None = None, test_subjects: list[int | str] | None = None,
+                 val_fraction: float = 0.1, test_fraction: float = 0.1, dead_channels: str = "skip",
+                 verbose: bool = True, modality: str = "eeg") -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.spec_: ModalitySpec = get_modality(modality)
+        if int(batch_size) < 1:
+            raise ConfigError(f"batch_size is {batch_size}; give at least 1")
+        if int(num_workers) < 0:
+            raise ConfigError(f"num_workers is {num_workers}; give 0 (load in the main process) or more")
+        if int(seed) < 0:
+            raise ConfigError(f"seed is {seed}; use an integer >= 0")
+        if stride_seconds is not None and not stride_seconds > 0:
+            raise ConfigError(f"stride_seconds is {stride_seconds}; give a positive step in seconds, or null for "
+                              "non-overlapping windows")
+        if dead_channels not in ("skip", "drop"):
+            raise ConfigError(f"dead_channels is {dead_channels!r}; use 'skip' or 'drop'")
+        if max_amplitude is not None and not max_amplitude > 0:
+            raise ConfigError(f"max_amplitude is {max_amplitude}; give a positive limit in {self.spec_.unit} or null")
+        self.window_samples = _window_samples(self.spec_, float(window_seconds))
+        self.window_seconds = float(window_seconds)
+        self.stride_seconds = None if stride_seconds is None else float(stride_seconds)
+        self.batch_size = int(batch_size)
+        self.num_workers = int(num_workers)
+        self.seed = int(seed)
+        self.strict = bool(strict)
+        self.max_amplitude = max_amplitude
+        self.steps = steps
+        self.val_subjects = None if val_subjects is None else list(val_subjects)
+        self.test_subjects = None if test_subjects is None else list(test_subjects)
+        self.val_fraction = float(val_fraction)
+        self.test_fraction = float(test_fraction)
+        self.dead_channels = dead_channels
+        self.verbose = bool(verbose)
+        if steps is not None:
+            steps_from_config(steps)  # bad steps fail at configuration time
+        self.root = Path(root).expanduser()
+        if not self.root.is_dir():
+            what = "is a file, not a folder" if self.root.exists() else "does not exist"
+            raise DataError(f"{self.dataset_name} root '{self.root}' {what}: set data.init_args.root (the `root` "
+                            f"argument of {type(self).__name__}) to the folder holding {self.root_layout}")
+        self.datasets: dict[str, WindowDataset] = {}
+        self.splits: dict[str, list[str]] = {}
+        self.subject_names: list[str] = []
+        self.subject_ids: dict[str, int] = {}
+        self._summary: dict[str, Any] = {}
+        self._scratch: dict[str, Any] = {}
+
+    # ----------------------------------------------------------------------------------------- to implement
+    def find_recordings(self) -> list[RecordingInfo]:  # pragma: no cover - interface
+        """Every recording of the dataset under :attr:`root` (missing expected files may be listed: the base
+        reports them as skipped)."""
+        raise NotImplementedError
+
+    def load_windows(self, info: RecordingInfo, pipeline: Pipeline) -> list[WindowSet]:  # pragma: no cover
+        """Window sets of one recording; raise :class:`DataError` (naming the reason) for an unusable one."""
+        raise NotImplementedError
+
+    def default_pipeline(self) -> Pipeline:
+        """Preprocessing used when ``steps`` is not given: :meth:`Pipeline.default` of the modality."""
+        return Pipeline.default(self.spec_)
+
+    # ----------------------------------------------------------------------------------------- helpers
+    @property
+    def spec(self) -> ModalitySpec:
+        """The modality's :class:`~neurorvq.registry.ModalitySpec` (rate, unit, vocabulary)."""
+        return self.spec_
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """Counts of the last load (empty before :meth:`setup`): ``recordings_found``, ``recordings_loaded``,
+        ``recordings_skipped``, ``skipped`` ({file: reason}), ``windows`` ({split: count}), ``windows_kept``,
+        ``rejected`` ({reason: count}), ``dropped_channels`` ({recording channel name: reason}),
+        ``subjects`` ({split: [names]}), ``channel_sets`` (distinct channel sets loaded)."""
+        return self._summary
+
+    @property
+    def num_samples(self) -> int:
+        """Samples per window, T."""
+        return self.window_samples
+
+    @property
+    def num_classes(self) -> int | None:
+        """Number of label classes (``len(label_names)``), ``None`` for unlabelled data."""
+        return None if self.label_names is None else len(self.label_names)
+
+    def make_pipeline(self) -> Pipeline:
+        """The preprocessing pipeline: ``steps`` if given, else :meth:`default_pipeline`."""
+        if self.steps is not None:
+            return Pipeline(self.spec_, steps_from_config(self.steps))
+        return self.default_pipeline()
+
+    def read_raw(self, path: str | Path, reader: Callable[..., Any], **kwargs: Any):
+        """Open ``path`` with ``reader`` (an ``mne.io.read_raw_*``); truncated files raise :class:`DataError`."""
+        return read_raw_checked(path, reader, **kwargs)
+
+    def preprocess(self, raw, info: RecordingInfo, pipeline: Pipeline) -> Recording:
+        """Run ``pipeline`` on ``raw`` and check the result.
+
+        Channels that do not map onto the vocabulary are dropped before the data are loaded (so unused
+        channels of large files never reach memory) and reported; a channel that is all NaN or flat over the
+        whole recording skips the recording (:class:`DataError`) or is dropped (``dead_channels='drop'``).
+        """
+        pre_dropped: dict[str, str] = {}
+        pick = next((s for s in pipeline.steps if isinstance(s, PickChannels)), None)
+        if pick is not None:
+            mapping = map_channels(raw.ch_names, self.spec_, explicit=pick.explicit, aliases=pick.aliases)
+            if mapping.picks and len(mapping.picks) < len(raw.ch_names):
+                pre_dropped = dict(mapping.dropped)
+                raw = raw.copy().pick([raw.ch_names[i] for i in mapping.picks])
+        recording = pipeline.run(raw, str(info.path))
+        recording.dropped_channels = {**pre_dropped, **recording.dropped_channels}
+        data = recording.data
+        nan = np.isnan(data).all(axis=1)
+        with warnings.catch_warnings():  # nanstd of an all-NaN row warns; those rows are reported below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            flat = ~nan & (np.nanstd(data, axis=1) <= 1e-6)
+        dead = {ch: ("all NaN" if nan[i] else f"flat (std <= 1e-6 {recording.unit})")
+                for i, ch in enumerate(recording.channels) if nan[i] or flat[i]}
+        if dead:
+            if self.dead_channels == "skip" or len(dead) == len(recording.channels):
+                listed = ", ".join(f"{ch}: {why}" for ch, why in dead.items())
+                raise DataError(f"dead channel(s) over the whole recording ({listed}); set "
+                                "data.init_args.dead_channels=drop to keep the other channels")
+            keep = [i for i, ch in enumerate(recording.channels) if ch not in dead]
+            recording.data = data[keep]
+            recording.channels = [recording.channels[i] for i in keep]
+            recording.dropped_channels.update({ch: why for ch, why in dead.items()})
+        self._scratch.setdefault("dropped", {}).update(recording.dropped_channels)
+        return recording
+
+    def note_rejected(self, reason: str, count: int = 1) -> None:
+        """Count ``count`` windows/epochs of the recording being loaded as rejected for ``reason`` (summary)."""
+        if count:
+            self._scratch.setdefault("report", RejectionReport()).rejected[reason] += int(count)
+
+    def cut(self, recording: Recording, info: RecordingInfo, starts: np.ndarray | None = None,
+            labels: Sequence[int] | np.ndarray | None = None, offset: int = 0) -> WindowSet:
+        """Cut ``recording`` into :attr:`window_seconds` windows and reject bad ones (NaN, flat, over
+        ``max_amplitude``; counted in the summary).
+
+        ``starts`` (samples at the spec rate, e.g. event onsets) replaces the sliding grid of
+        ``stride_seconds``; ``labels`` (one per start, or one per grid window) are kept aligned with the
+        windows that survive. ``offset`` [samples] is added to the stored starts when ``recording`` begins
+        after the source file's first sample (a cropped recording). A recording shorter than one window is a
+        :class:`DataError`.
+        """
+        n = recording.data.shape[1]
+        if n < self.window_samples:
+            raise DataError(f"recording is {n / recording.sfreq:g} s long, shorter than one {self.window_seconds:g} s "
+                            "window")
+        if starts is None:
+            stride = self.window_samples if self.stride_seconds is None else int(round(self.stride_seconds *
+                                                                                      recording.sfreq))
+            starts = np.arange(0, n - self.window_samples + 1, stride, dtype=np.int64)
+        starts = np.asarray(starts, dtype=np.int64).reshape(-1)
+        label_array = None
+        if labels is not None:
+            label_array = np.asarray(labels, dtype=np.int64).reshape(-1)
+            if label_array.shape[0] == 1 and starts.shape[0] != 1:
+                label_array = np.full(starts.shape[0], label_array[0], dtype=np.int64)
+            if label_array.shape[0] != starts.shape[0]:
+                raise DataError(f"{label_array.shape[0]} labels for {starts.shape[0]} windows")
+        windows, kept, report = cut_windows(recording, self.window_seconds, self.stride_seconds,
+                                            max_amplitude=self.max_amplitude, starts=starts)
+        self._scratch.setdefault("report", RejectionReport()).merge(report)
+        if label_array is not None:  # kept starts are a subsequence of starts, in order
+            keep, j = [], 0
+            for i, s in enumerate(starts):
+                if j < len(kept) and s == kept[j]:
+                    keep.append(i)
+                    j += 1
+            label_array = label_array[keep]
+        ids = [self.spec_.channel_index(ch) for ch in recording.channels]
+        return WindowSet(windows, np.asarray(ids, dtype=np.int64), labels=label_array, recording=str(info.path),
+                         starts=kept + int(offset), channels=list(recording.channels))
+
+    # ----------------------------------------------------------------------------------------- loading
+    def _say(self, message: str) -> None:
+        from lightning.pytorch.utilities import rank_zero_only
+
+        if self.verbose and getattr(rank_zero_only, "rank", 0) == 0:
+            print(message, flush=True)
+
+    def _resolve_subjects(self, entries: list | None, ids: dict[str, int], option: str) -> list[str] | None:
+        """Subject names of ``entries`` (names, case-insensitive, or the integer ids the batches carry)."""
+        if entries is None:
+            return None
+        by_name = {name: name for name in ids}
+        by_lower = {name.lower(): name for name in ids}
+        by_id = {number: name for name, number in ids.items()}
+        out = []
+        for entry in entries:
+            if isinstance(entry, (int, np.integer)) and not isinstance(entry, bool) and int(entry) in by_id:
+                out.append(by_id[int(entry)])
+            elif str(entry) in by_name:
+                out.append(by_name[str(entry)])
+            elif str(entry).lower() in by_lower:
+                out.append(by_lower[str(entry).lower()])
+            else:
+                known = sorted(by_name)
+                raise ConfigError(f"{option}: subject {entry!r} is not among the subjects found under {self.root}: "
+                                  f"{known[:20]}{' ...' if len(known) > 20 else ''}")
+        return out
+
+    def load(self) -> None:
+        """Find, split and load every recording (once); called by :meth:`setup`."""
+        if self.datasets:
+            return
+        infos = sorted(self.find_recordings(), key=lambda i: str(i.path))
+        if not infos:
+            raise DataError(f"no {self.dataset_name} recordings found under '{self.root}': set data.init_args.root "
+                            f"to the folder holding {self.root_layout}")
+        names = sorted({i.subject for i in infos})
+        if all(i.subject_id is not None for i in infos):
+            ids = {i.subject: int(i.subject_id) for i in infos}
+        else:
+            ids = {name: k for k, name in enumerate(names)}
+        self.subject_names, self.subject_ids = names, ids
+        self.splits = split_subjects(names, self.seed, self.val_fraction, self.test_fraction,
+                                     self._resolve_subjects(self.val_subjects, ids, "val_subjects"),
+                                     self._resolve_subjects(self.test_subjects, ids, "test_subjects"))
+        split_of = {s: split for split, members in self.splits.items() for s in members}
+        pipeline = self.make_pipeline()
+        sets: dict[str, list[WindowSet]] = {split: [] for split in SPLITS}
+        report = RejectionReport()
+        skipped: dict[str, str] = {}
+        dropped: dict[str, str] = {}
+        loaded = 0
+        for n, info in enumerate(infos, 1):
+            self._scratch = {}
+            try:
+                if not Path(info.path).exists():
+                    raise DataError("file not found")
+                window_sets = [ws for ws in self.load_windows(info, pipeline) if len(ws)]
+                if not window_sets:
+                    rejected = self._scratch.get("report", RejectionReport())
+                    raise DataError(f"no usable window ({rejected.summary()})")
+            except ConfigError:
+                raise
+            except Exception as exc:  # a bad file must not stop the others (unless strict)
+                reason = str(exc) if isinstance(exc, DataError) else f"{type(exc).__name__}: {exc}"
+                reason = reason.removeprefix(f"{info.path}: ").strip() or type(exc).__name__
+                if self.strict:
+                    raise DataError(f"{info.path}: {reason} (strict=True; set data.init_args.strict=false to skip "
+                                    "bad recordings with a warning)") from exc
+                warnings.warn(f"skipped {info.path}: {reason}", RecordingSkippedWarning, stacklevel=2)
+                skipped[str(info.path)] = reason
+                self._say(f"[{n}/{len(infos)}] {info.path.name}: skipped ({reason})")
+                continue
+            loaded += 1
+            report.merge(self._scratch.get("report", RejectionReport()))
+            dropped.update(self._scratch.get("dropped", {}))
+            for ws in window_sets:
+                ws.subjects = np.full(len(ws), ids[info.subject], dtype=np.int64)
+                sets[split_of[info.subject]].append(ws)
+            count = sum(len(ws) for ws in window_sets)
+            self._say(f"[{n}/{len(infos)}] {info.path.name}: {count} windows ({split_of[info.subject]})")
+        self._scratch = {}
+        if not loaded:
+            raise DataError(f"none of the {len(infos)} {self.dataset_name} recordings under '{self.root}' could be "
+                            f"loaded; reasons: {sorted(set(skipped.values()))[:5]}")
+        self.datasets = {split: WindowDataset(sets[split]) for split in SPLITS}
+        self._summary = {
+            "recordings_found": len(infos), "recordings_loaded": loaded, "recordings_skipped": len(skipped),
+            "skipped": skipped, "windows": {split: len(self.datasets[split]) for split in SPLITS},
+            "windows_kept": report.kept, "rejected": dict(report.rejected), "dropped_channels": dropped,
+            "subjects": {split: list(self.splits[split]) for split in SPLITS},
+            "channel_sets": len({key for split in SPLITS for key in self.datasets[split].channel_sets}),
+        }
+        w = self._summary["windows"]
+        self._say(f"{self.dataset_name}: {loaded}/{len(infos)} recordings loaded, {len(skipped)} skipped; windows "
+                  f"train/val/test = {w['train']}/{w['val']}/{w['test']} from "
+                  f"{len(self.splits['train'])}/{len(self.splits['val'])}/{len(self.splits['test'])} subjects; "
+                  f"{report.summary()}"
+                  + (f"; channels dropped: {sorted(dropped)}" if dropped else ""))
+        for split in ("val", "test"):
+            if not len(self.datasets[split]):
+                self._say(f"{self.dataset_name}: the {split} split is empty")
+
+    def setup(self, stage: str | None = None) -> None:
+        self.load()
+
+    # ----------------------------------------------------------------------------------------- loaders
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        self.load()
+        dataset = self.datasets[split]
+        if split == "train" and not len(dataset):
+            raise DataError(f"the train split of {self.dataset_name} under '{self.root}' has no windows (subjects: "
+                            f"{self.splits.get('train')}); check the subjects and the skipped files in the summary")
+        sampler = ChannelBucketSampler(dataset, self.batch_size, shuffle=shuffle, seed=self.seed)
+        return DataLoader(dataset, batch_sampler=sampler, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+
+__all__ = ["ChannelBucketSampler", "RecordingDataModule", "RecordingInfo", "RecordingSkippedWarning", "WindowDataset",
+           "WindowSet", "read_raw_checked", "split_subjects"]
