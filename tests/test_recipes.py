@@ -14,14 +14,32 @@ QUICKSTART = RECIPES[[r.name for r in RECIPES].index("quickstart.yaml")]
 TINY_TOKENIZER = "{encoder_depth: 1, decoder_depth: 1, n_quantizers: 2, codebook_size: 32, code_dim: 8}"
 
 
+SHARED_EEGMMIDB = Path(__file__).resolve().parents[2] / "shared" / "data" / "eegmmidb"
+
+
+def data_overrides(recipe: Path) -> list[str]:
+    """Tiny data settings: synthetic recipes get a few windows; real-data recipes read ../shared/data."""
+    import yaml
+
+    class_path = yaml.safe_load(recipe.read_text())["data"]["class_path"]
+    if class_path.endswith("SyntheticDataModule"):
+        return ["--data.init_args.train_windows=2", "--data.init_args.val_windows=2", "--data.init_args.batch_size=2",
+                "--data.init_args.num_workers=0"]
+    if class_path.endswith("EEGMMIDBDataModule"):
+        if not SHARED_EEGMMIDB.is_dir():
+            pytest.skip(f"EEGMMIDB recordings not found at {SHARED_EEGMMIDB}")
+        return [f"--data.init_args.root={SHARED_EEGMMIDB}", "--data.init_args.runs=[1, 2]",
+                "--data.init_args.batch_size=2", "--data.init_args.num_workers=0", "--data.init_args.verbose=false"]
+    raise AssertionError(f"{recipe.name}: add tiny data overrides for {class_path}")
+
+
 def tiny_args(recipe: Path, tmp_path: Path) -> list[str]:
     return [
         "fit", "--config", str(recipe),
         "--trainer.fast_dev_run=1", "--trainer.accelerator=cpu", "--trainer.devices=1",
         "--trainer.strategy=auto", "--trainer.precision=32", f"--trainer.default_root_dir={tmp_path}",
         f"--model.init_args.tokenizer={TINY_TOKENIZER}",
-        "--data.init_args.train_windows=2", "--data.init_args.val_windows=2", "--data.init_args.batch_size=2",
-        "--data.init_args.num_workers=0",
+        *data_overrides(recipe),
     ]
 
 
@@ -33,6 +51,13 @@ def test_recipes_exist():
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
 def test_recipe_runs_one_step(recipe, tmp_path, capsys):
     main(tiny_args(recipe, tmp_path))
+
+
+def test_paper_recipe_trains_on_real_eegmmidb(tmp_path):
+    recipe = RECIPES[[r.name for r in RECIPES].index("eeg_tokenizer.yaml")]
+    args = [a for a in tiny_args(recipe, tmp_path) if not a.startswith("--trainer.fast_dev_run")]
+    main(args + ["--trainer.max_steps=3", "--trainer.limit_val_batches=1", "--trainer.logger=false",
+                 "--trainer.enable_checkpointing=false", "--trainer.callbacks=[]"])
 
 
 def test_official_size_in_paper_recipe():
