@@ -647,6 +647,7 @@ class RecordingDataModule(L.LightningDataModule):
         skipped: dict[str, str] = {}
         dropped: dict[str, str] = {}
         loaded = 0
+        progress_every = max(1, len(infos) // 20)
         for n, info in enumerate(infos, 1):
             self._scratch = {}
             try:
@@ -674,8 +675,9 @@ class RecordingDataModule(L.LightningDataModule):
             for ws in window_sets:
                 ws.subjects = np.full(len(ws), ids[info.subject], dtype=np.int64)
                 sets[split_of[info.subject]].append(ws)
-            count = sum(len(ws) for ws in window_sets)
-            self._say(f"[{n}/{len(infos)}] {info.path.name}: {count} windows ({split_of[info.subject]})")
+            if n % progress_every == 0 or n == len(infos):  # about 20 progress lines, whatever the corpus size
+                count = sum(len(ws) for ws in window_sets)
+                self._say(f"[{n}/{len(infos)}] {info.path.name}: {count} windows ({split_of[info.subject]})")
         self._scratch = {}
         if not loaded:
             raise DataError(f"none of the {len(infos)} {self.dataset_name} recordings under '{self.root}' could be "
