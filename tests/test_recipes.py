@@ -14,10 +14,29 @@ QUICKSTART = RECIPES[[r.name for r in RECIPES].index("quickstart.yaml")]
 TINY_TOKENIZER = "{encoder_depth: 1, decoder_depth: 1, n_quantizers: 2, codebook_size: 32, code_dim: 8}"
 
 
-SHARED_EEGMMIDB = Path(__file__).resolve().parents[2] / "shared" / "data" / "eegmmidb"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_EEGMMIDB = SHARED_DATA / "eegmmidb"
 
 
-def data_overrides(recipe: Path) -> list[str]:
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"recordings not found at {path}")
+    return path
+
+
+def _ptbxl_layout(tmp_path: Path) -> Path:
+    """A small PTB-XL folder written by the PTB-XL tests' helper from the shared PTB Diagnostic record."""
+    import importlib.util
+
+    module_path = Path(__file__).resolve().parent / "data" / "test_ptbxl.py"
+    spec = importlib.util.spec_from_file_location("ptbxl_layout_helper", module_path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    source = _require(SHARED_DATA / "ptbdb" / "patient001" / "s0010_re.hea").with_suffix("")
+    return module.write_ptbxl_layout(tmp_path / "ptbxl", source)
+
+
+def data_overrides(recipe: Path, tmp_path: Path) -> list[str]:
     """Tiny data settings: synthetic recipes get a few windows; real-data recipes read ../shared/data."""
     import yaml
 
@@ -25,11 +44,15 @@ def data_overrides(recipe: Path) -> list[str]:
     if class_path.endswith("SyntheticDataModule"):
         return ["--data.init_args.train_windows=2", "--data.init_args.val_windows=2", "--data.init_args.batch_size=2",
                 "--data.init_args.num_workers=0"]
+    quiet = ["--data.init_args.batch_size=2", "--data.init_args.num_workers=0", "--data.init_args.verbose=false"]
     if class_path.endswith("EEGMMIDBDataModule"):
-        if not SHARED_EEGMMIDB.is_dir():
-            pytest.skip(f"EEGMMIDB recordings not found at {SHARED_EEGMMIDB}")
-        return [f"--data.init_args.root={SHARED_EEGMMIDB}", "--data.init_args.runs=[1, 2]",
-                "--data.init_args.batch_size=2", "--data.init_args.num_workers=0", "--data.init_args.verbose=false"]
+        return [f"--data.init_args.root={_require(SHARED_EEGMMIDB)}", "--data.init_args.runs=[1, 2]", *quiet]
+    if class_path.endswith("PTBXLDataModule"):
+        return [f"--data.init_args.root={_ptbxl_layout(tmp_path)}", *quiet]
+    if class_path.endswith("SEMGArmbandDataModule"):
+        root = _require(SHARED_DATA / "long-term-semg-armband" / "data")
+        return [f"--data.init_args.root={root}", "--data.init_args.subjects=[1, 2]", "--data.init_args.days=[1]",
+                *quiet]
     raise AssertionError(f"{recipe.name}: add tiny data overrides for {class_path}")
 
 
@@ -39,13 +62,14 @@ def tiny_args(recipe: Path, tmp_path: Path) -> list[str]:
         "--trainer.fast_dev_run=1", "--trainer.accelerator=cpu", "--trainer.devices=1",
         "--trainer.strategy=auto", "--trainer.precision=32", f"--trainer.default_root_dir={tmp_path}",
         f"--model.init_args.tokenizer={TINY_TOKENIZER}",
-        *data_overrides(recipe),
+        *data_overrides(recipe, tmp_path),
     ]
 
 
 def test_recipes_exist():
     names = {r.name for r in RECIPES}
-    assert {"quickstart.yaml", "eeg_tokenizer.yaml", "ecg_tokenizer.yaml", "emg_tokenizer.yaml"} <= names
+    assert {"quickstart.yaml", "eeg_tokenizer.yaml", "ecg_tokenizer.yaml", "emg_tokenizer.yaml",
+            "semg_tokenizer.yaml"} <= names
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)

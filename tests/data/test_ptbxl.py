@@ -79,13 +79,10 @@ def write_csvs(root: Path, rows=ROWS) -> None:
             writer.writerow(list(row) + [""] * (len(STATEMENT_COLUMNS) - len(row)))
 
 
-@pytest.fixture(scope="module")
-def ptbxl_root(data_dir, tmp_path_factory) -> Path:
-    source = data_dir / "ptbdb" / "patient001" / "s0010_re"
-    if not source.with_suffix(".hea").exists():
-        pytest.skip(f"PTB Diagnostic sample not found at {source}")
+def write_ptbxl_layout(root: Path, source: Path) -> Path:
+    """A small PTB-XL folder in the published layout (100 and 500 Hz records, the two CSVs), its signals
+    10-s pieces of the real PTB Diagnostic record ``source``."""
     record = wfdb.rdrecord(str(source), channel_names=[n.lower() for n in LEADS])  # 1000 Hz, mV, 38.4 s
-    root = tmp_path_factory.mktemp("ptbxl")
     for ecg_id, *_ in ROWS:
         start = ((ecg_id - 1) % 3) * 9000  # three different 10-s pieces
         piece = record.p_signal[start:start + 10000]
@@ -97,6 +94,14 @@ def ptbxl_root(data_dir, tmp_path_factory) -> Path:
                         adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(folder))
     write_csvs(root)
     return root
+
+
+@pytest.fixture(scope="module")
+def ptbxl_root(data_dir, tmp_path_factory) -> Path:
+    source = data_dir / "ptbdb" / "patient001" / "s0010_re"
+    if not source.with_suffix(".hea").exists():
+        pytest.skip(f"PTB Diagnostic sample not found at {source}")
+    return write_ptbxl_layout(tmp_path_factory.mktemp("ptbxl"), source)
 
 
 @pytest.fixture(scope="module")
