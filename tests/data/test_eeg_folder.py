@@ -123,3 +123,17 @@ def test_options_and_extensions(tmp_path):
     (tmp_path / "readme.txt").write_text("no recordings here")
     with pytest.raises(DataError, match="no EEG folder recordings found"):
         EEGFolderDataModule(str(tmp_path), verbose=False).setup()
+
+
+def test_recordings_at_mixed_sampling_rates_all_reach_the_spec_rate(set_file, tmp_path):
+    """A folder mixing 160 Hz, 250 Hz and 200 Hz files: each is resampled on its own, nothing is skipped."""
+    raw = mne.io.read_raw_eeglab(set_file, preload=True, verbose="error").pick(MONTAGE_19).crop(0, 12)
+    _fif(raw.copy(), tmp_path / "s1" / "at160_raw.fif")
+    _fif(raw.copy().resample(250.0, verbose="error"), tmp_path / "s2" / "at250_raw.fif")
+    _fif(raw.copy().resample(200.0, verbose="error"), tmp_path / "s3" / "at200_raw.fif")
+    dm = EEGFolderDataModule(str(tmp_path), window_seconds=4.0, steps=LIGHT_STEPS, val_fraction=0.0,
+                             test_fraction=0.0, verbose=False)
+    dm.setup()
+    assert dm.summary["recordings_loaded"] == 3 and dm.summary["recordings_skipped"] == 0
+    shapes = {ws.signals.shape for ws in dm.datasets["train"].sets}
+    assert shapes == {(3, 19, 800)}  # 12 s at 200 Hz whatever the source rate
