@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CheckpointError", "ConfigError", "InputError", "NeuroRVQError",
     "ModalitySpec", "TemporalBranch", "get_modality", "list_modalities", "register_modality",
-    "NeuroRVQTokenizer", "AmplitudeStats",
+    "NeuroRVQTokenizer", "AmplitudeStats", "NeuroRVQFoundationModel",
 ]
 
 
@@ -17,4 +17,8 @@ def __getattr__(name: str):  # models import torch; keep `import neurorvq` light
         from neurorvq.models import tokenizer
 
         return getattr(tokenizer, name)
+    if name == "NeuroRVQFoundationModel":
+        from neurorvq.models.fm import NeuroRVQFoundationModel
+
+        return NeuroRVQFoundationModel
     raise AttributeError(f"module 'neurorvq' has no attribute {name!r}")

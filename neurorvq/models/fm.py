@@ -1,0 +1,166 @@
+"""NeuroRVQ foundation model (method.md §4): the tokenizer's front end (multi-scale temporal conv + a shared
+transformer with layer scale) on raw patches, with
+
+- pretraining: masked patches replaced by a learned mask token, ``norm_pre``, and one **batched** head that
+  predicts all S x N token ids of the tokenizer (weight ``[S, N, V, D]``; head ``h`` of the official code is
+  ``[h // N, h % N]``), for the masked view and the symmetric (complementary-mask) view;
+- fine-tuning: branch features concatenated ``[B, L, S*D]``, mean over tokens, ``LayerNorm(S*D)``, ``Linear``;
+- features: :meth:`embed` returns per-token and pooled features.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neurorvq.errors import ConfigError, InputError
+from neurorvq.models.inputs import ChannelsLike, PreparedInput, prepare_input
+from neurorvq.models.pretrained import PretrainedMixin
+from neurorvq.nn.temporal import MultiScaleTemporalConv
+from neurorvq.nn.transformer import TokenTransformer
+from neurorvq.registry import ModalitySpec, get_modality
+
+FM_OPTIONS: dict[str, Any] = {
+    "depth": 12,             # transformer blocks
+    "init_values": 1e-5,     # layer scale (method.md §4.1)
+    "vocab_size": None,      # classes of each token head; None = the spec's codebook_size
+    "pretraining": True,     # build mask token, norm_pre and the token heads
+    "num_classes": 0,        # fine-tuning classes (0 = no classification head)
+    "check_inputs": True,
+    "crop": False,
+}
+
+
+class PretrainOutput(NamedTuple):
+    """Masked-token pretraining forward. ``logits [S*N, M, V]`` for the M masked tokens (rows in (batch, token)
+    order; head index = branch * N + level), ``logits_symmetric [S*N, U, V]`` for the U unmasked ones;
+    ``features`` / ``features_symmetric [S, B, L, D]`` after ``norm_pre``."""
+
+    logits: torch.Tensor
+    logits_symmetric: torch.Tensor
+    features: torch.Tensor
+    features_symmetric: torch.Tensor
+
+
+class NeuroRVQFoundationModel(PretrainedMixin, nn.Module):
+    """NeuroRVQ-FM for one modality (``spec``), generic in branches S and token depth N.
+
+    Args:
+        spec: a :class:`ModalitySpec` or registered name.
+        **overrides: spec fields, or FM options (``FM_OPTIONS``: depth, init_values, vocab_size, pretraining,
+            num_classes, check_inputs, crop).
+    """
+
+    model_kind = "foundation_model"
+
+    def __init__(self, spec: ModalitySpec | str = "eeg", **overrides: Any) -> None:
+        super().__init__()
+        options = {k: overrides.pop(k) for k in list(overrides) if k in FM_OPTIONS}
+        base = get_modality(spec)
+        unknown = sorted(set(overrides) - set(base.to_dict()))
+        if unknown:
+            raise ConfigError(f"unknown foundation-model override(s) {unknown}; valid: spec fields "
+                              f"{sorted(base.to_dict())} and options {sorted(FM_OPTIONS)}")
+        self.spec = base.replace(**overrides) if overrides else base
+        self.options = {**FM_OPTIONS, **options}
+        if self.options["vocab_size"] is None:
+            self.options["vocab_size"] = self.spec.codebook_size
+        spec, dim = self.spec, self.spec.embed_dim
+        self.temporal = MultiScaleTemporalConv(spec.branches, spec.conv_channels, spec.groupnorm_groups)
+        self.backbone = TokenTransformer(dim, int(self.options["depth"]), spec.num_heads, spec.spatial_rows,
+                                         spec.max_patches, spec.mlp_ratio, float(self.options["init_values"]))
+        s, n, v = spec.num_branches, spec.n_quantizers, int(self.options["vocab_size"])
+        if self.options["pretraining"]:
+            self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
+            self.norm_pre = nn.LayerNorm(dim)
+            self.head_weight = nn.Parameter(torch.zeros(s, n, v, dim))
+            self.head_bias = nn.Parameter(torch.zeros(s, n, v))
+        self.num_classes = int(self.options["num_classes"])
+        if self.num_classes:
+            self.reset_classifier(self.num_classes)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new ``fc_norm`` (LayerNorm(S*D)) and ``head`` (Linear(S*D, n); n = 1 for two classes, as the
+        official BCE head) with PyTorch's default initialisation."""
+        width = self.spec.num_branches * self.spec.embed_dim
+        self.num_classes = int(num_classes)
+        self.options["num_classes"] = self.num_classes
+        self.fc_norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, 1 if num_classes == 2 else num_classes)
+
+    def config(self) -> dict[str, Any]:
+        return {"spec": self.spec.to_dict(), "options": dict(self.options)}
+
+    # ------------------------------------------------------------------------------------ pieces
+    def prepare(self, x: torch.Tensor, channels: ChannelsLike) -> PreparedInput:
+        return prepare_input(self.spec, x, channels, check=bool(self.options["check_inputs"]),
+                             crop=bool(self.options["crop"]))
+
+    def _run(self, tokens: torch.Tensor, inp: PreparedInput) -> torch.Tensor:
+        """``tokens [S, B, L, D]`` -> block outputs ``[S, B, L, D]`` (CLS dropped, no final norm)."""
+        s, b, l, d = tokens.shape
+        spatial = inp.spatial_ids.repeat(s, 1) if inp.spatial_ids.ndim == 2 else inp.spatial_ids
+        return self.backbone(tokens.reshape(s * b, l, d), spatial, inp.temporal_ids).reshape(s, b, l, d)
+
+    def token_logits(self, features: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Logits of every (branch, level) head at ``positions [B, L]`` (bool): ``[S*N, M, V]``, one batched
+        product for all heads; rows in (batch, token) order."""
+        s, b, l, d = features.shape
+        rows = features[:, positions]  # [S, M, D]
+        logits = torch.einsum("smd,snvd->snmv", rows, self.head_weight) + self.head_bias.unsqueeze(2)
+        return logits.reshape(s * self.spec.n_quantizers, rows.shape[1], -1)
+
+    # ------------------------------------------------------------------------------------ public API
+    def forward_pretrain(self, x: torch.Tensor, channels: ChannelsLike, mask: torch.Tensor) -> PretrainOutput:
+        """Masked-token pretraining pass. ``mask [B, L]`` bool, True = masked (L = channels x patches,
+        channel-major). The symmetric view masks the complement (method.md §4.2)."""
+        if not self.options["pretraining"]:
+            raise ConfigError("this model was built without pretraining heads (pretraining=False)")
+        inp = self.prepare(x, channels)
+        b, c, a, _ = inp.patches.shape
+        if mask.shape != (b, c * a) or mask.dtype != torch.bool:
+            raise InputError(f"mask must be bool [batch, channels*patches] = [{b}, {c * a}]; got {mask.dtype} "
+                             f"{tuple(mask.shape)}")
+        patch_embed = self.temporal(inp.patches)
+        w = mask.unsqueeze(-1).to(patch_embed.dtype)
+        views = torch.cat((patch_embed * (1 - w) + self.mask_token * w,      # masked view
+                           patch_embed * w + self.mask_token * (1 - w)))     # symmetric view
+        s = patch_embed.shape[0]
+        features = self.norm_pre(self._run(views, inp))
+        masked, symmetric = features[:s], features[s:]
+        return PretrainOutput(self.token_logits(masked, mask), self.token_logits(symmetric, ~mask), masked, symmetric)
+
+    def embed(self, x: torch.Tensor, channels: ChannelsLike) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features for downstream use: ``(per_token [B, L, S*D], pooled [B, S*D])`` — block outputs of every
+        branch concatenated (no final norm, as the official fine-tuning path) and their mean over tokens."""
+        inp = self.prepare(x, channels)
+        features = self._run(self.temporal(inp.patches), inp)
+        s, b, l, d = features.shape
+        per_token = features.permute(1, 2, 0, 3).reshape(b, l, s * d)
+        return per_token, per_token.mean(dim=1)
+
+    def forward(self, x: torch.Tensor, channels: ChannelsLike) -> torch.Tensor:
+        """Classification logits ``[B, n]`` (``n = 1`` for two classes): pooled features -> fc_norm -> head."""
+        if not self.num_classes:
+            raise ConfigError("no classification head: call reset_classifier(num_classes) or pass num_classes=")
+        _, pooled = self.embed(x, channels)
+        return self.head(self.fc_norm(pooled))
+
+    @classmethod
+    def from_official(cls, path_or_state_dict, modality: str | ModalitySpec | None = None, **overrides: Any):
+        """Load an official-layout FM checkpoint (pretraining variant, optionally with a fine-tuning head)."""
+        from neurorvq.models.official_fm import load_official_fm
+
+        return load_official_fm(cls, path_or_state_dict, modality, **overrides)
+
+
+def masked_token_loss(out: PretrainOutput, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """LaBraM-style loss (method.md §4.2): mean over the S*N heads of CE on the masked tokens plus CE of the
+    symmetric view on the unmasked ones. ``targets [B, S, N, L]`` (tokenizer ids), ``mask [B, L]`` bool."""
+    b, s, n, l = targets.shape
+    flat = targets.permute(1, 2, 0, 3).reshape(s * n, b, l)
+    loss = F.cross_entropy(out.logits.flatten(0, 1), flat[:, mask].flatten())
+    return loss + F.cross_entropy(out.logits_symmetric.flatten(0, 1), flat[:, ~mask].flatten())
