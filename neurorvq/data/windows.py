@@ -13,7 +13,9 @@ recording-based datasets.
   into window sets (:meth:`RecordingDataModule.load_windows`, using the helpers :meth:`~RecordingDataModule.read_raw`,
   :meth:`~RecordingDataModule.preprocess` and :meth:`~RecordingDataModule.cut`); the base checks the root,
   splits subjects, loads every recording with progress, skips bad files with a warning (or raises in strict
-  mode), and summarises what was kept, rejected and skipped.
+  mode), and summarises what was kept, rejected and skipped. With ``cache_dir`` it writes the windows of each
+  split once into a sharded on-disk cache (:mod:`neurorvq.data.cache`) and streams batches from it instead of
+  holding them in memory.
 
 Batches (default collate over one bucket): ``{"signal": float32 [B, C, T], "channel_ids": int64 [B, C]}`` and,
 when present, ``"label": int64 [B]``, ``"subject": int64 [B]``.
@@ -21,8 +23,10 @@ when present, ``"label": int64 [B]``, ``"subject": int64 [B]``.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -41,6 +45,11 @@ from neurorvq.errors import ConfigError
 from neurorvq.registry import ModalitySpec, get_modality
 
 SPLITS = ("train", "val", "test")
+CACHE_LAYOUT_VERSION = 1
+"""Version of what :class:`RecordingDataModule` writes into a window cache (part of every cache key)."""
+_CACHE_SUMMARY = "summary.json"  # sidecar next to a cache's index.json: the split's loading counts
+_NOT_IN_CACHE_KEY = ("batch_size", "num_workers", "verbose", "cache_dir", "seed", "val_subjects", "test_subjects",
+                     "val_fraction", "test_fraction")  # loader / split settings; the split's subjects are keyed
 
 
 class RecordingSkippedWarning(UserWarning):
@@ -406,21 +415,42 @@ class RecordingDataModule(L.LightningDataModule):
             (default) or ``'drop'`` the channel (the recording then forms its own channel-set bucket).
         verbose: print loading progress and the summary (rank 0 only).
         modality: registered modality name.
+        cache_dir: opt-in on-disk window cache (``None``: load everything into memory). When set,
+            :meth:`prepare_data` writes the windows of each split once (exactly those the in-memory path
+            produces) as WebDataset shards under ``<cache_dir>/<key>/``, or reuses a complete cache of the same
+            key: the key covers the split's recording files (size, mtime, header checksum), the dataset class,
+            its window-affecting hyper-parameters (all init args except ``batch_size``, ``num_workers``,
+            ``verbose``, ``cache_dir`` and the split options, which enter as the split's subject list), the
+            preprocessing pipeline config and :data:`CACHE_LAYOUT_VERSION`. :meth:`setup` then loads no recording;
+            the loaders stream the shards (:class:`~neurorvq.data.cache.StreamingWindows`) and batch them by
+            channel set (:func:`~neurorvq.data.cache.bucket_batches`); training reads shards in a seeded order
+            through a shuffle buffer of :attr:`cache_shuffle_buffer` windows. Lightning calls ``set_epoch`` only on
+            samplers, so :meth:`train_dataloader` sets the trainer's current epoch on the stream: use
+            ``Trainer(reload_dataloaders_every_n_epochs=1)`` for a new order every epoch (otherwise every epoch
+            reads the epoch-0 order). On a filesystem shared by several nodes use
+            ``prepare_data_per_node=False``. The loading summary is kept in a ``summary.json`` next to each
+            cache's ``index.json`` and reloaded on reuse. Subclasses that change the windows after loading by
+            overriding :meth:`load` cannot use the cache (a :class:`ConfigError` says so).
 
-    After :meth:`setup` (which loads everything once): :attr:`datasets` (``{split: WindowDataset}``),
-    :attr:`summary` (counts), :attr:`subject_names`, :attr:`subject_ids`, :attr:`splits`.
+    After :meth:`setup` (which loads everything once): :attr:`datasets` (``{split: WindowDataset}``; empty with
+    ``cache_dir``, where :attr:`caches` holds ``{split: CacheIndex}`` instead), :attr:`summary` (counts),
+    :attr:`subject_names`, :attr:`subject_ids`, :attr:`splits`.
     """
 
     dataset_name: ClassVar[str] = "recordings"
     root_layout: ClassVar[str] = "the dataset's files"
     label_names: tuple[str, ...] | None = None
+    cache_shuffle_buffer: ClassVar[int] = 1024
+    """Windows held in the training shuffle buffer when streaming from ``cache_dir`` (per DataLoader worker)."""
+    cache_max_windows_per_shard: ClassVar[int] = 1000
+    """Shard size (windows) of caches written by :meth:`prepare_data`: small enough to spread over workers."""
 
     def __init__(self, root: str, window_seconds: float = 4.0, stride_seconds: float | None = None,
                  batch_size: int = 32, num_workers: int = 0, seed: int = 0, strict: bool = False,
                  max_amplitude: float | None = None, steps: list[dict] | None = None,
                  val_subjects: list[int | str] | None = None, test_subjects: list[int | str] | None = None,
                  val_fraction: float = 0.1, test_fraction: float = 0.1, dead_channels: str = "skip",
-                 verbose: bool = True, modality: str = "eeg") -> None:
+                 verbose: bool = True, modality: str = "eeg", cache_dir: str | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.spec_: ModalitySpec = get_modality(modality)
@@ -452,6 +482,7 @@ class RecordingDataModule(L.LightningDataModule):
         self.test_fraction = float(test_fraction)
         self.dead_channels = dead_channels
         self.verbose = bool(verbose)
+        self.cache_dir = None if cache_dir is None else Path(cache_dir).expanduser()
         if steps is not None:
             steps_from_config(steps)  # bad steps fail at configuration time
         self.root = Path(root).expanduser()
@@ -465,6 +496,7 @@ class RecordingDataModule(L.LightningDataModule):
         self.subject_ids: dict[str, int] = {}
         self._summary: dict[str, Any] = {}
         self._scratch: dict[str, Any] = {}
+        self.caches: dict[str, Any] = {}  # {split: neurorvq.data.cache.CacheIndex} with cache_dir
 
     # ----------------------------------------------------------------------------------------- to implement
     def find_recordings(self) -> list[RecordingInfo]:  # pragma: no cover - interface
@@ -623,10 +655,8 @@ class RecordingDataModule(L.LightningDataModule):
                                   f"{known[:20]}{' ...' if len(known) > 20 else ''}")
         return out
 
-    def load(self) -> None:
-        """Find, split and load every recording (once); called by :meth:`setup`."""
-        if self.datasets:
-            return
+    def _find_and_split(self) -> list[RecordingInfo]:
+        """Every recording (sorted by path); sets :attr:`subject_names`, :attr:`subject_ids` and :attr:`splits`."""
         infos = sorted(self.find_recordings(), key=lambda i: str(i.path))
         if not infos:
             raise DataError(f"no {self.dataset_name} recordings found under '{self.root}': set data.init_args.root "
@@ -640,71 +670,217 @@ class RecordingDataModule(L.LightningDataModule):
         self.splits = split_subjects(names, self.seed, self.val_fraction, self.test_fraction,
                                      self._resolve_subjects(self.val_subjects, ids, "val_subjects"),
                                      self._resolve_subjects(self.test_subjects, ids, "test_subjects"))
-        split_of = {s: split for split, members in self.splits.items() for s in members}
-        pipeline = self.make_pipeline()
-        sets: dict[str, list[WindowSet]] = {split: [] for split in SPLITS}
-        report = RejectionReport()
-        skipped: dict[str, str] = {}
-        dropped: dict[str, str] = {}
-        loaded = 0
+        return infos
+
+    def _split_of(self) -> dict[str, str]:
+        return {s: split for split, members in self.splits.items() for s in members}
+
+    def iter_recordings(self, infos: Sequence[RecordingInfo], pipeline: Pipeline,
+                        tally: dict[str, Any]) -> Iterator[tuple[RecordingInfo, list[WindowSet]]]:
+        """Load ``infos`` one by one: yields ``(info, window sets)`` of every usable recording (subject ids
+        filled in); a bad one is skipped with a :class:`RecordingSkippedWarning` (or raises in strict mode).
+        ``tally`` accumulates ``report`` (:class:`RejectionReport`), ``skipped`` ({file: reason}), ``dropped``
+        (channels) and ``loaded`` (count). The one loading loop of both the in-memory and the cached path."""
+        tally.setdefault("report", RejectionReport())
+        tally.setdefault("skipped", {})
+        tally.setdefault("dropped", {})
+        tally.setdefault("loaded", 0)
+        split_of = self._split_of()
         progress_every = max(1, len(infos) // 20)
-        for n, info in enumerate(infos, 1):
+        try:
+            for n, info in enumerate(infos, 1):
+                self._scratch = {}
+                try:
+                    if not Path(info.path).exists():
+                        raise DataError("file not found")
+                    window_sets = [ws for ws in self.load_windows(info, pipeline) if len(ws)]
+                    if not window_sets:
+                        rejected = self._scratch.get("report", RejectionReport())
+                        raise DataError(f"no usable window ({rejected.summary()})")
+                except ConfigError:
+                    raise
+                except Exception as exc:  # a bad file must not stop the others (unless strict)
+                    reason = str(exc) if isinstance(exc, DataError) else f"{type(exc).__name__}: {exc}"
+                    reason = reason.removeprefix(f"{info.path}: ").strip() or type(exc).__name__
+                    if self.strict:
+                        raise DataError(f"{info.path}: {reason} (strict=True; set data.init_args.strict=false to skip "
+                                        "bad recordings with a warning)") from exc
+                    warnings.warn(f"skipped {info.path}: {reason}", RecordingSkippedWarning, stacklevel=3)
+                    tally["skipped"][str(info.path)] = reason
+                    self._say(f"[{n}/{len(infos)}] {info.path.name}: skipped ({reason})")
+                    continue
+                tally["loaded"] += 1
+                tally["report"].merge(self._scratch.get("report", RejectionReport()))
+                tally["dropped"].update(self._scratch.get("dropped", {}))
+                for ws in window_sets:
+                    ws.subjects = np.full(len(ws), self.subject_ids[info.subject], dtype=np.int64)
+                if n % progress_every == 0 or n == len(infos):  # about 20 progress lines, whatever the corpus size
+                    count = sum(len(ws) for ws in window_sets)
+                    self._say(f"[{n}/{len(infos)}] {info.path.name}: {count} windows ({split_of[info.subject]})")
+                self._scratch = {}
+                yield info, window_sets
+        finally:
             self._scratch = {}
-            try:
-                if not Path(info.path).exists():
-                    raise DataError("file not found")
-                window_sets = [ws for ws in self.load_windows(info, pipeline) if len(ws)]
-                if not window_sets:
-                    rejected = self._scratch.get("report", RejectionReport())
-                    raise DataError(f"no usable window ({rejected.summary()})")
-            except ConfigError:
-                raise
-            except Exception as exc:  # a bad file must not stop the others (unless strict)
-                reason = str(exc) if isinstance(exc, DataError) else f"{type(exc).__name__}: {exc}"
-                reason = reason.removeprefix(f"{info.path}: ").strip() or type(exc).__name__
-                if self.strict:
-                    raise DataError(f"{info.path}: {reason} (strict=True; set data.init_args.strict=false to skip "
-                                    "bad recordings with a warning)") from exc
-                warnings.warn(f"skipped {info.path}: {reason}", RecordingSkippedWarning, stacklevel=2)
-                skipped[str(info.path)] = reason
-                self._say(f"[{n}/{len(infos)}] {info.path.name}: skipped ({reason})")
-                continue
-            loaded += 1
-            report.merge(self._scratch.get("report", RejectionReport()))
-            dropped.update(self._scratch.get("dropped", {}))
-            for ws in window_sets:
-                ws.subjects = np.full(len(ws), ids[info.subject], dtype=np.int64)
-                sets[split_of[info.subject]].append(ws)
-            if n % progress_every == 0 or n == len(infos):  # about 20 progress lines, whatever the corpus size
-                count = sum(len(ws) for ws in window_sets)
-                self._say(f"[{n}/{len(infos)}] {info.path.name}: {count} windows ({split_of[info.subject]})")
-        self._scratch = {}
+
+    def _finish_summary(self, found: int, tally: dict[str, Any], windows: dict[str, int],
+                        channel_sets: int) -> None:
+        report, skipped, dropped, loaded = tally["report"], tally["skipped"], tally["dropped"], tally["loaded"]
         if not loaded:
-            raise DataError(f"none of the {len(infos)} {self.dataset_name} recordings under '{self.root}' could be "
+            raise DataError(f"none of the {found} {self.dataset_name} recordings under '{self.root}' could be "
                             f"loaded; reasons: {sorted(set(skipped.values()))[:5]}")
-        self.datasets = {split: WindowDataset(sets[split]) for split in SPLITS}
         self._summary = {
-            "recordings_found": len(infos), "recordings_loaded": loaded, "recordings_skipped": len(skipped),
-            "skipped": skipped, "windows": {split: len(self.datasets[split]) for split in SPLITS},
-            "windows_kept": report.kept, "rejected": dict(report.rejected), "dropped_channels": dropped,
+            "recordings_found": found, "recordings_loaded": loaded, "recordings_skipped": len(skipped),
+            "skipped": dict(skipped), "windows": dict(windows),
+            "windows_kept": report.kept, "rejected": dict(report.rejected), "dropped_channels": dict(dropped),
             "subjects": {split: list(self.splits[split]) for split in SPLITS},
-            "channel_sets": len({key for split in SPLITS for key in self.datasets[split].channel_sets}),
+            "channel_sets": channel_sets,
         }
         w = self._summary["windows"]
-        self._say(f"{self.dataset_name}: {loaded}/{len(infos)} recordings loaded, {len(skipped)} skipped; windows "
+        self._say(f"{self.dataset_name}: {loaded}/{found} recordings loaded, {len(skipped)} skipped; windows "
                   f"train/val/test = {w['train']}/{w['val']}/{w['test']} from "
                   f"{len(self.splits['train'])}/{len(self.splits['val'])}/{len(self.splits['test'])} subjects; "
                   f"{report.summary()}"
                   + (f"; channels dropped: {sorted(dropped)}" if dropped else ""))
         for split in ("val", "test"):
-            if not len(self.datasets[split]):
+            if not w[split]:
                 self._say(f"{self.dataset_name}: the {split} split is empty")
 
+    def load(self) -> None:
+        """Find, split and load every recording into memory (once); called by :meth:`setup` without
+        ``cache_dir``."""
+        if self.datasets:
+            return
+        infos = self._find_and_split()
+        split_of = self._split_of()
+        sets: dict[str, list[WindowSet]] = {split: [] for split in SPLITS}
+        tally: dict[str, Any] = {}
+        for info, window_sets in self.iter_recordings(infos, self.make_pipeline(), tally):
+            sets[split_of[info.subject]].extend(window_sets)
+        datasets = {split: WindowDataset(sets[split]) for split in SPLITS}
+        self._finish_summary(len(infos), tally, {split: len(datasets[split]) for split in SPLITS},
+                             len({key for split in SPLITS for key in datasets[split].channel_sets}))
+        self.datasets = datasets
+
+    # ----------------------------------------------------------------------------------------- cache
+    def cache_config(self, split: str, infos: Sequence[RecordingInfo]) -> dict[str, Any]:
+        """What the windows of ``split`` depend on besides the source files (part of the cache key)."""
+        hparams = {k: v for k, v in dict(self.hparams).items() if k not in _NOT_IN_CACHE_KEY}
+        subjects = list(self.splits[split])
+        return {
+            "layout_version": CACHE_LAYOUT_VERSION,
+            "dataset": f"{type(self).__module__}.{type(self).__qualname__}",
+            "hparams": json.loads(json.dumps(hparams, sort_keys=True, default=str)),
+            "pipeline": json.loads(json.dumps(self.make_pipeline().config(), sort_keys=True, default=str)),
+            "split": split,
+            "subjects": {s: self.subject_ids[s] for s in subjects},
+            "recordings": [[str(i.path), i.subject] for i in infos],
+            "missing": [str(i.path) for i in infos if not Path(i.path).is_file()],
+        }
+
+    def _check_cacheable(self) -> None:
+        if type(self).load is not RecordingDataModule.load:
+            raise ConfigError(f"{type(self).__name__} post-processes its windows in load(), which the window cache "
+                              "does not replay; leave data.init_args.cache_dir unset for this dataset")
+
+    def _cache_windows(self, pairs: Iterator[tuple[RecordingInfo, list[WindowSet]]]):
+        """``(recording name, window dicts)`` pairs for :func:`~neurorvq.data.cache.build_cache`."""
+        for info, window_sets in pairs:
+            def windows(window_sets=window_sets):
+                for ws in window_sets:
+                    for i in range(len(ws)):
+                        win = {"signal": ws.signals[i], "channel_ids": ws.channel_ids, "recording": ws.recording,
+                               "start": int(ws.starts[i])}
+                        if ws.labels is not None:
+                            win["label"] = int(ws.labels[i])
+                        if ws.subjects is not None:
+                            win["subject"] = int(ws.subjects[i])
+                        yield win
+            yield str(info.path), windows()
+
+    def _open_caches(self, build: bool) -> None:
+        """Open (and with ``build``, write the missing) cache of every split; sets :attr:`caches` and the summary."""
+        from neurorvq.data import cache as wcache
+
+        self._check_cacheable()
+        infos = self._find_and_split()
+        split_of = self._split_of()
+        pipeline = self.make_pipeline() if build else None
+        caches: dict[str, Any] = {}
+        parts: dict[str, dict[str, Any]] = {}
+        for split in SPLITS:
+            mine = [i for i in infos if split_of[i.subject] == split]
+            sources = [str(i.path) for i in mine if Path(i.path).is_file()]
+            key = wcache.cache_key(sources, self.cache_config(split, mine))
+            index = wcache.open_cache(self.cache_dir, key)
+            sidecar = self.cache_dir / key / _CACHE_SUMMARY
+            if index is None or not sidecar.is_file():
+                if not build:
+                    raise DataError(f"no complete {split} cache {key} under '{self.cache_dir}': run prepare_data() "
+                                    "(the Trainer does) to build it")
+                tally: dict[str, Any] = {}
+                self._say(f"{self.dataset_name}: building the {split} window cache {key} ({len(mine)} recordings)")
+                index = wcache.build_cache(self.cache_dir, key, self._cache_windows(
+                    self.iter_recordings(mine, pipeline, tally)), config=self.cache_config(split, mine),
+                    max_windows_per_shard=self.cache_max_windows_per_shard, progress=self.verbose)
+                part = {"recordings_found": len(mine), "recordings_loaded": tally.get("loaded", 0),
+                        "skipped": tally.get("skipped", {}), "dropped_channels": tally.get("dropped", {}),
+                        "windows_kept": tally["report"].kept if "report" in tally else 0,
+                        "rejected": dict(tally["report"].rejected) if "report" in tally else {}}
+                tmp = sidecar.with_name(_CACHE_SUMMARY + ".tmp")
+                tmp.write_text(json.dumps(part, indent=1, sort_keys=True))
+                os.replace(tmp, sidecar)
+            else:
+                part = json.loads(sidecar.read_text())
+                for path, reason in part["skipped"].items():  # what an in-memory load would have warned about
+                    warnings.warn(f"skipped {path}: {reason} (recorded in the window cache)", RecordingSkippedWarning,
+                                  stacklevel=3)
+            caches[split], parts[split] = index, part
+        tally = {"report": RejectionReport(), "skipped": {}, "dropped": {}, "loaded": 0}
+        for part in parts.values():
+            tally["loaded"] += part["recordings_loaded"]
+            tally["skipped"].update(part["skipped"])
+            tally["dropped"].update(part["dropped_channels"])
+            tally["report"].merge(RejectionReport(part["windows_kept"], Counter(part["rejected"])))
+        channel_sets = {tuple(c["channel_ids"]) for index in caches.values() for c in index.channel_sets}
+        self._finish_summary(len(infos), tally, {split: caches[split].total_windows for split in SPLITS},
+                             len(channel_sets))
+        self.caches = caches
+
+    def prepare_data(self) -> None:
+        """With ``cache_dir``: build (or reuse) the window cache of every split. Without: nothing."""
+        if self.cache_dir is not None:
+            self._open_caches(build=True)
+
     def setup(self, stage: str | None = None) -> None:
-        self.load()
+        if self.cache_dir is None:
+            self.load()
+        elif not self.caches:
+            self._open_caches(build=True)  # reuses what prepare_data built; builds when called without it
 
     # ----------------------------------------------------------------------------------------- loaders
+    def _cached_loader(self, split: str, shuffle: bool) -> DataLoader:
+        from neurorvq.data.cache import StreamingWindows, bucket_batches
+
+        if not self.caches:
+            self.setup()
+        index = self.caches[split]
+        if not index.total_windows:
+            if split == "train":
+                raise DataError(f"the train split of {self.dataset_name} under '{self.root}' has no windows "
+                                f"(subjects: {self.splits.get('train')}); check the subjects and the skipped files in "
+                                "the summary")
+            return DataLoader([], batch_size=None)
+        stream = StreamingWindows(index, shuffle_shards=shuffle, seed=self.seed,
+                                  shuffle_buffer=self.cache_shuffle_buffer if shuffle else 0)
+        trainer = getattr(self, "trainer", None)
+        if shuffle and trainer is not None:
+            stream.set_epoch(int(trainer.current_epoch))
+        return DataLoader(bucket_batches(stream, self.batch_size), batch_size=None, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
+
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        if self.cache_dir is not None:
+            return self._cached_loader(split, shuffle)
         self.load()
         dataset = self.datasets[split]
         if split == "train" and not len(dataset):
@@ -727,5 +903,6 @@ class RecordingDataModule(L.LightningDataModule):
         return self._loader("test", shuffle=False)
 
 
-__all__ = ["ChannelBucketSampler", "RecordingDataModule", "RecordingInfo", "RecordingSkippedWarning", "WindowDataset",
+__all__ = ["CACHE_LAYOUT_VERSION", "ChannelBucketSampler", "RecordingDataModule", "RecordingInfo",
+           "RecordingSkippedWarning", "WindowDataset",
            "WindowSet", "read_raw_checked", "split_subjects"]
