@@ -80,7 +80,7 @@ class EEGFolderDataModule(RecordingDataModule):
                  max_amplitude: float | None = None, steps: list[dict] | None = None,
                  val_subjects: list[int | str] | None = None, test_subjects: list[int | str] | None = None,
                  val_fraction: float = 0.1, test_fraction: float = 0.1, dead_channels: str = "skip",
-                 verbose: bool = True) -> None:
+                 verbose: bool = True, cache_dir: str | None = None) -> None:
         if subject_from not in SUBJECT_FROM:
             raise ConfigError(f"subject_from is {subject_from!r}; use one of {list(SUBJECT_FROM)}")
         if extensions is not None:
@@ -92,7 +92,7 @@ class EEGFolderDataModule(RecordingDataModule):
         super().__init__(root, window_seconds=window_seconds, stride_seconds=stride_seconds, batch_size=batch_size,
                          num_workers=num_workers, seed=seed, strict=strict, max_amplitude=max_amplitude, steps=steps,
                          val_subjects=val_subjects, test_subjects=test_subjects, val_fraction=val_fraction,
-                         test_fraction=test_fraction, dead_channels=dead_channels, verbose=verbose, modality="eeg")
+                         test_fraction=test_fraction, dead_channels=dead_channels, verbose=verbose, cache_dir=cache_dir, modality="eeg")
         self.extensions = tuple(extensions) if extensions is not None else EXTENSIONS
         self.subject_from = subject_from
         self.recursive = bool(recursive)

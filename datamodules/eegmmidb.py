@@ -102,7 +102,7 @@ class EEGMMIDBDataModule(RecordingDataModule):
                  max_amplitude: float | None = None, steps: list[dict] | None = None,
                  val_subjects: list[int | str] | None = None, test_subjects: list[int | str] | None = None,
                  val_fraction: float = 0.1, test_fraction: float = 0.1, dead_channels: str = "skip",
-                 verbose: bool = True) -> None:
+                 verbose: bool = True, cache_dir: str | None = None) -> None:
         if task not in TASK_RUNS:
             raise ConfigError(f"task is {task!r}; use one of {sorted(TASK_RUNS)}")
         if runs is not None:
@@ -112,7 +112,7 @@ class EEGMMIDBDataModule(RecordingDataModule):
         super().__init__(root, window_seconds=window_seconds, stride_seconds=stride_seconds, batch_size=batch_size,
                          num_workers=num_workers, seed=seed, strict=strict, max_amplitude=max_amplitude, steps=steps,
                          val_subjects=val_subjects, test_subjects=test_subjects, val_fraction=val_fraction,
-                         test_fraction=test_fraction, dead_channels=dead_channels, verbose=verbose, modality="eeg")
+                         test_fraction=test_fraction, dead_channels=dead_channels, verbose=verbose, cache_dir=cache_dir, modality="eeg")
         self.task = task
         self.subjects = None if subjects is None else sorted({int(s) for s in subjects})
         self.runs = tuple(sorted({int(r) for r in runs})) if runs is not None else TASK_RUNS[task]

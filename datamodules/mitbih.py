@@ -137,7 +137,7 @@ class MITBIHDataModule(WFDBRecordingDataModule):
                  strict: bool = False, max_amplitude: float | None = None, steps: list[dict] | None = None,
                  val_subjects: list[int | str] | None = None, test_subjects: list[int | str] | None = None,
                  val_fraction: float = 0.0, test_fraction: float = 0.2, dead_channels: str = "skip",
-                 verbose: bool = True) -> None:
+                 verbose: bool = True, cache_dir: str | None = None) -> None:
         if split not in SPLITS:
             raise ConfigError(f"split is {split!r}; use 'inter_patient' (de Chazal DS1/DS2) or 'subjects'")
         if split == "inter_patient" and test_subjects is not None:
@@ -151,7 +151,7 @@ class MITBIHDataModule(WFDBRecordingDataModule):
                          num_workers=num_workers, seed=seed, strict=strict, max_amplitude=max_amplitude, steps=steps,
                          val_subjects=val_subjects, test_subjects=test_subjects, val_fraction=val_fraction,
                          test_fraction=0.0 if split == "inter_patient" else test_fraction,
-                         dead_channels=dead_channels, verbose=verbose, modality="ecg")
+                         dead_channels=dead_channels, verbose=verbose, cache_dir=cache_dir, modality="ecg")
         if leads is not None:
             unknown = sorted({str(x).lower() for x in leads} - set(self.spec.channels))
             if unknown:

@@ -292,7 +292,7 @@ class SEMGArmbandDataModule(RecordingDataModule):
                  steps: list[dict] | None = None, val_subjects: list[int | str] | None = None,
                  test_subjects: list[int | str] | None = None, val_fraction: float = 0.1,
                  test_fraction: float = 0.1, dead_channels: str = "skip", verbose: bool = True,
-                 modality: str = "semg200") -> None:
+                 modality: str = "semg200", cache_dir: str | None = None) -> None:
         if window_seconds > SEGMENT_SAMPLES / SAMPLING_RATE + 1e-9:
             raise ConfigError(f"window_seconds is {window_seconds}; every file is one 1.5-s segment, so use at most "
                               "1.5 (the default: one window per file)")
@@ -305,7 +305,7 @@ class SEMGArmbandDataModule(RecordingDataModule):
         super().__init__(root, window_seconds=window_seconds, stride_seconds=stride_seconds, batch_size=batch_size,
                          num_workers=num_workers, seed=seed, strict=strict, max_amplitude=max_amplitude, steps=None,
                          val_subjects=val_subjects, test_subjects=test_subjects, val_fraction=val_fraction,
-                         test_fraction=test_fraction, dead_channels=dead_channels, verbose=verbose, modality=modality)
+                         test_fraction=test_fraction, dead_channels=dead_channels, verbose=verbose, cache_dir=cache_dir, modality=modality)
         if self.spec.sampling_rate != SAMPLING_RATE:
             raise ConfigError(f"modality '{modality}' runs at {self.spec.sampling_rate:g} Hz; the armband records at "
                               f"{SAMPLING_RATE:g} Hz: use modality 'semg200' (upsampling would invent content)")

@@ -135,7 +135,7 @@ class SleepEDFDataModule(RecordingDataModule):
                  num_workers: int = 0, seed: int = 0, strict: bool = False, max_amplitude: float | None = None,
                  steps: list[dict] | None = None, val_subjects: list[int | str] | None = None,
                  test_subjects: list[int | str] | None = None, val_fraction: float = 0.1, test_fraction: float = 0.1,
-                 dead_channels: str = "skip", verbose: bool = True) -> None:
+                 dead_channels: str = "skip", verbose: bool = True, cache_dir: str | None = None) -> None:
         if classes not in CLASS_NAMES:
             raise ConfigError(f"classes is {classes}; use 5 (W, N1, N2, N3, REM) or 6 (R&K: W, S1-S4, REM)")
         per_epoch = EPOCH_SECONDS / float(window_seconds) if window_seconds and window_seconds > 0 else 0
@@ -147,7 +147,7 @@ class SleepEDFDataModule(RecordingDataModule):
         super().__init__(root, window_seconds=window_seconds, stride_seconds=None, batch_size=batch_size,
                          num_workers=num_workers, seed=seed, strict=strict, max_amplitude=max_amplitude, steps=steps,
                          val_subjects=val_subjects, test_subjects=test_subjects, val_fraction=val_fraction,
-                         test_fraction=test_fraction, dead_channels=dead_channels, verbose=verbose, modality="eeg")
+                         test_fraction=test_fraction, dead_channels=dead_channels, verbose=verbose, cache_dir=cache_dir, modality="eeg")
         self.classes = int(classes)
         self.trim_wake_minutes = trim_wake_minutes
         self.channel_map = dict(DEFAULT_CHANNEL_MAP if channel_map is None else channel_map)

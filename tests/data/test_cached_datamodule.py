@@ -146,8 +146,7 @@ def test_eegmmidb_cached_windows_equal_the_in_memory_ones(data_dir, tmp_path):
                   steps=[{"step": "PickChannels"}, {"step": "Resample"}])
     memory = EEGMMIDBDataModule(str(root), **kwargs)
     memory.setup("fit")
-    cached = EEGMMIDBDataModule(str(root), **kwargs)
-    cached.cache_dir = tmp_path / "cache"  # the subclass does not take cache_dir (yet); the attribute is what counts
+    cached = EEGMMIDBDataModule(str(root), cache_dir=str(tmp_path / "cache"), **kwargs)
     cached.prepare_data()
     cached.setup("fit")
     assert "subjects" in cached.cache_config("train", [])["hparams"]  # subclass hyper-parameters are keyed
