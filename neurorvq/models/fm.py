@@ -18,10 +18,11 @@ from torch import nn
 
 from neurorvq.errors import ConfigError, InputError
 from neurorvq.models.inputs import ChannelsLike, PreparedInput, prepare_input
+from neurorvq.models.options import resolve_overrides
 from neurorvq.models.pretrained import PretrainedMixin
 from neurorvq.nn.temporal import MultiScaleTemporalConv
 from neurorvq.nn.transformer import TokenTransformer
-from neurorvq.registry import ModalitySpec, get_modality
+from neurorvq.registry import ModalitySpec
 
 FM_OPTIONS: dict[str, Any] = {
     "depth": 12,             # transformer blocks
@@ -58,14 +59,7 @@ class NeuroRVQFoundationModel(PretrainedMixin, nn.Module):
 
     def __init__(self, spec: ModalitySpec | str = "eeg", **overrides: Any) -> None:
         super().__init__()
-        options = {k: overrides.pop(k) for k in list(overrides) if k in FM_OPTIONS}
-        base = get_modality(spec)
-        unknown = sorted(set(overrides) - set(base.to_dict()))
-        if unknown:
-            raise ConfigError(f"unknown foundation-model override(s) {unknown}; valid: spec fields "
-                              f"{sorted(base.to_dict())} and options {sorted(FM_OPTIONS)}")
-        self.spec = base.replace(**overrides) if overrides else base
-        self.options = {**FM_OPTIONS, **options}
+        self.spec, self.options = resolve_overrides(spec, overrides, FM_OPTIONS, "foundation-model")
         if self.options["vocab_size"] is None:
             self.options["vocab_size"] = self.spec.codebook_size
         spec, dim = self.spec, self.spec.embed_dim

@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neurorvq.errors import ConfigError, InputError
+from neurorvq.errors import InputError
 from neurorvq.models.inputs import ChannelsLike, PreparedInput, prepare_input
+from neurorvq.models.options import resolve_overrides
 from neurorvq.models.pretrained import PretrainedMixin
 from neurorvq.nn.rvq import ResidualVQ
 from neurorvq.nn.spectral import (
@@ -26,7 +27,7 @@ from neurorvq.nn.spectral import (
 )
 from neurorvq.nn.temporal import MultiScaleTemporalConv
 from neurorvq.nn.transformer import TokenTransformer
-from neurorvq.registry import ModalitySpec, get_modality
+from neurorvq.registry import ModalitySpec
 
 __all__ = ["NeuroRVQTokenizer", "TokenizerOutput", "AmplitudeStats", "TOKENIZER_OPTIONS"]
 
@@ -83,15 +84,8 @@ class NeuroRVQTokenizer(PretrainedMixin, nn.Module):
 
     def __init__(self, spec: ModalitySpec | str = "eeg", **overrides: Any) -> None:
         super().__init__()
-        options = {k: overrides.pop(k) for k in list(overrides) if k in TOKENIZER_OPTIONS}
-        base = get_modality(spec)
-        unknown = sorted(set(overrides) - set(base.to_dict()))
-        if unknown:
-            raise ConfigError(f"unknown tokenizer override(s) {unknown}; valid: spec fields "
-                              f"{sorted(base.to_dict())} and model options {sorted(TOKENIZER_OPTIONS)}")
-        spec = base.replace(**overrides) if overrides else base
+        spec, self.options = resolve_overrides(spec, overrides, TOKENIZER_OPTIONS, "tokenizer")
         self.spec = spec
-        self.options = {**TOKENIZER_OPTIONS, **options}
         s, dim, code_dim = spec.num_branches, spec.embed_dim, spec.code_dim
         self.temporal = MultiScaleTemporalConv(spec.branches, spec.conv_channels, spec.groupnorm_groups)
         self.encoder = TokenTransformer(dim, spec.encoder_depth, spec.num_heads, spec.spatial_rows,
