@@ -334,6 +334,11 @@ def split_subjects(subjects: Sequence[str], seed: int = 0, val_fraction: float =
     return {"train": sorted(rest), "val": sorted(val), "test": sorted(test)}
 
 
+def _load_one_in_worker(args: tuple) -> tuple[list[WindowSet], dict[str, Any], str | None]:
+    module, info, pipeline = args
+    return module.load_one(info, pipeline)
+
+
 # ------------------------------------------------------------------------------------------------ reading
 TRUNCATION_HINTS = ("does not match the file size", "file size", "truncated", "end of file")
 
@@ -401,7 +406,8 @@ class RecordingDataModule(L.LightningDataModule):
             and the option ``data.init_args.root``).
         window_seconds: window length [s], a whole number of patches of the modality.
         stride_seconds: step between sliding windows [s]; ``None`` = ``window_seconds`` (no overlap).
-        batch_size, num_workers: DataLoader settings (batches are bucketed by channel set).
+        batch_size, num_workers: DataLoader settings (batches are bucketed by channel set); ``num_workers > 0``
+            also reads and preprocesses the recordings in that many processes (in memory or building the cache).
         seed: seeds the subject split and the shuffling of training batches.
         strict: raise a :class:`DataError` on the first bad recording instead of skipping it with a
             :class:`RecordingSkippedWarning`.
@@ -687,40 +693,62 @@ class RecordingDataModule(L.LightningDataModule):
         tally.setdefault("loaded", 0)
         split_of = self._split_of()
         progress_every = max(1, len(infos) // 20)
+        for n, (info, window_sets, scratch, reason) in enumerate(self._load_all(infos, pipeline), 1):
+            if reason is not None:  # a bad file must not stop the others (unless strict)
+                if self.strict:
+                    raise DataError(f"{info.path}: {reason} (strict=True; set data.init_args.strict=false to skip "
+                                    "bad recordings with a warning)")
+                warnings.warn(f"skipped {info.path}: {reason}", RecordingSkippedWarning, stacklevel=3)
+                tally["skipped"][str(info.path)] = reason
+                self._say(f"[{n}/{len(infos)}] {info.path.name}: skipped ({reason})")
+                continue
+            tally["loaded"] += 1
+            tally["report"].merge(scratch.get("report", RejectionReport()))
+            tally["dropped"].update(scratch.get("dropped", {}))
+            for ws in window_sets:
+                ws.subjects = np.full(len(ws), self.subject_ids[info.subject], dtype=np.int64)
+            if n % progress_every == 0 or n == len(infos):  # about 20 progress lines, whatever the corpus size
+                count = sum(len(ws) for ws in window_sets)
+                self._say(f"[{n}/{len(infos)}] {info.path.name}: {count} windows ({split_of[info.subject]})")
+            yield info, window_sets
+
+    def load_one(self, info: RecordingInfo, pipeline: Pipeline) -> tuple[list[WindowSet], dict[str, Any], str | None]:
+        """``(window sets, scratch counts, reason it is unusable or None)`` of one recording; never raises for a
+        bad file (a :class:`ConfigError` still propagates)."""
+        self._scratch = {}
         try:
-            for n, info in enumerate(infos, 1):
-                self._scratch = {}
-                try:
-                    if not Path(info.path).exists():
-                        raise DataError("file not found")
-                    window_sets = [ws for ws in self.load_windows(info, pipeline) if len(ws)]
-                    if not window_sets:
-                        rejected = self._scratch.get("report", RejectionReport())
-                        raise DataError(f"no usable window ({rejected.summary()})")
-                except ConfigError:
-                    raise
-                except Exception as exc:  # a bad file must not stop the others (unless strict)
-                    reason = str(exc) if isinstance(exc, DataError) else f"{type(exc).__name__}: {exc}"
-                    reason = reason.removeprefix(f"{info.path}: ").strip() or type(exc).__name__
-                    if self.strict:
-                        raise DataError(f"{info.path}: {reason} (strict=True; set data.init_args.strict=false to skip "
-                                        "bad recordings with a warning)") from exc
-                    warnings.warn(f"skipped {info.path}: {reason}", RecordingSkippedWarning, stacklevel=3)
-                    tally["skipped"][str(info.path)] = reason
-                    self._say(f"[{n}/{len(infos)}] {info.path.name}: skipped ({reason})")
-                    continue
-                tally["loaded"] += 1
-                tally["report"].merge(self._scratch.get("report", RejectionReport()))
-                tally["dropped"].update(self._scratch.get("dropped", {}))
-                for ws in window_sets:
-                    ws.subjects = np.full(len(ws), self.subject_ids[info.subject], dtype=np.int64)
-                if n % progress_every == 0 or n == len(infos):  # about 20 progress lines, whatever the corpus size
-                    count = sum(len(ws) for ws in window_sets)
-                    self._say(f"[{n}/{len(infos)}] {info.path.name}: {count} windows ({split_of[info.subject]})")
-                self._scratch = {}
-                yield info, window_sets
+            if not Path(info.path).exists():
+                raise DataError("file not found")
+            window_sets = [ws for ws in self.load_windows(info, pipeline) if len(ws)]
+            if not window_sets:
+                rejected = self._scratch.get("report", RejectionReport())
+                raise DataError(f"no usable window ({rejected.summary()})")
+            return window_sets, self._scratch, None
+        except ConfigError:
+            raise
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, DataError) else f"{type(exc).__name__}: {exc}"
+            return [], self._scratch, reason.removeprefix(f"{info.path}: ").strip() or type(exc).__name__
         finally:
             self._scratch = {}
+
+    def _load_all(self, infos: Sequence[RecordingInfo], pipeline: Pipeline):
+        """``(info, window sets, scratch, reason)`` per recording, in order; with ``num_workers > 0`` the
+        recordings are read and preprocessed in that many processes (results still arrive in order)."""
+        if self.num_workers <= 0 or len(infos) < 2:
+            for info in infos:
+                yield (info, *self.load_one(info, pipeline))
+            return
+        import copy
+        from concurrent.futures import ProcessPoolExecutor
+
+        worker_copy = copy.copy(self)  # what each process needs: settings, not a trainer or loaded data
+        worker_copy.__dict__.pop("_trainer", None)
+        worker_copy.__dict__["datasets"] = {}
+        with ProcessPoolExecutor(min(self.num_workers, len(infos))) as pool:
+            for info, result in zip(infos, pool.map(_load_one_in_worker,
+                                                    [(worker_copy, info, pipeline) for info in infos])):
+                yield (info, *result)
 
     def _finish_summary(self, found: int, tally: dict[str, Any], windows: dict[str, int],
                         channel_sets: int) -> None:

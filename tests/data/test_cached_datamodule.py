@@ -158,3 +158,24 @@ def test_eegmmidb_cached_windows_equal_the_in_memory_ones(data_dir, tmp_path):
             assert (y["channel_ids"] == y["channel_ids"][0]).all()
             for name in ("signal", "channel_ids", "label", "subject"):
                 np.testing.assert_array_equal(x[name].numpy(), y[name].numpy())
+
+
+def test_recordings_load_in_worker_processes(data_dir, tmp_path):
+    """num_workers > 0 reads and preprocesses recordings in that many processes, with the same windows, counts
+    and order as one process; the cached build uses the same loop."""
+    from neurorvq.datamodules.eegmmidb import EEGMMIDBDataModule
+
+    root = data_dir / "eegmmidb"
+    kwargs = dict(task="eyes", subjects=[1, 3], batch_size=8, verbose=False, val_fraction=0.0, test_fraction=0.0,
+                  steps=[{"step": "PickChannels"}, {"step": "Resample"}])
+    serial = EEGMMIDBDataModule(str(root), **kwargs)
+    serial.setup("fit")
+    parallel = EEGMMIDBDataModule(str(root), num_workers=2, **kwargs)
+    parallel.setup("fit")
+    assert parallel.summary == serial.summary and serial.summary["recordings_loaded"] == 4
+    for a, b in zip(serial.datasets["train"].sets, parallel.datasets["train"].sets):
+        assert a.recording == b.recording and np.array_equal(a.signals, b.signals)
+    cached = EEGMMIDBDataModule(str(root), num_workers=2, cache_dir=str(tmp_path / "cache"), **kwargs)
+    cached.prepare_data()
+    cached.setup("fit")
+    assert cached.summary["windows"] == serial.summary["windows"]
