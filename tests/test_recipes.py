@@ -46,7 +46,8 @@ def data_overrides(recipe: Path, tmp_path: Path) -> list[str]:
                 "--data.init_args.num_workers=0"]
     quiet = ["--data.init_args.batch_size=2", "--data.init_args.num_workers=0", "--data.init_args.verbose=false"]
     if class_path.endswith("EEGMMIDBDataModule"):
-        return [f"--data.init_args.root={_require(SHARED_EEGMMIDB)}", "--data.init_args.runs=[1, 2]", *quiet]
+        return [f"--data.init_args.root={_require(SHARED_EEGMMIDB)}", "--data.init_args.runs=[1, 2]",
+                f"--data.init_args.cache_dir={tmp_path / 'cache'}", *quiet]
     if class_path.endswith("PTBXLDataModule"):
         return [f"--data.init_args.root={_ptbxl_layout(tmp_path)}", *quiet]
     if class_path.endswith("SEMGArmbandDataModule"):
