@@ -15,7 +15,7 @@ def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        if param.ndim < 2 or any(part in name for part in NO_DECAY_NAMES):
+        if param.ndim < 2 or name.endswith("bias") or any(part in name for part in NO_DECAY_NAMES):
             no_decay.append(param)
         else:
             decay.append(param)
