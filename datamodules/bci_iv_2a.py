@@ -344,14 +344,9 @@ class BCIIV2aDataModule(RecordingDataModule):
         ``test`` and the others in ``train``."""
         if self.datasets or self.test_sessions is None:
             return super().load()
-        saved = (self.val_fraction, self.test_fraction)
-        self.val_fraction = self.test_fraction = 0.0  # every subject in 'train' first
-        try:
-            super().load()
-        finally:
-            self.val_fraction, self.test_fraction = saved
+        pooled = self.load_pooled()
         sets: dict[str, list[WindowSet]] = {split: [] for split in SPLITS}
-        for ws in self.datasets["train"].sets:
+        for ws in pooled:
             sets["test" if self._session_of.get(ws.recording) in self.test_sessions else "train"].append(ws)
         self.datasets = {split: WindowDataset(sets[split]) for split in SPLITS}
         by_id = {number: name for name, number in self.subject_ids.items()}

@@ -303,15 +303,10 @@ class NinaProDB5DataModule(RecordingDataModule):
         one pool and split its windows by repetition."""
         if self.datasets or (self.test_repetitions is None and self.val_repetitions is None):
             return super().load()
-        saved = (self.val_fraction, self.test_fraction)
-        self.val_fraction = self.test_fraction = 0.0  # every subject in 'train' first
-        try:
-            super().load()
-        finally:
-            self.val_fraction, self.test_fraction = saved
+        pooled = self.load_pooled()
         sets: dict[str, list[WindowSet]] = {split: [] for split in SPLITS}
         test, val = set(self.test_repetitions or []), set(self.val_repetitions or [])
-        for ws in self.datasets["train"].sets:
+        for ws in pooled:
             in_test = np.isin(ws.repetitions, list(test))
             in_val = np.isin(ws.repetitions, list(val))
             for split, mask in (("train", ~in_test & ~in_val), ("val", in_val), ("test", in_test)):

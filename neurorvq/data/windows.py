@@ -773,6 +773,17 @@ class RecordingDataModule(L.LightningDataModule):
             if not w[split]:
                 self._say(f"{self.dataset_name}: the {split} split is empty")
 
+    def load_pooled(self) -> list[WindowSet]:
+        """Load every subject into one pool (the ``train`` split, no subject split) and return its window sets:
+        for datasets whose splits are not by subject (sessions, repetitions), which then re-split them."""
+        saved = (self.val_fraction, self.test_fraction)
+        self.val_fraction = self.test_fraction = 0.0
+        try:
+            RecordingDataModule.load(self)
+        finally:
+            self.val_fraction, self.test_fraction = saved
+        return list(self.datasets["train"].sets)
+
     def load(self) -> None:
         """Find, split and load every recording into memory (once); called by :meth:`setup` without
         ``cache_dir``."""
