@@ -1,0 +1,106 @@
+"""Fine-tuning: layer-decay groups, class weights, metrics against hand-computed values, a short fit, errors."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from neurorvq.errors import ConfigError
+from neurorvq.models.fm import NeuroRVQFoundationModel
+from neurorvq.registry import get_modality
+from neurorvq.tasks.finetune import FinetuneTask, balanced_class_weights, layer_decay_groups
+
+TINY = {"depth": 2}
+
+
+def test_official_per_tensor_decay_hand_computed():
+    model = NeuroRVQFoundationModel("eeg", pretraining=False, **TINY)
+    model.reset_classifier(3)
+    groups = layer_decay_groups(model, lr=1.0, decay=0.5, weight_decay=0.01, mode="official")
+    names = [g["name"] for g in groups]
+    total = len(names)
+    assert names[0].startswith("temporal.") and names[-1] == "head.bias"
+    assert groups[0]["lr"] == pytest.approx(0.5 ** total)  # first tensor: decay ** (P - 0)
+    assert groups[10]["lr"] == pytest.approx(0.5 ** (total - 10))
+    assert {g["lr"] for g in groups if g["name"].startswith(("fc_norm.", "head."))} == {1.0}
+
+
+def test_true_block_decay_hand_computed():
+    model = NeuroRVQFoundationModel("eeg", pretraining=False, **TINY)
+    model.reset_classifier(3)
+    lr = {g["name"]: g["lr"] for g in layer_decay_groups(model, 2.0, 0.5, 0.0, mode="block")}
+    assert lr["backbone.pos_embed"] == lr["temporal.branches.0.convs.0.weight"] == pytest.approx(2.0 * 0.5 ** 3)
+    assert lr["backbone.blocks.0.attn.qkv.weight"] == pytest.approx(2.0 * 0.5 ** 2)
+    assert lr["backbone.blocks.1.mlp.fc2.bias"] == pytest.approx(2.0 * 0.5 ** 1)
+    assert lr["head.weight"] == lr["fc_norm.bias"] == 2.0
+    with pytest.raises(ConfigError, match="layer_decay_mode"):
+        layer_decay_groups(model, 1.0, 0.5, 0.0, mode="per-layer")
+
+
+def test_head_only_trains_only_the_head():
+    model = NeuroRVQFoundationModel("eeg", pretraining=False, **TINY)
+    model.reset_classifier(2)
+    groups = layer_decay_groups(model, 1.0, 0.9, 0.0, head_only=True)
+    assert {g["name"] for g in groups} == {"fc_norm.weight", "fc_norm.bias", "head.weight", "head.bias"}
+    assert model.head.weight.shape == (1, 800)  # two classes: one logit (BCE), as the official head
+
+
+def test_balanced_class_weights():
+    weights = balanced_class_weights(torch.tensor([0, 0, 0, 1]), 2)
+    assert torch.allclose(weights, torch.tensor([0.5, 1.5]))  # 1/3 and 1/1, normalised to sum to 2
+
+
+class Labelled(L.LightningDataModule):
+    """Random windows whose label is the sign of their 10 Hz component: learnable, tiny."""
+
+    def __init__(self, n: int = 16) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        t = torch.arange(400) / 200
+        labels = torch.arange(n) % 2
+        signal = torch.randn(n, 3, 400, generator=g) * 5 + (labels * 2 - 1).reshape(-1, 1, 1) * 30 * torch.sin(
+            2 * torch.pi * 10 * t)
+        ids = torch.tensor([36, 9, 10]).expand(n, 3)
+        self.items = [{"signal": signal[i], "channel_ids": ids[i], "label": labels[i]} for i in range(n)]
+        self.spec = get_modality("eeg")
+
+    def train_dataloader(self):
+        return DataLoader(self.items, batch_size=8)
+
+    def val_dataloader(self):
+        return DataLoader(self.items, batch_size=8)
+
+
+def test_short_fit_logs_metrics(tmp_path):
+    task = FinetuneTask(fm=None, num_classes=2, fm_overrides=TINY, lr=1e-3)
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit(task, Labelled())
+    metrics = trainer.callback_metrics
+    for name in ("val/balanced_accuracy", "val/f1_weighted", "val/auroc", "val/auc_pr"):
+        assert name in metrics and 0.0 <= float(metrics[name]) <= 1.0, name
+    assert -1.0 <= float(metrics["val/cohen_kappa"]) <= 1.0
+
+
+def test_metrics_hand_computed():
+    task = FinetuneTask(fm=None, num_classes=3, fm_overrides=TINY)
+    probs = torch.tensor([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.8, 0.1, 0.1]])
+    labels = torch.tensor([0, 1, 2, 2])  # predictions 0, 1, 2, 0: class 2 recalled 1/2
+    results = {k: float(v) for k, v in task.val_metrics(probs, labels).items()}
+    assert results["val/balanced_accuracy"] == pytest.approx((1 + 1 + 0.5) / 3)
+    # weighted F1: class 0 F1 = 2/3 (w 1/4), class 1 F1 = 1 (w 1/4), class 2 F1 = 2/3 (w 2/4)
+    assert results["val/f1_weighted"] == pytest.approx(0.25 * 2 / 3 + 0.25 * 1 + 0.5 * 2 / 3)
+    # kappa: p_o = 3/4; p_e = (2/4 * 1/4) + (1/4 * 1/4) + (1/4 * 2/4) = 5/16
+    assert results["val/cohen_kappa"] == pytest.approx((0.75 - 5 / 16) / (1 - 5 / 16))
+
+
+def test_bad_inputs():
+    with pytest.raises(ConfigError, match="at least 2"):
+        FinetuneTask(fm=None, num_classes=1, fm_overrides=TINY)
+    task = FinetuneTask(fm=None, num_classes=2, modality="ecg", fm_overrides={"depth": 1})
+    trainer = L.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    with pytest.raises(ConfigError, match="data's modality 'eeg'.*differs from the foundation model's 'ecg'"):
+        trainer.fit(task, Labelled())
