@@ -95,9 +95,7 @@ class NeuroRVQFoundationModel(PretrainedMixin, nn.Module):
 
     def _run(self, tokens: torch.Tensor, inp: PreparedInput) -> torch.Tensor:
         """``tokens [S, B, L, D]`` -> block outputs ``[S, B, L, D]`` (CLS dropped, no final norm)."""
-        s, b, l, d = tokens.shape
-        spatial = inp.spatial_ids.repeat(s, 1) if inp.spatial_ids.ndim == 2 else inp.spatial_ids
-        return self.backbone(tokens.reshape(s * b, l, d), spatial, inp.temporal_ids).reshape(s, b, l, d)
+        return self.backbone.forward_branches(tokens, inp.spatial_ids, inp.temporal_ids)
 
     def token_logits(self, features: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Logits of every (branch, level) head at ``positions [B, L]`` (bool): ``[S*N, M, V]``, one batched

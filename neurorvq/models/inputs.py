@@ -67,7 +67,7 @@ def prepare_input(spec: ModalitySpec, x: torch.Tensor, channels: ChannelsLike, *
         if not x.is_floating_point():
             raise InputError(f"x must be floating point (signal in {spec.unit}); got {x.dtype}")
     b, c, n = x.shape
-    ids = channel_id_tensor(spec, channels, x.device, check) if check or torch.is_tensor(channels) else None
+    ids = channel_id_tensor(spec, channels, x.device, check) if check else None
     t = spec.patch_length
     if check:
         if ids.shape[-1] != c or (ids.ndim == 2 and ids.shape[0] != b):
@@ -92,12 +92,20 @@ def prepare_input(spec: ModalitySpec, x: torch.Tensor, channels: ChannelsLike, *
     if check:
         check_finite(x, channels)
     patches = x[..., : a * t].reshape(b, c, a, t).float()
-    if isinstance(channels, (list, tuple)):  # the common case: cached, so a training step copies nothing to the device
-        spatial, temporal = _embedding_ids(spec, tuple(channels), a, x.device)
-    else:
-        spatial = (ids + spec.spatial_offset).repeat_interleave(a, dim=-1)
-        temporal = (spec.max_patches - a + torch.arange(a, device=x.device)).repeat(c)
+    spatial, temporal = embedding_ids(spec, channels, a, x.device)
     return PreparedInput(patches, spatial, temporal)
+
+
+def embedding_ids(spec: ModalitySpec, channels: ChannelsLike, a: int,
+                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spatial ids ``[C*A]`` (or ``[B, C*A]`` for an id tensor ``[B, C]``) and right-aligned temporal ids
+    ``[C*A]`` of ``channels`` with ``a`` patches each, channel-major. Name lists are resolved without checks."""
+    if torch.is_tensor(channels):
+        ids = channels.to(device=device, dtype=torch.long)
+        spatial = (ids + spec.spatial_offset).repeat_interleave(a, dim=-1)
+        return spatial, (spec.max_patches - a + torch.arange(a, device=device)).repeat(ids.shape[-1])
+    # the common case, cached: a training step copies nothing to the device
+    return _embedding_ids(spec, tuple(channels), a, device)
 
 
 @functools.lru_cache(maxsize=256)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neurorvq.errors import InputError
-from neurorvq.models.inputs import ChannelsLike, PreparedInput, prepare_input
+from neurorvq.models.inputs import ChannelsLike, PreparedInput, embedding_ids, prepare_input
 from neurorvq.models.options import resolve_overrides
 from neurorvq.models.pretrained import PretrainedMixin
 from neurorvq.nn.rvq import ResidualVQ
@@ -148,21 +148,18 @@ class NeuroRVQTokenizer(PretrainedMixin, nn.Module):
     def encode_features(self, inp: PreparedInput) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Patches -> ``(patch_embed, encoder_features, projected)``, shapes ``[S, B, L, D|D|d]``."""
         patch_embed = self.temporal(inp.patches)
-        s, b, l, d = patch_embed.shape
-        spatial = inp.spatial_ids.repeat(s, 1) if inp.spatial_ids.ndim == 2 else inp.spatial_ids
-        features = self.encoder(patch_embed.reshape(s * b, l, d), spatial, inp.temporal_ids).reshape(s, b, l, d)
+        features = self.encoder.forward_branches(patch_embed, inp.spatial_ids, inp.temporal_ids)
         features = self._per_branch(self.encoder_norms, features)
         with torch.autocast(device_type=features.device.type, enabled=False):  # encode heads stay in fp32
             projected = self._per_branch(self.encode_heads, features.float())
         return patch_embed, features, projected
 
-    def decode_features(self, quantized: torch.Tensor, inp: PreparedInput) -> torch.Tensor:
+    def decode_features(self, quantized: torch.Tensor, spatial_ids: torch.Tensor,
+                        temporal_ids: torch.Tensor) -> torch.Tensor:
         """``quantized [S, B, L, d]`` -> decoder features ``[B, L, S*D]`` (branches concatenated in order)."""
         h = self._per_branch(self.decoder_in, quantized)
+        h = self._per_branch(self.decoder_norms, self.decoder.forward_branches(h, spatial_ids, temporal_ids))
         s, b, l, d = h.shape
-        spatial = inp.spatial_ids.repeat(s, 1) if inp.spatial_ids.ndim == 2 else inp.spatial_ids
-        h = self.decoder(h.reshape(s * b, l, d), spatial, inp.temporal_ids).reshape(s, b, l, d)
-        h = self._per_branch(self.decoder_norms, h)
         return h.permute(1, 2, 0, 3).reshape(b, l, s * d)
 
     def fourier_heads(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -170,13 +167,13 @@ class NeuroRVQTokenizer(PretrainedMixin, nn.Module):
         return (self.amplitude_head(features).float(), self.sin_head(features).float(),
                 self.cos_head(features).float())
 
-    def _reconstruct(self, features: torch.Tensor, stats: AmplitudeStats, inp: PreparedInput):
+    def _reconstruct(self, features: torch.Tensor, stats: AmplitudeStats, num_channels: int):
         log_amp, sin, cos = self.fourier_heads(features)
         with torch.autocast(device_type=features.device.type, enabled=False):
             amplitude = amplitude_from_log_std(log_amp, stats)
             patch_rec = spectrum_to_signal(amplitude, sin, cos)
-        b, c, a, t = inp.patches.shape
-        return log_amp, sin, cos, amplitude, patch_rec, patch_rec.reshape(b, c, a * t)
+        b, l, t = patch_rec.shape
+        return log_amp, sin, cos, amplitude, patch_rec, patch_rec.reshape(b, num_channels, (l // num_channels) * t)
 
     # ------------------------------------------------------------------------------------ public API
     def forward_details(self, x: torch.Tensor, channels: ChannelsLike) -> TokenizerOutput:
@@ -190,8 +187,8 @@ class NeuroRVQTokenizer(PretrainedMixin, nn.Module):
         rvq = self.quantizer(projected.reshape(s, b * l, code_dim))
         quantized = rvq.quantized.reshape(s, b, l, code_dim)
         tokens = rvq.indices.reshape(s, -1, b, l).permute(2, 0, 1, 3)
-        dec = self.decode_features(quantized, inp)
-        log_amp, sin, cos, amplitude, patch_rec, rec = self._reconstruct(dec, targets.stats, inp)
+        dec = self.decode_features(quantized, inp.spatial_ids, inp.temporal_ids)
+        log_amp, sin, cos, amplitude, patch_rec, rec = self._reconstruct(dec, targets.stats, c)
         losses = self._losses(patches, targets, log_amp, sin, cos, patch_rec, rvq)
         return TokenizerOutput(patch_embed, features, projected, quantized, tokens, dec, log_amp, sin, cos,
                                amplitude, patch_rec, rec, targets, losses)
@@ -251,14 +248,11 @@ class NeuroRVQTokenizer(PretrainedMixin, nn.Module):
         (tokens alone do not carry the absolute amplitude, method.md quirk Q8).
         """
         stats = self._check_tokens(tokens, channels, amplitude_stats)
-        b, s, n, l = tokens.shape
         num_channels = len(channels) if not torch.is_tensor(channels) else channels.shape[-1]
-        a = l // num_channels
-        ghost = torch.zeros(b, num_channels, a * self.spec.patch_length, device=tokens.device)
-        inp = prepare_input(self.spec, ghost, channels, check=False, crop=False)
+        spatial, temporal = embedding_ids(self.spec, channels, tokens.shape[-1] // num_channels, tokens.device)
         quantized = self.quantizer.lookup(tokens.permute(1, 2, 0, 3))  # [S, B, L, d]
-        dec = self.decode_features(quantized, inp)
-        return self._reconstruct(dec, stats, inp)[-1]
+        dec = self.decode_features(quantized, spatial, temporal)
+        return self._reconstruct(dec, stats, num_channels)[-1]
 
     def _check_tokens(self, tokens: torch.Tensor, channels: ChannelsLike, stats: Any) -> AmplitudeStats:
         spec = self.spec

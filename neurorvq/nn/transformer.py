@@ -115,6 +115,15 @@ class TokenTransformer(nn.Module):
         """``x [batch, seq, D]`` -> ``[batch, seq, D]``: embeddings, blocks, CLS dropped (final norm = identity)."""
         return self.run_blocks(self.embed(x, spatial_ids, temporal_ids))[:, 1:]
 
+    def forward_branches(self, x: torch.Tensor, spatial_ids: torch.Tensor, temporal_ids: torch.Tensor) -> torch.Tensor:
+        """Every branch through the shared blocks as one batch: ``x [S, B, seq, D]`` -> ``[S, B, seq, D]``.
+
+        Exact, because blocks and embedding tables are shared across branches; ``spatial_ids`` ``[seq]`` or
+        ``[B, seq]`` (then repeated for each branch)."""
+        s, b, l, d = x.shape
+        spatial = spatial_ids.repeat(s, 1) if spatial_ids.ndim == 2 else spatial_ids
+        return self(x.reshape(s * b, l, d), spatial, temporal_ids).reshape(s, b, l, d)
+
     @torch.no_grad()
     def init_weights(self, std: float = 0.02) -> None:
         """Training-from-scratch init of method.md §3.8 (trunc-normal, zero biases, depth-scaled outputs)."""
