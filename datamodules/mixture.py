@@ -26,10 +26,9 @@ from typing import Iterator, Sequence
 
 import lightning as L
 import numpy as np
-import torch
 from torch.utils.data import BatchSampler, ConcatDataset, DataLoader, Sampler
 
-from neurorvq.data.windows import ChannelBucketSampler, RecordingDataModule
+from neurorvq.data.windows import ChannelBucketSampler, RecordingDataModule, replicas_of, shard_batches
 from neurorvq.errors import ConfigError
 
 
@@ -52,9 +51,7 @@ class MixtureBatchSampler(BatchSampler):
         self.seed = int(seed)
         self.batches_per_epoch = batches_per_epoch
         self.epoch = 0
-        is_dist = isinstance(sampler, torch.utils.data.DistributedSampler)
-        self.num_replicas = int(num_replicas if num_replicas is not None else (sampler.num_replicas if is_dist else 1))
-        self.rank = int(rank if rank is not None else (sampler.rank if is_dist else 0))
+        self.num_replicas, self.rank = replicas_of(sampler, num_replicas, rank)
         self.sampler = self  # Lightning calls batch_sampler.sampler.set_epoch
         self.batch_size = None
         self.drop_last = False
@@ -85,11 +82,7 @@ class MixtureBatchSampler(BatchSampler):
         return out
 
     def __iter__(self) -> Iterator[list[int]]:
-        batches = self.global_batches()
-        if self.num_replicas > 1 and batches:
-            per_rank = math.ceil(len(batches) / self.num_replicas)
-            batches = (batches + batches[: per_rank * self.num_replicas - len(batches)])[self.rank::self.num_replicas]
-        return iter(batches)
+        return iter(shard_batches(self.global_batches(), self.rank, self.num_replicas))
 
     def __len__(self) -> int:
         n = len(self.global_batches())

@@ -214,6 +214,27 @@ class _EpochRelay(Sampler[int]):
         self.owner.set_epoch(epoch)
 
 
+def replicas_of(sampler: Sampler | None, num_replicas: int | None, rank: int | None) -> tuple[int, int]:
+    """``(num_replicas, rank)``: explicit values, else those of a DistributedSampler (how Lightning re-creates a
+    batch sampler under DDP), else ``(1, 0)``."""
+    distributed = isinstance(sampler, torch.utils.data.DistributedSampler)
+    num_replicas = int(num_replicas if num_replicas is not None else (sampler.num_replicas if distributed else 1))
+    rank = int(rank if rank is not None else (sampler.rank if distributed else 0))
+    if num_replicas < 1 or not 0 <= rank < num_replicas:
+        raise ConfigError(f"rank {rank} / num_replicas {num_replicas}: need 0 <= rank < num_replicas")
+    return num_replicas, rank
+
+
+def shard_batches(batches: list[list[int]], rank: int, num_replicas: int) -> list[list[int]]:
+    """Every ``num_replicas``-th batch from ``rank`` on, the list padded by repeating its first batches so every
+    rank gets the same number (none dropped)."""
+    if num_replicas == 1 or not batches:
+        return batches
+    per_rank = math.ceil(len(batches) / num_replicas)
+    padded = batches + [batches[i % len(batches)] for i in range(per_rank * num_replicas - len(batches))]
+    return padded[rank::num_replicas]
+
+
 class ChannelBucketSampler(BatchSampler):
     """Batches of indices of ``dataset`` in which every window has the same channel set and length.
 
@@ -243,15 +264,7 @@ class ChannelBucketSampler(BatchSampler):
         self.seed = int(seed)
         self.drop_last = bool(drop_last)
         self.epoch = 0
-        if num_replicas is None:
-            num_replicas = getattr(sampler, "num_replicas", 1) if isinstance(
-                sampler, torch.utils.data.DistributedSampler) else 1
-        if rank is None:
-            rank = getattr(sampler, "rank", 0) if isinstance(sampler, torch.utils.data.DistributedSampler) else 0
-        if int(num_replicas) < 1 or not 0 <= int(rank) < int(num_replicas):
-            raise ConfigError(f"rank {rank} / num_replicas {num_replicas}: need 0 <= rank < num_replicas")
-        self.num_replicas = int(num_replicas)
-        self.rank = int(rank)
+        self.num_replicas, self.rank = replicas_of(sampler, num_replicas, rank)
         self.sampler = _EpochRelay(self)
 
     def set_epoch(self, epoch: int) -> None:
@@ -278,12 +291,7 @@ class ChannelBucketSampler(BatchSampler):
 
     def batches(self) -> list[list[int]]:
         """This rank's batches of the current epoch."""
-        batches = self.global_batches()
-        if self.num_replicas == 1 or not batches:
-            return batches
-        per_rank = math.ceil(len(batches) / self.num_replicas)
-        padded = batches + [batches[i % len(batches)] for i in range(per_rank * self.num_replicas - len(batches))]
-        return padded[self.rank::self.num_replicas]
+        return shard_batches(self.global_batches(), self.rank, self.num_replicas)
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self.batches())
