@@ -196,20 +196,11 @@ def infer_tokenizer_spec(state: Mapping[str, torch.Tensor], modality: str | Moda
         raise CheckpointError(f"{source}: not an official NeuroRVQ tokenizer state dict (missing {missing})")
     rows = state["encoder.pos_embed"].shape[0]
     base = _pick_modality(modality, rows, source)
-    num_branches = _count(state, r"encoder\.patch_embed\.conv1_(\d+)\.weight\Z")
-    stages = _count(state, r"encoder\.patch_embed\.conv(\d+)_1\.weight\Z")
-    branches = []
-    for b in range(1, num_branches + 1):
-        kernels = tuple(int(state[f"encoder.patch_embed.conv{s}_{b}.weight"].shape[-1]) for s in range(1, stages + 1))
-        base_branch = base.branches[b - 1] if b <= len(base.branches) else base.branches[-1]
-        if len(base_branch.pools) != stages:
-            raise CheckpointError(f"{source}: {stages} conv stages per branch but modality '{base.name}' pools "
-                                  f"{base_branch.pools}; pass a modality whose branches have {stages} stages")
-        branches.append(TemporalBranch(kernel_sizes=kernels, pools=base_branch.pools))
+    branches = infer_branches(state, "encoder.patch_embed.", base, source)
     dim = int(state["encoder.cls_token"].shape[-1])
     codebook = state["quantize_1.layers.0.embedding.weight"]
     return base.replace(
-        branches=tuple(branches),
+        branches=branches,
         conv_channels=int(state["encoder.patch_embed.conv1_1.weight"].shape[0]),
         embed_dim=dim,
         num_heads=dim // int(state["encoder.blocks.0.attn.q_norm.weight"].shape[0]),
@@ -222,6 +213,23 @@ def infer_tokenizer_spec(state: Mapping[str, torch.Tensor], modality: str | Moda
         code_dim=int(codebook.shape[1]),
         patch_length=int(state["decode_task_layer_amplitude.2.weight"].shape[0]),
     )
+
+
+def infer_branches(state: Mapping[str, torch.Tensor], prefix: str, base: ModalitySpec,
+                   source: str) -> tuple[TemporalBranch, ...]:
+    """Temporal branches of an official multi-scale conv (``{prefix}conv{stage}_{branch}.weight``): kernel sizes
+    from the shapes, pools from ``base`` (they leave no trace in the weights)."""
+    count = len({k for k in state if re.match(re.escape(prefix) + r"conv1_\d+\.weight\Z", k)})
+    stages = len({k for k in state if re.match(re.escape(prefix) + r"conv\d+_1\.weight\Z", k)})
+    branches = []
+    for b in range(1, count + 1):
+        kernels = tuple(int(state[f"{prefix}conv{s}_{b}.weight"].shape[-1]) for s in range(1, stages + 1))
+        base_branch = base.branches[min(b, len(base.branches)) - 1]
+        if len(base_branch.pools) != stages:
+            raise CheckpointError(f"{source}: {stages} conv stages per branch but modality '{base.name}' pools "
+                                  f"{base_branch.pools}; pass a modality whose branches have {stages} stages")
+        branches.append(TemporalBranch(kernel_sizes=kernels, pools=base_branch.pools))
+    return tuple(branches)
 
 
 def _pick_modality(modality: str | ModalitySpec | None, rows: int, source: str) -> ModalitySpec:

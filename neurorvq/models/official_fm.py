@@ -14,9 +14,8 @@ from typing import Any
 import torch
 
 from neurorvq.errors import CheckpointError
-from neurorvq.models.official import Rule, _as_state_dict, _count, _pick_modality, map_official_to_ours
+from neurorvq.models.official import Rule, _as_state_dict, _count, _pick_modality, infer_branches, map_official_to_ours
 from neurorvq.models.pretrained import check_state_dict
-from neurorvq.registry import TemporalBranch
 
 FM_RULES: tuple[Rule, ...] = (
     Rule("cls_token", "backbone.cls_token"),
@@ -54,15 +53,11 @@ def load_official_fm(cls, path_or_state_dict, modality=None, **overrides: Any):
         if key not in state:
             raise CheckpointError(f"{source}: not an official NeuroRVQ-FM state dict (missing '{key}')")
     base = _pick_modality(modality, state["pos_embed"].shape[0], source)
-    num_branches = _count(state, r"patch_embed\.conv1_(\d+)\.weight\Z")
-    stages = _count(state, r"patch_embed\.conv(\d+)_1\.weight\Z")
-    branches = []
-    for b in range(1, num_branches + 1):
-        kernels = tuple(int(state[f"patch_embed.conv{s}_{b}.weight"].shape[-1]) for s in range(1, stages + 1))
-        branches.append(TemporalBranch(kernel_sizes=kernels, pools=base.branches[min(b, len(base.branches)) - 1].pools))
+    branches = infer_branches(state, "patch_embed.", base, source)
+    num_branches = len(branches)
     dim = int(state["cls_token"].shape[-1])
     heads = _count(state, r"head_pre_(\d+)\.weight\Z")
-    spec_fields = dict(branches=tuple(branches), conv_channels=int(state["patch_embed.conv1_1.weight"].shape[0]),
+    spec_fields = dict(branches=branches, conv_channels=int(state["patch_embed.conv1_1.weight"].shape[0]),
                        embed_dim=dim, num_heads=dim // int(state["blocks.0.attn.q_norm.weight"].shape[0]),
                        mlp_ratio=state["blocks.0.mlp.fc1.weight"].shape[0] / dim,
                        max_patches=int(state["time_embed"].shape[0]))
