@@ -77,6 +77,7 @@ def tokenize(ckpt: str, data: str, out: str, split: str = "test", overwrite: boo
              shard_windows: int = 4096, max_batches: int | None = None, device: str = "auto",
              overrides: Sequence[str] = ()) -> Path:
     """Write the token ids of a dataset split to ``out`` (format: :mod:`neurorvq.token_files`)."""
+    from neurorvq.nn.spectral import AmplitudeStats
     from neurorvq.tasks.tokenizer import load_tokenizer
     from neurorvq.token_files import FORMAT_VERSION, MANIFEST, weights_hash, write_shard
 
@@ -118,8 +119,6 @@ def tokenize(ckpt: str, data: str, out: str, split: str = "test", overwrite: boo
                 "sampling_rate": spec.sampling_rate, "patch_length": spec.patch_length,
                 "n_patches": tokens.shape[-1] // len(current_ids), "unit": spec.unit,
                 "codebook_size": spec.codebook_size, **identity}
-        from neurorvq.nn.spectral import AmplitudeStats
-
         stats = AmplitudeStats(torch.cat(pending["mean"]), torch.cat(pending["std"]))
         extras = {k: torch.cat(v) for k, v in pending.items() if k in ("label", "subject")}
         write_shard(out_dir / name, tokens, stats, current_ids, info, extras)
