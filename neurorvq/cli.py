@@ -2,7 +2,9 @@
 
 ``neurorvq fit|validate|test|predict --config recipes/<recipe>.yaml`` runs LightningCLI (``--print_config``,
 dotted overrides such as ``--trainer.max_epochs=3``); ``neurorvq tokenize``, ``neurorvq reconstruct`` and
-``neurorvq demo`` are project commands (``neurorvq <command> --help``).
+``neurorvq demo`` are project commands (``neurorvq <command> --help``); ``neurorvq cv`` runs subject-independent
+cross-validation from a fine-tuning recipe and ``neurorvq cv-report`` tabulates several such runs
+(:mod:`neurorvq.crossval`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import sys
 from typing import Optional, Sequence
 
 PROJECT_COMMANDS = ("tokenize", "reconstruct", "demo")
+CV_COMMANDS = ("cv", "cv-report")
 
 
 def _project_parser(command: str):
@@ -77,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in PROJECT_COMMANDS:
         return _run_project_command(args[0], args[1:])
+    if args and args[0] in CV_COMMANDS:
+        from neurorvq.crossval.command import run_cv_command, run_report_command
+
+        return (run_cv_command if args[0] == "cv" else run_report_command)(args[1:])
     from neurorvq.recipe_check import check_recipe_fields
 
     check_recipe_fields(args)

@@ -194,6 +194,21 @@ class WindowDataset(Dataset):
         """Source file of every window (length N)."""
         return [s.recording for s in self.sets for _ in range(len(s))]
 
+    def subset(self, indices: Sequence[int] | np.ndarray) -> "WindowDataset":
+        """A new dataset of the windows at ``indices`` (window order kept within each set; signals are copied
+        only for the selected windows)."""
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if indices.size and (indices.min() < 0 or indices.max() >= len(self)):
+            raise IndexError(f"subset indices span {indices.min()}..{indices.max()} for {len(self)} windows")
+        which = np.searchsorted(self.offsets, indices, side="right") - 1
+        sets = []
+        for s in np.unique(which):
+            ws, local = self.sets[s], np.sort(indices[which == s] - self.offsets[s])
+            pick = (lambda a: None if a is None else a[local])
+            sets.append(WindowSet(ws.signals[local], ws.channel_ids, labels=pick(ws.labels), subjects=pick(ws.subjects),
+                                  recording=ws.recording, starts=pick(ws.starts), channels=list(ws.channels)))
+        return WindowDataset(sets)
+
 
 # ------------------------------------------------------------------------------------------------ sampler
 class _EpochRelay(Sampler[int]):

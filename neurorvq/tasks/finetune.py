@@ -8,8 +8,8 @@ code). Layer-wise learning-rate decay in two forms:
 - ``block``: true per-block decay: embeddings and the temporal conv ``decay ** (depth + 1)``, block k
   ``decay ** (depth - k)``, ``fc_norm``/``head`` the base lr.
 
-Metrics (torchmetrics): balanced accuracy, Cohen's kappa, weighted F1; AUROC and AUC-PR for binary tasks.
-Class weights ``balanced`` = 1/count normalised to sum to the number of classes (the official weighting).
+Loss, class weights, label checks and metrics (balanced accuracy, Cohen's kappa, weighted F1, AUROC/AUC-PR) are
+those of every classifier: :mod:`neurorvq.tasks.classification`.
 """
 
 from __future__ import annotations
@@ -17,13 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
-import torch.nn.functional as F
-import torchmetrics
 
 from neurorvq.errors import CheckpointError, ConfigError
 from neurorvq.models.fm import NeuroRVQFoundationModel
+from neurorvq.tasks.classification import ClassificationTask, balanced_class_weights
 from neurorvq.tasks.optim import warmup_cosine_scheduler
 
 HEAD_NAMES = ("fc_norm.", "head.")
@@ -55,13 +53,6 @@ def layer_decay_groups(model: NeuroRVQFoundationModel, lr: float, decay: float, 
     return groups
 
 
-def balanced_class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """``1 / count`` per class, normalised to sum to ``num_classes`` (classes absent from ``labels`` get 0)."""
-    counts = torch.bincount(labels.long().flatten(), minlength=num_classes).float()
-    weights = torch.where(counts > 0, 1.0 / counts.clamp_min(1), torch.zeros_like(counts))
-    return weights * num_classes / weights.sum()
-
-
 def load_fm(path: str, **overrides: Any) -> NeuroRVQFoundationModel:
     """An FM from a ``save_pretrained`` folder, a PretrainTask ``.ckpt`` or an official checkpoint file."""
     p = Path(path)
@@ -83,7 +74,7 @@ def load_fm(path: str, **overrides: Any) -> NeuroRVQFoundationModel:
     return NeuroRVQFoundationModel.from_official(p, **overrides)
 
 
-class FinetuneTask(L.LightningModule):
+class FinetuneTask(ClassificationTask):
     """Fine-tune (or train from scratch when ``fm`` is None) a classifier on the FM.
 
     Args:
@@ -101,10 +92,8 @@ class FinetuneTask(L.LightningModule):
                  layer_decay_mode: str = "official", weight_decay: float = 1e-2, warmup_fraction: float = 0.2,
                  min_lr_ratio: float = 0.1, head_only: bool = False,
                  class_weights: str | list[float] | None = "balanced") -> None:
-        super().__init__()
+        super().__init__(num_classes, class_weights)
         self.save_hyperparameters()
-        if num_classes < 2:
-            raise ConfigError(f"num_classes is {num_classes}; a classification task needs at least 2")
         if fm:
             model = load_fm(fm)
         else:
@@ -114,18 +103,7 @@ class FinetuneTask(L.LightningModule):
         model.reset_classifier(num_classes)
         model.options["check_inputs"] = False
         self.fm = model
-        self.num_classes = num_classes
-        self.register_buffer("class_weight", torch.ones(num_classes))
-        metrics = {"balanced_accuracy": torchmetrics.classification.MulticlassAccuracy(num_classes, average="macro"),
-                   "cohen_kappa": torchmetrics.classification.MulticlassCohenKappa(num_classes),
-                   "f1_weighted": torchmetrics.classification.MulticlassF1Score(num_classes, average="weighted")}
-        if num_classes == 2:
-            metrics["auroc"] = torchmetrics.classification.BinaryAUROC()
-            metrics["auc_pr"] = torchmetrics.classification.BinaryAveragePrecision()
-        self.val_metrics = torchmetrics.MetricCollection(metrics, prefix="val/")
-        self.test_metrics = self.val_metrics.clone(prefix="test/")
 
-    # ------------------------------------------------------------------------------------ setup checks
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         spec = getattr(datamodule, "spec", None)
@@ -133,53 +111,10 @@ class FinetuneTask(L.LightningModule):
             raise ConfigError(f"the data's modality '{spec.name}' ({len(spec.channels)} channels) differs from the "
                               f"foundation model's '{self.fm.spec.name}' ({len(self.fm.spec.channels)} channels); "
                               "fine-tune a model of the data's modality and vocabulary")
-        labels = getattr(getattr(datamodule, "datasets", {}).get("train"), "labels", None)
-        if labels is not None:
-            labels = torch.as_tensor(labels)
-            if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
-                raise ConfigError(f"training labels span {int(labels.min())}..{int(labels.max())}, outside the "
-                                  f"declared classes 0..{self.num_classes - 1}; set model.init_args.num_classes")
-        weights = self.hparams.class_weights
-        if weights == "balanced" and labels is not None and labels.numel():
-            self.class_weight.copy_(balanced_class_weights(labels, self.num_classes))
-        elif isinstance(weights, (list, tuple)):
-            if len(weights) != self.num_classes:
-                raise ConfigError(f"class_weights has {len(weights)} entries for {self.num_classes} classes")
-            self.class_weight.copy_(torch.tensor(weights, dtype=torch.float32))
+        super().setup(stage)
 
-    # ------------------------------------------------------------------------------------ steps
-    def _probabilities(self, logits: torch.Tensor) -> torch.Tensor:
-        if self.num_classes == 2:
-            p = torch.sigmoid(logits.squeeze(-1))
-            return torch.stack((1 - p, p), dim=-1)
-        return logits.softmax(-1)
-
-    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if self.num_classes == 2:
-            per_sample = F.binary_cross_entropy_with_logits(logits.squeeze(-1), labels.float(), reduction="none")
-            return (per_sample * self.class_weight[labels]).mean()
-        return F.cross_entropy(logits, labels, weight=self.class_weight)
-
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        logits = self.fm(batch["signal"], batch["channel_ids"])
-        loss = self._loss(logits, batch["label"])
-        self.log("train/loss", loss, prog_bar=True, batch_size=logits.shape[0])
-        return loss
-
-    def _evaluate(self, batch: dict[str, torch.Tensor], metrics: torchmetrics.MetricCollection, stage: str) -> None:
-        logits = self.fm(batch["signal"], batch["channel_ids"])
-        labels = batch["label"]
-        self.log(f"{stage}/loss", self._loss(logits, labels), batch_size=logits.shape[0], sync_dist=True)
-        probs = self._probabilities(logits)
-        for name, metric in metrics.items():
-            metric.update(probs[:, 1] if name.endswith(("auroc", "auc_pr")) else probs, labels)
-        self.log_dict(metrics, batch_size=logits.shape[0])
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, self.val_metrics, "val")
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, self.test_metrics, "test")
+    def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.fm(batch["signal"], batch["channel_ids"])
 
     def configure_optimizers(self):
         groups = layer_decay_groups(self.fm, self.hparams.lr, self.hparams.layer_decay, self.hparams.weight_decay,

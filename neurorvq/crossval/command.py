@@ -1,0 +1,75 @@
+"""Argument parsing of ``neurorvq cv`` and ``neurorvq cv-report``.
+
+``neurorvq cv`` takes its own options (below) and passes every other argument to LightningCLI after the recipe,
+so dotted overrides work as in ``neurorvq fit``: ``--trainer.max_epochs=3``, ``--model.init_args.fm=...``.
+``--baseline eegnet`` trains a supervised baseline instead of the recipe's model, and ``--folds_file`` reuses the
+folds of another run, so that models are compared on identical folds.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+
+def cv_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="neurorvq cv", description="Subject-independent k-fold fine-tuning from a recipe; resumable per fold. "
+        "Other arguments (e.g. --trainer.max_epochs=3, --model=other.yaml) go to the recipe as in neurorvq fit.")
+    parser.add_argument("--config", required=True, help="fine-tuning recipe (LightningCLI YAML)")
+    parser.add_argument("--folds", type=int, default=10, help="number of folds (at most the number of groups)")
+    parser.add_argument("--out", default=None, help="output folder (default runs/cv/<recipe name>)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the folds")
+    parser.add_argument("--val_fraction", type=float, default=0.1,
+                        help="share of each fold's training groups used for model selection (0: test the last epoch)")
+    parser.add_argument("--group_by", default="subject", choices=("subject", "recording"),
+                        help="what a fold holds out: subjects (subject-independent) or recordings (within-subject)")
+    parser.add_argument("--monitor", default="val/balanced_accuracy", help="validation metric selecting the epoch")
+    parser.add_argument("--mode", default="max", choices=("max", "min"))
+    parser.add_argument("--allow_missing_classes", action="store_true",
+                        help="accept test folds that miss some classes (otherwise an error)")
+    parser.add_argument("--baseline", default=None, choices=("eegnet", "shallow_convnet"),
+                        help="train this supervised baseline instead of the recipe's model (same data and folds)")
+    parser.add_argument("--folds_file", default=None,
+                        help="folds.json of another run to reuse (identical folds); default: made from --seed")
+    parser.add_argument("--name", default=None, help="model label in the tables (default from the model)")
+    parser.add_argument("--task", default=None, help="task label in the tables (default from the DataModule)")
+    return parser
+
+
+def run_cv_command(argv: Sequence[str]) -> int:
+    from pathlib import Path
+
+    from neurorvq.crossval.runner import CVSettings, run_cv
+
+    args, overrides = cv_parser().parse_known_args(list(argv))
+    settings = CVSettings(recipe=args.config, overrides=list(overrides), n_folds=args.folds, seed=args.seed,
+                          val_fraction=args.val_fraction, group_by=args.group_by, monitor=args.monitor,
+                          mode=args.mode, require_all_classes=not args.allow_missing_classes, name=args.name,
+                          baseline=args.baseline, folds_file=args.folds_file)
+    out = args.out or str(Path("runs") / "cv" / Path(args.config).stem)
+    summary = run_cv(settings, out, task=args.task)
+    from neurorvq.crossval.report import markdown_table
+
+    print(markdown_table([summary]))
+    return 0
+
+
+def run_report_command(argv: Sequence[str]) -> int:
+    from pathlib import Path
+
+    from neurorvq.crossval.report import combine
+
+    parser = argparse.ArgumentParser(prog="neurorvq cv-report",
+                                     description="One Markdown table of several neurorvq cv output folders.")
+    parser.add_argument("folders", nargs="+", help="output folders of finished neurorvq cv runs")
+    parser.add_argument("--out", default=None, help="also write the table to this file")
+    args = parser.parse_args(list(argv))
+    table = combine(args.folders)
+    print(table)
+    if args.out:
+        Path(args.out).write_text(table + "\n")
+    return 0
+
+
+__all__ = ["cv_parser", "run_cv_command", "run_report_command"]

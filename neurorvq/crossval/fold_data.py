@@ -1,0 +1,68 @@
+"""The windows of one cross-validation fold as a LightningDataModule.
+
+``neurorvq cv`` loads a dataset's labelled windows once (every subject pooled), then gives each fold a
+:class:`FoldDataModule` holding that fold's train / val / test windows, so recordings are read and
+preprocessed once for all folds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from neurorvq.data.splits import Fold
+from neurorvq.data.windows import ChannelBucketSampler, WindowDataset
+from neurorvq.registry import ModalitySpec
+
+
+class FoldDataModule(L.LightningDataModule):
+    """Train / val / test windows of ``fold`` taken from ``pool`` (indices into the pool's windows).
+
+    Batches as every window DataModule: ``{"signal": [B, C, T], "channel_ids": [B, C], "label": [B],
+    "subject": [B]}``, one channel set per batch (:class:`~neurorvq.data.windows.ChannelBucketSampler`),
+    training batches shuffled by ``seed`` and the epoch. :attr:`datasets` exposes the splits, so classifiers
+    check the labels and derive class weights from ``datasets["train"].labels``.
+    """
+
+    def __init__(self, pool: WindowDataset, fold: Fold, spec: ModalitySpec, batch_size: int = 32,
+                 num_workers: int = 0, seed: int = 0, label_names: tuple[str, ...] | None = None) -> None:
+        super().__init__()
+        self.spec = spec
+        self.fold = fold
+        self.batch_size = int(batch_size)
+        self.num_workers = int(num_workers)
+        self.seed = int(seed)
+        self.label_names = label_names
+        self.datasets: dict[str, WindowDataset] = {
+            "train": pool.subset(fold.train), "val": pool.subset(fold.val), "test": pool.subset(fold.test)}
+
+    def summary(self) -> dict[str, Any]:
+        """Window counts per split and the fold's subjects."""
+        return {"windows": {split: len(d) for split, d in self.datasets.items()},
+                "subjects": {"train": list(self.fold.train_subjects), "val": list(self.fold.val_subjects),
+                             "test": list(self.fold.test_subjects)}}
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        dataset = self.datasets[split]
+        if not len(dataset):
+            return DataLoader([], batch_size=None)
+        sampler = ChannelBucketSampler(dataset, self.batch_size, shuffle=shuffle, seed=self.seed)
+        return DataLoader(dataset, batch_sampler=sampler, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+
+__all__ = ["FoldDataModule"]
