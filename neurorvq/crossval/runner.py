@@ -133,12 +133,14 @@ def pooled_windows(datamodule: Any) -> WindowDataset:
 
 
 def window_groups(pool: WindowDataset, group_by: str, datamodule: Any) -> np.ndarray:
-    """``[N]`` group of every window: the subject name, or the recording file name."""
+    """``[N]`` group of every window: the subject name, or the recording file (relative to the data root)."""
     if group_by == "subject":
         names = {number: name for name, number in getattr(datamodule, "subject_ids", {}).items()}
         return np.asarray([names.get(int(s), str(int(s))) for s in pool.subjects])
     if group_by == "recording":
-        return np.asarray([Path(r).name for r in pool.recordings])
+        root = Path(getattr(datamodule, "root", "/"))
+        return np.asarray([str(Path(r).relative_to(root)) if Path(r).is_relative_to(root) else r
+                           for r in pool.recordings])
     raise ConfigError(f"group_by is {group_by!r}; use one of {GROUPINGS}")
 
 
