@@ -1,0 +1,237 @@
+"""On-disk feature format written by ``neurorvq predict`` with :class:`neurorvq.tasks.features.FeatureWriter`,
+read back by :func:`read_features` (one shard at a time) or :func:`load_pooled` (all pooled features at once).
+
+A feature folder holds ``manifest.json`` and shards ``features-00000.safetensors``, ... (under DDP each rank
+writes its own: ``features-rank001-00000.safetensors``). Each shard holds windows that share one channel set
+and one window length (so per-token features have one shape ``L = channels x patches``):
+
+- ``pooled``: ``[windows, S*D]`` float32, the mean over tokens (the input of the fine-tuning head);
+- ``per_token``: ``[windows, L, S*D]`` float32, channel-major token order (absent with ``per_token: false``);
+- ``channel_ids``: ``[channels]`` int64 vocabulary ids;
+- optional ``label`` / ``subject`` ``[windows]`` int64 (when the batches carry them) and ``index``
+  ``[windows]`` int64, the window's position in the predict dataset (when Lightning can tell it);
+
+and, as safetensors metadata, JSON ``info``: format name and version, modality, channel names, patches per
+channel, embed dim ``S*D``, sampling rate (Hz), patch length (samples), the FM's ``config_hash`` (its spec) and
+``weights_hash`` (:func:`neurorvq.token_files.weights_hash` of its weights), rank and dataloader index.
+
+``manifest.json`` (written last, by rank 0: its presence means the folder is complete) repeats the FM identity
+(modality, ``config_hash``, ``weights_hash``, checkpoint path, spec), the embed dim, the number of windows and
+lists the shards in order (file, windows, channel names, patches, rank).
+
+Features of two FMs are comparable only if ``weights_hash`` matches; a folder holding another FM's features is
+not written into unless ``overwrite`` (only this format's files are ever replaced; other files are left alone).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from neurorvq.errors import ConfigError, InputError
+
+FORMAT = "neurorvq-features"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+SHARD_PATTERN = re.compile(r"^features-(?:rank\d+-)?\d+\.(?:safetensors|tmp)$")
+IDENTITY_KEYS = ("modality", "config_hash", "weights_hash")
+"""Manifest / shard fields that identify the FM; features from different FMs differ in one of them."""
+EXTRA_KEYS = ("label", "subject", "index")
+
+
+def shard_name(number: int, rank: int = 0, world_size: int = 1) -> str:
+    """``features-00000.safetensors``, or ``features-rank001-00000.safetensors`` when several ranks write."""
+    if world_size > 1:
+        return f"features-rank{rank:03d}-{number:05d}.safetensors"
+    return f"features-{number:05d}.safetensors"
+
+
+@dataclass
+class FeatureShard:
+    """One shard read back: ``pooled [windows, S*D]``, ``per_token [windows, L, S*D]`` (``None`` when not
+    written or not loaded), ``channels`` (names) and ``channel_ids [C]``, the metadata of the module docstring
+    in ``info``, and ``extras`` (``label``, ``subject``, ``index`` ``[windows]`` where written)."""
+
+    pooled: torch.Tensor
+    per_token: torch.Tensor | None
+    channels: list[str]
+    channel_ids: torch.Tensor
+    info: dict[str, Any]
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.pooled.shape[0])
+
+    @property
+    def label(self) -> torch.Tensor | None:
+        return self.extras.get("label")
+
+    @property
+    def subject(self) -> torch.Tensor | None:
+        return self.extras.get("subject")
+
+
+def write_feature_shard(path: Path, pooled: torch.Tensor, channel_ids: torch.Tensor, info: dict[str, Any],
+                        per_token: torch.Tensor | None = None, extras: dict[str, torch.Tensor] | None = None) -> None:
+    """Write one shard atomically (a shard is either complete or absent). ``info`` gets the format fields."""
+    from safetensors.torch import save_file
+
+    tensors = {"pooled": pooled.float().contiguous().cpu(), "channel_ids": channel_ids.long().contiguous().cpu()}
+    if per_token is not None:
+        tensors["per_token"] = per_token.float().contiguous().cpu()
+    for key, value in (extras or {}).items():
+        tensors[key] = value.long().reshape(-1).contiguous().cpu()
+    info = {"format": FORMAT, "format_version": FORMAT_VERSION, **info, "windows": int(pooled.shape[0]),
+            "per_token": per_token is not None}
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata={"info": json.dumps(info)})
+    tmp.replace(path)
+
+
+def shard_info(path: Path) -> dict[str, Any]:
+    """The ``info`` metadata of a shard (header only); raises :class:`InputError` if it is not a feature shard."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            info = json.loads((f.metadata() or {}).get("info", "{}"))
+    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file
+        raise InputError(f"'{path}' is not a readable neurorvq feature shard ({exc})") from exc
+    if info.get("format") != FORMAT or info.get("format_version") != FORMAT_VERSION:
+        raise InputError(f"'{path}' is not a neurorvq feature shard (format {FORMAT} version {FORMAT_VERSION})")
+    return info
+
+
+def read_feature_shard(path: str | Path, per_token: bool = True) -> FeatureShard:
+    """Read one shard (see the module docstring); ``per_token=False`` skips the per-token tensor (large)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"feature shard '{path}' does not exist")
+    info = shard_info(path)
+    with safe_open(str(path), framework="pt") as f:
+        keys = set(f.keys())
+        tensors = {k: f.get_tensor(k) for k in keys if per_token or k != "per_token"}
+    extras = {k: tensors[k] for k in EXTRA_KEYS if k in tensors}
+    return FeatureShard(tensors["pooled"], tensors.get("per_token"), list(info["channels"]), tensors["channel_ids"],
+                        info, extras)
+
+
+def read_manifest(directory: str | Path) -> dict[str, Any]:
+    """The manifest of a finished feature folder."""
+    path = Path(directory) / MANIFEST
+    if not path.is_file():
+        raise InputError(f"'{directory}' holds no {MANIFEST}: not a finished neurorvq feature folder (an "
+                         "interrupted run leaves shards without a manifest; run it again)")
+    manifest = json.loads(path.read_text())
+    if manifest.get("format") != FORMAT:
+        raise InputError(f"'{path}' is not a neurorvq feature manifest (format {manifest.get('format')!r}, "
+                         f"expected {FORMAT!r})")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise InputError(f"'{path}' has feature format version {manifest.get('format_version')}; this neurorvq "
+                         f"reads version {FORMAT_VERSION}")
+    return manifest
+
+
+def read_features(directory: str | Path, per_token: bool = True) -> Iterator[FeatureShard]:
+    """Every shard of a feature folder, in manifest order (rank 0's shards first under DDP).
+
+    Example::
+
+        for shard in read_features("runs/eeg_fm_features"):
+            shard.pooled      # [n, S*D]
+            shard.per_token   # [n, channels*patches, S*D]
+            shard.channels, shard.label, shard.subject
+    """
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    for entry in manifest["shards"]:
+        yield read_feature_shard(directory / entry["file"], per_token=per_token)
+
+
+def load_pooled(directory: str | Path) -> dict[str, torch.Tensor]:
+    """All pooled features of a folder at once (per-token features are not loaded): ``{"pooled": [N, S*D],
+    "shard": [N]`` (shard position in the manifest), and ``"label"``, ``"subject"``, ``"index"`` ``[N]`` when
+    every shard has them``}`` — ready for a linear probe or scikit-learn."""
+    shards = list(read_features(directory, per_token=False))
+    manifest = read_manifest(directory)
+    if not shards:
+        return {"pooled": torch.zeros(0, int(manifest["embed_dim"])), "shard": torch.zeros(0, dtype=torch.long)}
+    out = {"pooled": torch.cat([s.pooled for s in shards]),
+           "shard": torch.cat([torch.full((len(s),), i, dtype=torch.long) for i, s in enumerate(shards)])}
+    for key in EXTRA_KEYS:
+        if all(key in s.extras for s in shards):
+            out[key] = torch.cat([s.extras[key] for s in shards])
+    return out
+
+
+# ------------------------------------------------------------------------------------ writing a folder
+def format_files(directory: Path) -> list[Path]:
+    """This format's files in ``directory`` (manifest, shards, unfinished ``.tmp`` shards); nothing else."""
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if p.is_file() and (p.name == MANIFEST or SHARD_PATTERN.match(p.name)))
+
+
+def check_output_dir(directory: str | Path, identity: dict[str, Any], overwrite: bool) -> None:
+    """Raise :class:`ConfigError` when ``directory`` holds features of another FM (or a foreign
+    ``manifest.json``) and ``overwrite`` is false. Features of the same FM (``identity``: modality, config
+    and weights hash) are replaced silently; other files are ignored."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"FeatureWriter output_dir '{directory}' is a file; give a folder")
+    files = format_files(directory)
+    if overwrite or not files:
+        return
+    fix = "choose another output_dir, or set overwrite: true in the FeatureWriter's init_args to replace them"
+    ours = ", ".join(f"{k} {identity.get(k)}" for k in IDENTITY_KEYS)
+    for path in files:
+        if path.name == MANIFEST:
+            try:
+                old = json.loads(path.read_text())
+            except ValueError:
+                old = {}
+            if old.get("format") != FORMAT:
+                raise ConfigError(f"'{directory}' holds a {MANIFEST} that is not a neurorvq feature manifest; {fix}")
+        elif path.suffix == ".tmp":
+            continue  # an interrupted write; always replaced
+        else:
+            try:
+                old = shard_info(path)
+            except InputError:
+                raise ConfigError(f"'{directory}' holds '{path.name}', which is not a readable feature shard; "
+                                  f"{fix}") from None
+        if any(old.get(k) != identity.get(k) for k in IDENTITY_KEYS):
+            theirs = ", ".join(f"{k} {old.get(k)}" for k in IDENTITY_KEYS)
+            raise ConfigError(f"'{directory}' holds features of another foundation model ({theirs}; this one: "
+                              f"{ours}); {fix}")
+
+
+def clear_feature_files(directory: str | Path) -> None:
+    """Remove this format's files from ``directory`` (manifest first, so a half-cleared folder is never taken for
+    a finished one) and create the folder if needed."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    files = format_files(directory)
+    for path in sorted(files, key=lambda p: p.name != MANIFEST):
+        path.unlink(missing_ok=True)
+
+
+def write_manifest(directory: str | Path, manifest: dict[str, Any]) -> Path:
+    """Write ``manifest.json`` atomically (with the format fields); call it after every shard is written."""
+    path = Path(directory) / MANIFEST
+    tmp = path.with_name(MANIFEST + ".tmp")
+    tmp.write_text(json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, **manifest}, indent=2))
+    tmp.replace(path)
+    return path
+
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "FeatureShard", "check_output_dir", "clear_feature_files",
+           "format_files", "load_pooled", "read_feature_shard", "read_features", "read_manifest", "shard_info",
+           "shard_name", "write_feature_shard", "write_manifest"]
