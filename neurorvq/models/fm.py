@@ -85,6 +85,14 @@ class NeuroRVQFoundationModel(PretrainedMixin, nn.Module):
         self.fc_norm = nn.LayerNorm(width)
         self.head = nn.Linear(width, 1 if num_classes == 2 else num_classes)
 
+    def drop_pretraining_parts(self) -> None:
+        """Remove ``mask_token``, ``norm_pre`` and the token heads (what the official fine-tuning construction
+        lacks, method.md §4.3); the model then serves ``embed``/``forward`` only."""
+        for name in ("mask_token", "norm_pre", "head_weight", "head_bias"):
+            if hasattr(self, name):
+                delattr(self, name)
+        self.options["pretraining"] = False
+
     def config(self) -> dict[str, Any]:
         return {"spec": self.spec.to_dict(), "options": dict(self.options)}
 

@@ -4,7 +4,10 @@ Head: pooled features -> LayerNorm(S*D) -> Linear (1 logit + BCE for two classes
 code). Layer-wise learning-rate decay in two forms:
 
 - ``official`` (quirk Q9, for parity with the published numbers): per parameter *tensor*: every parameter but
-  ``fc_norm``/``head`` gets ``lr * decay ** (P - i)`` with P the number of named parameters and i its index;
+  ``fc_norm``/``head`` gets ``lr * decay ** (P - i)`` with P the number of named parameters of the official
+  fine-tuning model and i the tensor's index in the official enumeration order (:func:`official_tensor_order`:
+  embeddings, then the temporal convs layer by layer, the blocks, the unused ``fc_norm_1..S`` (which occupy
+  2 x S indices, 275 tensors in all at the official size), ``fc_norm``, ``head``);
 - ``block``: true per-block decay: embeddings and the temporal conv ``decay ** (depth + 1)``, block k
   ``decay ** (depth - k)``, ``fc_norm``/``head`` the base lr.
 
@@ -27,6 +30,31 @@ from neurorvq.tasks.optim import warmup_cosine_scheduler
 HEAD_NAMES = ("fc_norm.", "head.")
 
 
+BLOCK_TENSORS = ("gamma_1", "gamma_2", "norm1.weight", "norm1.bias", "attn.q_bias", "attn.v_bias", "attn.qkv.weight",
+                 "attn.q_norm.weight", "attn.q_norm.bias", "attn.k_norm.weight", "attn.k_norm.bias", "attn.proj.weight",
+                 "attn.proj.bias", "norm2.weight", "norm2.bias", "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight",
+                 "mlp.fc2.bias")
+"""A block's tensors in the official enumeration order."""
+
+
+def official_tensor_order(model: NeuroRVQFoundationModel) -> list[str | None]:
+    """Our parameter names in the order the official fine-tuning model enumerates its tensors (``None`` for the
+    official ``fc_norm_{b}.weight``/``.bias``, which exist there but are unused, method.md §4.3): ``cls_token``,
+    ``pos_embed``, ``time_embed``; ``conv{k}_{b}``/``norm{k}_{b}`` for layer k, then branch b; the blocks;
+    ``fc_norm_1..S``; ``fc_norm``; ``head``. At the official size: 275 entries, as method.md states."""
+    branches = model.spec.num_branches
+    layers = len(model.spec.branches[0].kernel_sizes)
+    order: list[str | None] = ["backbone.cls_token", "backbone.pos_embed", "backbone.time_embed"]
+    for k in range(layers):
+        for b in range(branches):
+            order += [f"temporal.branches.{b}.{kind}.{k}.{p}" for kind in ("convs", "norms") for p in ("weight", "bias")]
+    for i in range(len(model.backbone.blocks)):
+        order += [f"backbone.blocks.{i}.{t}" for t in BLOCK_TENSORS]
+    order += [None] * (2 * branches)
+    order += ["fc_norm.weight", "fc_norm.bias", "head.weight", "head.bias"]
+    return order
+
+
 def layer_decay_groups(model: NeuroRVQFoundationModel, lr: float, decay: float, weight_decay: float,
                        mode: str = "official", head_only: bool = False) -> list[dict[str, Any]]:
     """AdamW parameter groups with layer-wise lr decay (see the module docstring); one group per tensor."""
@@ -34,8 +62,15 @@ def layer_decay_groups(model: NeuroRVQFoundationModel, lr: float, decay: float, 
         raise ConfigError(f"layer_decay_mode is {mode!r}; use 'official' (per tensor, quirk Q9) or 'block'")
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     depth = len(model.backbone.blocks)
+    official = official_tensor_order(model)
+    position = {name: i for i, name in enumerate(official) if name is not None}
+    if mode == "official":
+        unknown = [n for n, _ in named if n not in position]
+        if unknown:
+            raise ConfigError(f"layer_decay_mode 'official' needs the fine-tuning model (no pretraining parts); "
+                              f"tensors {unknown[:4]} have no official position. Call drop_pretraining_parts() first")
     groups = []
-    for index, (name, param) in enumerate(named):
+    for name, param in named:
         is_head = name.startswith(HEAD_NAMES)
         if head_only and not is_head:
             param.requires_grad_(False)
@@ -43,7 +78,7 @@ def layer_decay_groups(model: NeuroRVQFoundationModel, lr: float, decay: float, 
         if is_head:
             scale = 1.0
         elif mode == "official":
-            scale = decay ** (len(named) - index)
+            scale = decay ** (len(official) - position[name])
         else:
             parts = name.split(".")
             block = int(parts[2]) if name.startswith("backbone.blocks.") else -1
@@ -100,6 +135,8 @@ class FinetuneTask(ClassificationTask):
             model = NeuroRVQFoundationModel(modality, pretraining=False, **dict(fm_overrides or {}))
         if model.spec.name != modality:
             raise ConfigError(f"foundation model '{fm}' is a '{model.spec.name}' model but modality is '{modality}'")
+        if model.options["pretraining"]:
+            model.drop_pretraining_parts()  # as the official loader: mask token, norm_pre and token heads go
         model.reset_classifier(num_classes)
         model.options["check_inputs"] = False
         self.fm = model
@@ -125,4 +162,4 @@ class FinetuneTask(ClassificationTask):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
-__all__ = ["FinetuneTask", "balanced_class_weights", "layer_decay_groups", "load_fm"]
+__all__ = ["FinetuneTask", "balanced_class_weights", "layer_decay_groups", "load_fm", "official_tensor_order"]

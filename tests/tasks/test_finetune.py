@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import lightning as L
 import pytest
 import torch
@@ -15,16 +18,44 @@ from neurorvq.tasks.finetune import FinetuneTask, balanced_class_weights, layer_
 TINY = {"depth": 2}
 
 
-def test_official_per_tensor_decay_hand_computed():
-    model = NeuroRVQFoundationModel("eeg", pretraining=False, **TINY)
-    model.reset_classifier(3)
-    groups = layer_decay_groups(model, lr=1.0, decay=0.5, weight_decay=0.01, mode="official")
-    names = [g["name"] for g in groups]
-    total = len(names)
-    assert names[0].startswith("temporal.") and names[-1] == "head.bias"
-    assert groups[0]["lr"] == pytest.approx(0.5 ** total)  # first tensor: decay ** (P - 0)
-    assert groups[10]["lr"] == pytest.approx(0.5 ** (total - 10))
-    assert {g["lr"] for g in groups if g["name"].startswith(("fc_norm.", "head."))} == {1.0}
+def _official_name(ours: str) -> str:
+    m = re.match(r"temporal\.branches\.(\d+)\.(convs|norms)\.(\d+)\.(\w+)\Z", ours)
+    if m:
+        kind = "conv" if m.group(2) == "convs" else "norm"
+        return f"patch_embed.{kind}{int(m.group(3)) + 1}_{int(m.group(1)) + 1}.{m.group(4)}"
+    return ours.removeprefix("backbone.")
+
+
+def test_official_per_tensor_decay_follows_the_official_enumeration(fixtures_dir):
+    """Quirk Q9: lr * decay ** (P - i), i = the tensor's index among the official fine-tuning model's 275 named
+    parameters (fixture key order, which includes the unused fc_norm_1..4)."""
+    layout = json.loads((fixtures_dir / "official_full_config_state_dicts.json").read_text())
+    official = list(layout["models"]["fm_finetune_n_outputs_4"]["keys"])
+    assert len(official) == 275
+    model = NeuroRVQFoundationModel("eeg", pretraining=True)
+    model.drop_pretraining_parts()  # as FinetuneTask does with a pretrained FM
+    model.reset_classifier(4)
+    groups = layer_decay_groups(model, lr=1.0, decay=0.975, weight_decay=0.01, mode="official")
+    assert len(groups) == 267  # 275 - the 8 unused fc_norm_1..4 tensors
+    for group in groups:
+        name = group["name"]
+        expected = 1.0 if name.startswith(("fc_norm.", "head.")) else 0.975 ** (275 - official.index(_official_name(name)))
+        assert group["lr"] == pytest.approx(expected, rel=1e-12), name
+    lr = {g["name"]: g["lr"] for g in groups}  # the figures method.md §4.3 quotes
+    assert lr["backbone.blocks.0.attn.qkv.weight"] == pytest.approx(0.0027, abs=5e-5)
+    assert lr["backbone.blocks.11.mlp.fc2.weight"] == pytest.approx(0.70, abs=5e-3)
+    assert lr["backbone.cls_token"] == pytest.approx(0.001, abs=1e-4)
+
+
+def test_a_pretrained_fm_loses_its_pretraining_parts_for_fine_tuning(tmp_path):
+    pretrained = NeuroRVQFoundationModel("eeg", pretraining=True, vocab_size=16, n_quantizers=2, **TINY)
+    pretrained.save_pretrained(tmp_path / "fm")
+    task = FinetuneTask(fm=str(tmp_path / "fm"), num_classes=3)
+    names = {n for n, _ in task.fm.named_parameters()}
+    assert not {"mask_token", "head_weight", "head_bias"} & names and not any(n.startswith("norm_pre") for n in names)
+    assert torch.equal(task.fm.backbone.pos_embed, pretrained.backbone.pos_embed)
+    with pytest.raises(ConfigError, match="no official position"):
+        layer_decay_groups(pretrained, 1.0, 0.9, 0.0, mode="official")
 
 
 def test_true_block_decay_hand_computed():
