@@ -92,6 +92,13 @@ class TinyModels:
         return self._made[key]
 
 
+@pytest.fixture(autouse=True)
+def in_tmp_folder(tmp_path, monkeypatch):
+    """Run from tmp_path: recipes name relative output folders (checkpoint dirpaths under runs/), which must not
+    land in the checkout, where real runs keep their checkpoints."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
     """One intra-op thread: the tiny models' ops are microseconds of work, and on a busy machine waking a second
