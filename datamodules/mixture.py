@@ -28,7 +28,7 @@ import lightning as L
 import numpy as np
 from torch.utils.data import BatchSampler, ConcatDataset, DataLoader, Sampler
 
-from neurorvq.data.windows import ChannelBucketSampler, RecordingDataModule, replicas_of, shard_batches
+from neurorvq.data.windows import ChannelBucketSampler, RecordingDataModule, SplitLoaders, replicas_of, shard_batches
 from neurorvq.errors import ConfigError
 
 
@@ -89,7 +89,7 @@ class MixtureBatchSampler(BatchSampler):
         return math.ceil(n / self.num_replicas)
 
 
-class MixtureDataModule(L.LightningDataModule):
+class MixtureDataModule(SplitLoaders, L.LightningDataModule):
     """Several :class:`RecordingDataModule` s of one modality as one pretraining corpus.
 
     Args:
@@ -144,15 +144,3 @@ class MixtureDataModule(L.LightningDataModule):
         sampler = MixtureBatchSampler(samplers, offsets, weights, self.seed,
                                       self.batches_per_epoch if shuffle else None)
         return DataLoader(ConcatDataset(datasets), batch_sampler=sampler, num_workers=self.num_workers)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)

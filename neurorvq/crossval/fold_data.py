@@ -13,11 +13,11 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from neurorvq.data.splits import Fold
-from neurorvq.data.windows import ChannelBucketSampler, WindowDataset
+from neurorvq.data.windows import SplitLoaders, WindowDataset, window_loader
 from neurorvq.registry import ModalitySpec
 
 
-class FoldDataModule(L.LightningDataModule):
+class FoldDataModule(SplitLoaders, L.LightningDataModule):
     """Train / val / test windows of ``fold`` taken from ``pool`` (indices into the pool's windows).
 
     Batches as every window DataModule: ``{"signal": [B, C, T], "channel_ids": [B, C], "label": [B],
@@ -45,24 +45,7 @@ class FoldDataModule(L.LightningDataModule):
                              "test": list(self.fold.test_subjects)}}
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        dataset = self.datasets[split]
-        if not len(dataset):
-            return DataLoader([], batch_size=None)
-        sampler = ChannelBucketSampler(dataset, self.batch_size, shuffle=shuffle, seed=self.seed)
-        return DataLoader(dataset, batch_sampler=sampler, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return window_loader(self.datasets[split], self.batch_size, shuffle, self.seed, self.num_workers)
 
 
 __all__ = ["FoldDataModule"]

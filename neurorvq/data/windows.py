@@ -318,6 +318,36 @@ class ChannelBucketSampler(BatchSampler):
 
 
 # ------------------------------------------------------------------------------------------------ splits
+def window_loader(dataset: WindowDataset, batch_size: int, shuffle: bool, seed: int = 0,
+                  num_workers: int = 0) -> DataLoader:
+    """A DataLoader of ``dataset`` in batches of one channel set (:class:`ChannelBucketSampler`); an empty dataset
+    gives an empty loader."""
+    if not len(dataset):
+        return DataLoader([], batch_size=None)
+    sampler = ChannelBucketSampler(dataset, batch_size, shuffle=shuffle, seed=seed)
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, persistent_workers=num_workers > 0)
+
+
+class SplitLoaders:
+    """The four DataLoader hooks of a DataModule from one ``_loader(split, shuffle)``: training batches shuffled,
+    the others in order; ``predict`` reads the test split."""
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+
 def split_subjects(subjects: Sequence[str], seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.1,
                    val_subjects: Sequence[str] | None = None,
                    test_subjects: Sequence[str] | None = None) -> dict[str, list[str]]:
@@ -417,7 +447,7 @@ def _window_samples(spec: ModalitySpec, seconds: float, what: str = "window_seco
     return int(round(patches)) * spec.patch_length
 
 
-class RecordingDataModule(L.LightningDataModule):
+class RecordingDataModule(SplitLoaders, L.LightningDataModule):
     """Base of DataModules that load windows from recording files into memory.
 
     Subclasses set :attr:`dataset_name`, :attr:`root_layout` (how the root folder looks, for error messages) and
@@ -948,23 +978,9 @@ class RecordingDataModule(L.LightningDataModule):
         if split == "train" and not len(dataset):
             raise DataError(f"the train split of {self.dataset_name} under '{self.root}' has no windows (subjects: "
                             f"{self.splits.get('train')}); check the subjects and the skipped files in the summary")
-        sampler = ChannelBucketSampler(dataset, self.batch_size, shuffle=shuffle, seed=self.seed)
-        return DataLoader(dataset, batch_sampler=sampler, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return window_loader(dataset, self.batch_size, shuffle, self.seed, self.num_workers)
 
 
 __all__ = ["CACHE_LAYOUT_VERSION", "ChannelBucketSampler", "RecordingDataModule", "RecordingInfo",
-           "RecordingSkippedWarning", "WindowDataset",
+           "RecordingSkippedWarning", "SplitLoaders", "WindowDataset", "window_loader",
            "WindowSet", "read_raw_checked", "split_subjects"]

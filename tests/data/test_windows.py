@@ -220,3 +220,17 @@ def test_module_checks_its_settings(tmp_path):
         FakeModule(str(tmp_path), dead_channels="ignore")
     with pytest.raises(ConfigError, match="val_subjects: subject 'x' is not among"):
         FakeModule(str(fake_root(tmp_path, ["a_1.rec"])), val_subjects=["x"], verbose=False).setup()
+
+
+def test_subset_keeps_the_selected_windows_and_their_fields():
+    a = WindowSet(np.arange(3 * 2 * 4, dtype=np.float32).reshape(3, 2, 4), [1, 2], labels=[0, 1, 0],
+                  subjects=[7, 7, 7], recording="a.edf", starts=[0, 4, 8])
+    b = WindowSet(np.ones((2, 1, 4), np.float32), [5], labels=[1, 1], subjects=[9, 9], recording="b.edf")
+    dataset = WindowDataset([a, b])
+    part = dataset.subset([4, 0, 2])
+    assert len(part) == 3 and part.labels.tolist() == [0, 0, 1] and part.subjects.tolist() == [7, 7, 9]
+    assert part.recordings == ["a.edf", "a.edf", "b.edf"] and part.sets[0].starts.tolist() == [0, 8]
+    assert np.array_equal(part[1]["signal"].numpy(), a.signals[2]) and part.channel_sets == [(1, 2), (5,)]
+    assert len(dataset.subset([])) == 0
+    with pytest.raises(IndexError, match="subset indices span 0..5 for 5 windows"):
+        dataset.subset([0, 5])
