@@ -3,7 +3,7 @@ and the :class:`FeatureWriter` callback writes, for every window of the data's p
 ``[S*D]`` and per-token ``[L, S*D]`` features of :meth:`NeuroRVQFoundationModel.embed` (format:
 :mod:`neurorvq.feature_files`)::
 
-    neurorvq predict --config recipes/eeg_fm_features.yaml --model.init_args.fm=runs/eeg_fm/fm
+    neurorvq predict --config recipes/eeg_fm_features.yaml --model.init_args.fm=runs/eeg_fm/checkpoints/last.ckpt
 
 Under DDP every rank writes its own shards (``features-rank001-00000.safetensors``, ...; ``output_dir`` must be
 on a filesystem all ranks share); after a barrier rank 0 reads the shard headers and writes ``manifest.json``.
