@@ -162,6 +162,23 @@ def test_sgd_reduces_loss_on_toy_problem(cls):
     assert losses[-1] < 0.5 * losses[0], losses
 
 
+@pytest.mark.parametrize("cls", MODELS)
+def test_eval_mode_predicts_what_training_learned_after_few_steps(cls):
+    """After a few dozen steps the BatchNorm running statistics must follow the data, or eval-mode outputs collapse
+    to one class (what Keras's momentum, bn_momentum=0.01, did to EEGNet here: 0.5 in eval, 1.0 in train mode)."""
+    torch.manual_seed(0)
+    x, y = two_channel_sine_problem(64, 200, 200.0)
+    model = cls(2, 200, 2, 200.0, dropout=0.0)
+    for _ in range(40):
+        F.cross_entropy(model(x), y).backward()
+        sgd_step(model, lr=0.1)
+        model.apply_constraints()
+    model.eval()
+    with torch.no_grad():
+        accuracy = (model(x).argmax(-1) == y).float().mean().item()
+    assert accuracy > 0.9, accuracy
+
+
 def test_eegnet_short_input_reduces_pools():
     with pytest.warns(UserWarning, match=r"pools reduced to 4 and 5"):
         model = EEGNet(4, 20, 2, 128.0)  # 20 < 4 * 8
