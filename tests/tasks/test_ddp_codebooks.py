@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import faulthandler
 import os
-import socket
 import sys
-import time
 import traceback
 import warnings
 from datetime import timedelta
@@ -24,7 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+from ddp_spawn import free_port, spawn
 
 WORLD = 2
 TINY = {"encoder_depth": 1, "decoder_depth": 1, "n_quantizers": 2, "codebook_size": 32, "code_dim": 8}
@@ -42,31 +40,6 @@ RUNS = {
     "nosync-kmeans": (0, False, False),  # negative control: k-means results are not broadcast, EMA not reduced
     "nosync-ema": (0, False, True),      # negative control: no k-means; only the EMA all-reduce is missing
 }
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _spawn(fn, args: tuple, out: Path) -> None:
-    """Run ``fn(rank, *args)`` on WORLD processes; re-raise a child's failure, fail after DEADLINE_S."""
-    context = mp.spawn(fn, args=args, nprocs=WORLD, join=False)
-    deadline = time.monotonic() + DEADLINE_S
-    try:
-        while not context.join(timeout=1.0):
-            if time.monotonic() > deadline:
-                stacks = "\n".join(p.read_text() for p in sorted(out.glob("stacks_rank*.txt")))
-                pytest.fail(f"DDP workers did not finish within {DEADLINE_S:.0f} s (hang in a collective?)\n{stacks}")
-    except mp.ProcessRaisedException as exc:
-        details = "\n".join(p.read_text() for p in sorted(out.glob("error_rank*.txt"))) or str(exc)
-        raise AssertionError(f"a DDP worker failed:\n{details}") from None
-    finally:
-        for process in context.processes:
-            if process.is_alive():
-                process.kill()
-                process.join(5)
 
 
 def _never_distributed() -> bool:
@@ -155,7 +128,7 @@ def _train(rank: int, dead_code_after: int, preinit: bool) -> dict:
 def plain_runs(tmp_path_factory) -> dict:
     """Every configuration of RUNS, trained in one pair of spawned processes (the imports dominate the cost)."""
     out = tmp_path_factory.mktemp("ddp_plain")
-    _spawn(_train_worker, (_free_port(), str(out)), out)
+    spawn(_train_worker, (free_port(), str(out)), out)
     return torch.load(out / "records.pt", weights_only=False)
 
 
@@ -254,7 +227,7 @@ def test_lightning_ddp_spawn_codebooks_identical(tmp_path, monkeypatch):
 
     callback_cls = getattr(sys.modules[__name__], "RecordQuantizerState")
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
-    monkeypatch.setenv("MASTER_PORT", str(_free_port()))  # Lightning writes it to os.environ; restored after
+    monkeypatch.setenv("MASTER_PORT", str(free_port()))  # Lightning writes it to os.environ; restored after
     for name in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS"):
         monkeypatch.setenv(name, os.environ.get(name, ""))  # seed_everything sets these: undone after the test
         if not os.environ[name]:

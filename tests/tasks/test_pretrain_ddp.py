@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import faulthandler
 import os
-import socket
-import time
 import traceback
 import warnings
 from datetime import timedelta
@@ -23,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as mp
+from ddp_spawn import free_port, spawn
 
 WORLD = 2
 TINY = {"encoder_depth": 1, "decoder_depth": 1, "n_quantizers": 2, "codebook_size": 32, "code_dim": 8}
@@ -31,31 +29,6 @@ CHANNELS = ["c3", "cz", "c4"]
 MAX_STEPS = 3  # validation runs after step 2, so step 3 checks the modes restored after it
 QUANTIZER_BUFFERS = ("quantizer.codebooks", "quantizer.initted", "quantizer.usage", "quantizer.unused_steps")
 DEADLINE_S = 150.0  # a healthy run takes ~15-30 s (mostly imports); a hang in a collective fails instead
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _spawn(fn, args: tuple, out: Path) -> None:
-    """Run ``fn(rank, *args)`` on WORLD processes; re-raise a child's failure, fail after DEADLINE_S."""
-    context = mp.spawn(fn, args=args, nprocs=WORLD, join=False)
-    deadline = time.monotonic() + DEADLINE_S
-    try:
-        while not context.join(timeout=1.0):
-            if time.monotonic() > deadline:
-                stacks = "\n".join(p.read_text() for p in sorted(out.glob("stacks_rank*.txt")))
-                pytest.fail(f"DDP workers did not finish within {DEADLINE_S:.0f} s (hang in a collective?)\n{stacks}")
-    except mp.ProcessRaisedException as exc:
-        details = "\n".join(p.read_text() for p in sorted(out.glob("error_rank*.txt"))) or str(exc)
-        raise AssertionError(f"a DDP worker failed:\n{details}") from None
-    finally:
-        for process in context.processes:
-            if process.is_alive():
-                process.kill()
-                process.join(5)
 
 
 def _clone_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -202,7 +175,7 @@ def tokenizer_dir(tmp_path_factory) -> Path:
 def runs(tokenizer_dir, tmp_path_factory) -> list[dict]:
     """``runs[rank][name]`` for name in ('frozen', 'unfrozen')."""
     out = tmp_path_factory.mktemp("pretrain_ddp_runs")
-    _spawn(_worker, (_free_port(), str(tokenizer_dir), str(out)), out)
+    spawn(_worker, (free_port(), str(tokenizer_dir), str(out)), out)
     results = [torch.load(out / f"rank{rank}.pt", weights_only=False) for rank in range(WORLD)]
     for rank, result in enumerate(results):
         assert all(r["global_rank"] == rank for r in result.values())
