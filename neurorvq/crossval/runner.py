@@ -195,11 +195,11 @@ def check_resumable(settings: CVSettings, out: Path) -> None:
 
 
 def model_name(model: Any) -> str:
-    architecture = getattr(getattr(model, "hparams", {}), "get", lambda *_: None)("architecture")
-    if architecture:
-        return str(architecture)
-    fm = getattr(getattr(model, "hparams", {}), "get", lambda *_: None)("fm")
-    return "NeuroRVQ-FM" + ("" if fm else " (no pretraining)")
+    """The table label of a model: the baseline's architecture, or the FM with/without pretraining."""
+    hparams = dict(getattr(model, "hparams", {}))
+    if hparams.get("architecture"):
+        return str(hparams["architecture"])
+    return "NeuroRVQ-FM" + ("" if hparams.get("fm") else " (no pretraining)")
 
 
 def _say(message: str) -> None:
