@@ -24,7 +24,7 @@ from neurorvq.errors import ConfigError
 from neurorvq.feature_files import (check_output_dir, clear_feature_files, format_files, shard_info,
                                     shard_name, write_feature_shard, write_manifest)
 from neurorvq.models.fm import NeuroRVQFoundationModel
-from neurorvq.tasks.finetune import load_fm
+from neurorvq.tasks.finetune import check_data_spec, load_fm
 from neurorvq.token_files import weights_hash
 
 SPEC_FIELDS = ("sampling_rate", "patch_length", "unit")
@@ -65,19 +65,8 @@ class FeatureExtractionTask(L.LightningModule):
         return self.fm.spec.num_branches * self.fm.spec.embed_dim
 
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        spec, own = getattr(datamodule, "spec", None), self.fm.spec
-        if spec is None:
-            return
-        if spec.name != own.name or tuple(spec.channels) != tuple(own.channels):
-            raise ConfigError(f"the data's modality '{spec.name}' ({len(spec.channels)} channels) differs from the "
-                              f"foundation model's '{own.name}' ({len(own.channels)} channels) in "
-                              f"'{self.fm_source}'; extract features with a model of the data's modality and "
-                              "vocabulary")
-        for name in SPEC_FIELDS:
-            if getattr(spec, name) != getattr(own, name):
-                raise ConfigError(f"the data's '{spec.name}' spec has {name}={getattr(spec, name)!r} but the "
-                                  f"foundation model '{self.fm_source}' has {getattr(own, name)!r}")
+        check_data_spec(getattr(self.trainer, "datamodule", None), self.fm.spec, "extract features with",
+                        self.fm_source, SPEC_FIELDS)
 
     def forward(self, x: torch.Tensor, channels) -> tuple[torch.Tensor, torch.Tensor]:
         return self.fm.embed(x, channels)

@@ -88,6 +88,25 @@ def layer_decay_groups(model: NeuroRVQFoundationModel, lr: float, decay: float, 
     return groups
 
 
+def check_data_spec(datamodule: Any, fm_spec: Any, action: str, source: str | None = None,
+                    fields: tuple[str, ...] = ()) -> None:
+    """Refuse a DataModule whose ``spec`` (when it has one) differs from the FM's in modality, channel vocabulary
+    or any of ``fields`` (e.g. ``sampling_rate``); ``action`` ("fine-tune", "extract features with") and
+    ``source`` (the checkpoint) word the message."""
+    spec = getattr(datamodule, "spec", None)
+    if spec is None:
+        return
+    where = f" in '{source}'" if source else ""
+    if spec.name != fm_spec.name or tuple(spec.channels) != tuple(fm_spec.channels):
+        raise ConfigError(f"the data's modality '{spec.name}' ({len(spec.channels)} channels) differs from the "
+                          f"foundation model's '{fm_spec.name}' ({len(fm_spec.channels)} channels){where}; "
+                          f"{action} a model of the data's modality and vocabulary")
+    for name in fields:
+        if getattr(spec, name) != getattr(fm_spec, name):
+            raise ConfigError(f"the data's '{spec.name}' spec has {name}={getattr(spec, name)!r} but the "
+                              f"foundation model{f' {source!r}' if source else ''} has {getattr(fm_spec, name)!r}")
+
+
 def load_fm(path: str, **overrides: Any) -> NeuroRVQFoundationModel:
     """An FM from a ``save_pretrained`` folder, a PretrainTask ``.ckpt`` or an official checkpoint file."""
     p = Path(path)
@@ -142,12 +161,7 @@ class FinetuneTask(ClassificationTask):
         self.fm = model
 
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        spec = getattr(datamodule, "spec", None)
-        if spec is not None and (spec.name != self.fm.spec.name or spec.channels != self.fm.spec.channels):
-            raise ConfigError(f"the data's modality '{spec.name}' ({len(spec.channels)} channels) differs from the "
-                              f"foundation model's '{self.fm.spec.name}' ({len(self.fm.spec.channels)} channels); "
-                              "fine-tune a model of the data's modality and vocabulary")
+        check_data_spec(getattr(self.trainer, "datamodule", None), self.fm.spec, "fine-tune")
         super().setup(stage)
 
     def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -162,4 +176,5 @@ class FinetuneTask(ClassificationTask):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
-__all__ = ["FinetuneTask", "balanced_class_weights", "layer_decay_groups", "load_fm", "official_tensor_order"]
+__all__ = ["FinetuneTask", "balanced_class_weights", "check_data_spec", "layer_decay_groups", "load_fm",
+           "official_tensor_order"]
