@@ -88,11 +88,48 @@ class MaxNormLinear(nn.Linear):
         self.weight.copy_(self.constrained_weight())
 
 
-def same_padding(kernel: int) -> nn.ZeroPad2d:
-    """Zero padding along time that keeps the length for a stride-1 kernel (Keras 'same': the extra
-    sample of an even kernel goes on the right)."""
+def same_padding_sizes(kernel: int) -> tuple[int, int]:
+    """``(left, right)`` zero samples that keep the length for a stride-1 kernel of ``kernel`` samples, as
+    Keras/TensorFlow 'same': ``left = (kernel - 1) // 2``, ``right = kernel // 2``, so the extra sample of
+    an even kernel goes on the right (64 -> 31, 32). Output sample ``t`` then sees inputs
+    ``t - left .. t + right``."""
     left = (kernel - 1) // 2
-    return nn.ZeroPad2d((left, kernel - 1 - left, 0, 0))
+    return left, kernel - 1 - left
+
+
+def same_padding(kernel: int) -> nn.ZeroPad2d:
+    """Zero padding along time of :func:`same_padding_sizes` (Keras 'same')."""
+    left, right = same_padding_sizes(kernel)
+    return nn.ZeroPad2d((left, right, 0, 0))
+
+
+def glorot_bound(fan_in: int, fan_out: int) -> float:
+    """Half-width of the Glorot (Xavier) uniform distribution: ``sqrt(6 / (fan_in + fan_out))``."""
+    return math.sqrt(6.0 / (fan_in + fan_out))
+
+
+def keras_glorot_fans(conv: nn.Conv2d) -> tuple[int, int]:
+    """``(fan_in, fan_out)`` that Keras's ``glorot_uniform`` uses for the kernel of the layer ``conv`` stands for.
+
+    For a depthwise conv (``groups == in_channels > 1``, Keras ``DepthwiseConv2D`` or the depthwise half of
+    ``SeparableConv2D``) Keras stores the kernel as ``(kh, kw, in_channels, depth_multiplier)``, so
+    ``fan_in = in_channels * kh * kw`` and ``fan_out = depth_multiplier * kh * kw``; PyTorch's
+    ``xavier_uniform_`` on the ``[in_channels * multiplier, 1, kh, kw]`` weight uses ``1 * kh * kw`` and
+    ``in_channels * multiplier * kh * kw`` instead. The sums agree when the multiplier is 1 and differ
+    otherwise (EEGNet's spatial conv, D = 2: ``(F1 + D) * C`` in Keras against ``(1 + F1 * D) * C``).
+    Any other conv: PyTorch's fans, which equal Keras's for ``groups == 1``.
+    """
+    receptive_field = math.prod(conv.kernel_size)
+    if conv.groups > 1 and conv.groups == conv.in_channels:
+        return conv.in_channels * receptive_field, (conv.out_channels // conv.groups) * receptive_field
+    return (conv.in_channels // conv.groups) * receptive_field, conv.out_channels * receptive_field
+
+
+@torch.no_grad()
+def glorot_uniform_(weight: torch.Tensor, fan_in: int, fan_out: int) -> torch.Tensor:
+    """Fill ``weight`` from U(-b, b), ``b = glorot_bound(fan_in, fan_out)``."""
+    bound = glorot_bound(fan_in, fan_out)
+    return weight.uniform_(-bound, bound)
 
 
 def eegnet_sizes(sampling_rate: float) -> dict[str, int]:
@@ -141,8 +178,12 @@ class EEGNet(nn.Module):
     to get that behaviour exactly (the forward renorm is then the identity).
 
     BatchNorm uses the Keras epsilon 1e-3 and PyTorch's momentum 0.1 (``bn_momentum``; the Keras default is 0.01
-    in PyTorch terms, see ``BN_MOMENTUM``); conv and dense weights are
-    Glorot-uniform initialised, biases zero.
+    in PyTorch terms, see ``BN_MOMENTUM``). Initialisation as the paper's Keras code (:meth:`reset_parameters`):
+    Glorot-uniform conv and dense weights with Keras's fans (:func:`keras_glorot_fans`), zero dense bias,
+    BatchNorm weight 1 and bias 0.
+
+    :meth:`features` returns the flattened input of the dense layer ``[B, n_features]`` (after the last
+    dropout) and :meth:`classify` applies the dense layer to it: ``forward(x) == classify(features(x))``.
 
     Args:
         n_channels: C, number of input channels.
@@ -184,6 +225,9 @@ class EEGNet(nn.Module):
                           f"{sizes['pool2']} samples; pools reduced to {p1} and {p2}", UserWarning, stacklevel=2)
         self.n_channels, self.n_times, self.n_outputs = n_channels, n_times, n_outputs
         self.sampling_rate = float(sampling_rate)
+        self.f1, self.d, self.f2, self.dropout = int(f1), int(d), int(f2), float(dropout)
+        self.depthwise_max_norm, self.dense_max_norm = float(depthwise_max_norm), float(dense_max_norm)
+        self.bn_momentum = float(bn_momentum)
         self.temporal_kernel, self.separable_kernel = sizes["temporal_kernel"], sizes["separable_kernel"]
         self.pool1, self.pool2 = p1, p2
         self.n_features = f2 * ((n_times // p1) // p2)
@@ -214,10 +258,17 @@ class EEGNet(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Glorot-uniform conv and dense weights, zero biases, BatchNorm to identity."""
+        """Initialise as the paper's Keras code: every conv and the dense layer Glorot-uniform with Keras's fans
+        (``glorot_uniform``, the Keras default; :func:`keras_glorot_fans`: the depthwise spatial conv's bound is
+        ``sqrt(6 / ((F1 + D) * C))``, not PyTorch's ``sqrt(6 / ((1 + F1 * D) * C))``), the dense bias zero
+        (Keras default), BatchNorm weight 1, bias 0 and running statistics reset."""
         for module in self.modules():
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
-                nn.init.xavier_uniform_(module.weight)
+            if isinstance(module, nn.Conv2d):
+                glorot_uniform_(module.weight, *keras_glorot_fans(module))
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)  # Keras Dense: fan_in = in_features, fan_out = units
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
             elif isinstance(module, nn.BatchNorm2d):
@@ -229,10 +280,36 @@ class EEGNet(nn.Module):
         self.depthwise.apply_constraint()
         self.classifier.apply_constraint()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x [B, n_channels, n_times]`` float -> logits ``[B, n_outputs]``."""
+    def description(self) -> dict:
+        """The sizes and options this network was built with (after scaling to ``sampling_rate``, explicit
+        overrides and any pool reduction for short windows), JSON-serialisable."""
+        return {
+            "f1": self.f1, "d": self.d, "f2": self.f2,
+            "temporal_kernel": self.temporal_kernel,
+            "temporal_padding": list(same_padding_sizes(self.temporal_kernel)),
+            "pool1": self.pool1,
+            "separable_kernel": self.separable_kernel,
+            "separable_padding": list(same_padding_sizes(self.separable_kernel)),
+            "pool2": self.pool2,
+            "dropout": self.dropout,
+            "depthwise_max_norm": self.depthwise_max_norm, "dense_max_norm": self.dense_max_norm,
+            "bn_momentum": self.bn_momentum, "bn_eps": BN_EPS,
+            "n_features": self.n_features,
+        }
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [B, n_channels, n_times]`` -> ``[B, n_features]``, the flattened input of the dense layer
+        (``F2 x T2`` feature maps, filter-major; after the last dropout, so use eval mode for diagnostics)."""
         check_input("EEGNet", x, self.n_channels, self.n_times)
         h = self.temporal(x.unsqueeze(1))
         h = self.spatial(self.depthwise(h))
         h = self.separable(h)
-        return self.classifier(h.flatten(1))
+        return h.flatten(1)
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """The dense layer: ``[B, n_features]`` (:meth:`features`) -> logits ``[B, n_outputs]``."""
+        return self.classifier(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [B, n_channels, n_times]`` float -> logits ``[B, n_outputs]``."""
+        return self.classify(self.features(x))

@@ -15,7 +15,7 @@ import warnings
 import torch
 from torch import nn
 
-from neurorvq.baselines.eegnet import check_input, check_shape_args, seconds_to_samples
+from neurorvq.baselines.eegnet import check_input, check_shape_args, glorot_uniform_, seconds_to_samples
 from neurorvq.errors import ConfigError
 
 
@@ -54,7 +54,11 @@ class ShallowConvNet(nn.Module):
     than the pool, the pool is reduced to ``L`` (one pooled step) with a ``UserWarning``.
 
     The paper uses no weight-norm constraint; :meth:`apply_constraints` exists for a uniform interface and
-    does nothing. Weights are Glorot-uniform initialised.
+    does nothing. Initialisation as the paper's code (braindecode's ``ShallowFBCSPNet``,
+    :meth:`reset_parameters`): Glorot-uniform weights, zero classifier bias, BatchNorm weight 1 and bias 0.
+
+    :meth:`features` returns the flattened input of the classifier ``[B, n_features]`` (after dropout) and
+    :meth:`classify` applies the classifier to it: ``forward(x) == classify(features(x))``.
 
     Args:
         n_channels: C, number of input channels.
@@ -109,19 +113,45 @@ class ShallowConvNet(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Glorot-uniform conv and linear weights, zero bias, BatchNorm to identity."""
-        for module in (self.conv_temporal, self.conv_spatial, self.classifier):
+        """Initialise as the paper's code (braindecode's ``ShallowFBCSPNet``): Glorot-uniform conv weights, BatchNorm
+        weight 1, bias 0, and a Glorot-uniform classifier with the fans of the paper's final layer, a conv of
+        ``n_spatial_filters -> n_outputs`` channels over all ``P`` pooled steps: ``fan_in = n_spatial_filters * P``,
+        ``fan_out = n_outputs * P`` (``nn.Linear``'s own would be ``fan_out = n_outputs``), bias 0."""
+        for module in (self.conv_temporal, self.conv_spatial):
             nn.init.xavier_uniform_(module.weight)
+        n_pooled = self.n_features // self.n_spatial_filters
+        glorot_uniform_(self.classifier.weight, self.n_features, self.n_outputs * n_pooled)
         nn.init.zeros_(self.classifier.bias)
         self.bn.reset_parameters()
 
     def apply_constraints(self) -> None:
         """No weight constraints in this model; present so training loops can call it on any baseline."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x [B, n_channels, n_times]`` float -> logits ``[B, n_outputs]``."""
+    def description(self) -> dict:
+        """The sizes and options this network was built with (after scaling to ``sampling_rate``, explicit
+        overrides and any pool reduction for short windows), JSON-serialisable."""
+        return {
+            "n_filters": self.n_filters, "n_spatial_filters": self.n_spatial_filters,
+            "temporal_kernel": self.temporal_kernel, "pool": self.pool, "pool_stride": self.pool_stride,
+            "dropout": float(self.dropout.p), "log_eps": self.log_eps,
+            "bn_momentum": float(self.bn.momentum), "bn_eps": float(self.bn.eps),
+            "n_features": self.n_features,
+        }
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [B, n_channels, n_times]`` -> ``[B, n_features]``, the flattened input of the classifier
+        (``n_spatial_filters x P`` log band powers, filter-major; after dropout, so use eval mode for
+        diagnostics)."""
         check_input("ShallowConvNet", x, self.n_channels, self.n_times)
         h = self.bn(self.conv_spatial(self.conv_temporal(x.unsqueeze(1))))
         h = self.pooling(h.square())
         h = torch.log(h.clamp_min(self.log_eps))
-        return self.classifier(self.dropout(h).flatten(1))
+        return self.dropout(h).flatten(1)
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """The classifier: ``[B, n_features]`` (:meth:`features`) -> logits ``[B, n_outputs]``."""
+        return self.classifier(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [B, n_channels, n_times]`` float -> logits ``[B, n_outputs]``."""
+        return self.classify(self.features(x))

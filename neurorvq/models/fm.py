@@ -4,8 +4,12 @@ transformer with layer scale) on raw patches, with
 - pretraining: masked patches replaced by a learned mask token, ``norm_pre``, and one **batched** head that
   predicts all S x N token ids of the tokenizer (weight ``[S, N, V, D]``; head ``h`` of the official code is
   ``[h // N, h % N]``), for the masked view and the symmetric (complementary-mask) view;
-- fine-tuning: branch features concatenated ``[B, L, S*D]``, mean over tokens, ``LayerNorm(S*D)``, ``Linear``;
+- fine-tuning: branch features concatenated ``[B, L, S*D]``, pooled (``mean`` over tokens as the official head,
+  or another option of :mod:`neurorvq.models.pooling`), ``LayerNorm``, ``Linear``;
 - features: :meth:`embed` returns per-token and pooled features.
+
+A new model is initialised as the official code initialises its FM (method.md §3.8, :meth:`init_weights`); the
+fine-tuning head keeps PyTorch's default initialisation (method.md §4.3). Loading weights replaces all of it.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from neurorvq.errors import ConfigError, InputError
-from neurorvq.models.inputs import ChannelsLike, PreparedInput, prepare_input
+from neurorvq.models.inputs import ChannelsLike, PreparedInput, channel_id_tensor, prepare_input
 from neurorvq.models.options import resolve_overrides
+from neurorvq.models.pooling import Pooling, build_pooling
 from neurorvq.models.pretrained import PretrainedMixin
 from neurorvq.nn.temporal import MultiScaleTemporalConv
 from neurorvq.nn.transformer import TokenTransformer
@@ -30,6 +35,8 @@ FM_OPTIONS: dict[str, Any] = {
     "vocab_size": None,      # classes of each token head; None = the spec's codebook_size
     "pretraining": True,     # build mask token, norm_pre and the token heads
     "num_classes": 0,        # fine-tuning classes (0 = no classification head)
+    "pooling": "mean",       # how the classifier pools tokens (neurorvq.models.pooling); "mean" = official head
+    "pool_channels": None,   # channels of the fixed montage, for channel-aware poolings (e.g. channel_concat)
     "check_inputs": True,
     "crop": False,
 }
@@ -52,7 +59,7 @@ class NeuroRVQFoundationModel(PretrainedMixin, nn.Module):
     Args:
         spec: a :class:`ModalitySpec` or registered name.
         **overrides: spec fields, or FM options (``FM_OPTIONS``: depth, init_values, vocab_size, pretraining,
-            num_classes, check_inputs, crop).
+            num_classes, pooling, pool_channels, check_inputs, crop).
     """
 
     model_kind = "foundation_model"
@@ -72,18 +79,49 @@ class NeuroRVQFoundationModel(PretrainedMixin, nn.Module):
             self.norm_pre = nn.LayerNorm(dim)
             self.head_weight = nn.Parameter(torch.zeros(s, n, v, dim))
             self.head_bias = nn.Parameter(torch.zeros(s, n, v))
+        self.init_weights()
         self.num_classes = int(self.options["num_classes"])
         if self.num_classes:
             self.reset_classifier(self.num_classes)
 
-    def reset_classifier(self, num_classes: int) -> None:
-        """A new ``fc_norm`` (LayerNorm(S*D)) and ``head`` (Linear(S*D, n); n = 1 for two classes, as the
-        official BCE head) with PyTorch's default initialisation."""
+    @torch.no_grad()
+    def init_weights(self, std: float = 0.02) -> None:
+        """The official from-scratch initialisation (method.md §3.8): trunc-normal ``std`` (cut at ±2) for every
+        Linear and Conv weight, ``pos_embed``, ``time_embed``, ``cls_token`` and ``mask_token``; zero biases;
+        LayerNorm/GroupNorm (1, 0); ``attn.proj`` and ``mlp.fc2`` of block i (1-based) divided by sqrt(2i); the
+        pretraining token heads trunc-normal ``std`` with zero bias. The fine-tuning head is not touched."""
+        self.backbone.init_weights(std)
+        for module in self.temporal.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.trunc_normal_(module.weight, std=std, a=-2.0, b=2.0)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.GroupNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        if self.options["pretraining"]:
+            nn.init.trunc_normal_(self.mask_token, std=std, a=-2.0, b=2.0)
+            nn.init.ones_(self.norm_pre.weight)
+            nn.init.zeros_(self.norm_pre.bias)
+            nn.init.trunc_normal_(self.head_weight, std=std, a=-2.0, b=2.0)
+            nn.init.zeros_(self.head_bias)
+
+    def reset_classifier(self, num_classes: int, pooling: str | None = None, num_channels: int | None = None) -> None:
+        """A new pooling, ``fc_norm`` (LayerNorm of the pooled width) and ``head`` (Linear; 1 output for two
+        classes, as the official BCE head) with PyTorch's default initialisation (method.md §4.3).
+
+        ``pooling`` (default: the ``pooling`` option, ``"mean"`` = official) and ``num_channels`` (channel-aware
+        poolings: the montage's channel count; default the ``pool_channels`` option) are recorded in the options,
+        so ``save_pretrained`` / ``from_pretrained`` rebuild the same head."""
+        if pooling is not None:
+            self.options["pooling"] = pooling
+        if num_channels is not None:
+            self.options["pool_channels"] = int(num_channels)
         width = self.spec.num_branches * self.spec.embed_dim
+        self.pool: Pooling = build_pooling(self.options["pooling"], width, self.options["pool_channels"])
         self.num_classes = int(num_classes)
         self.options["num_classes"] = self.num_classes
-        self.fc_norm = nn.LayerNorm(width)
-        self.head = nn.Linear(width, 1 if num_classes == 2 else num_classes)
+        self.fc_norm = nn.LayerNorm(self.pool.out_features)
+        self.head = nn.Linear(self.pool.out_features, 1 if num_classes == 2 else num_classes)
 
     def drop_pretraining_parts(self) -> None:
         """Remove ``mask_token``, ``norm_pre`` and the token heads (what the official fine-tuning construction
@@ -142,12 +180,18 @@ class NeuroRVQFoundationModel(PretrainedMixin, nn.Module):
         per_token = features.permute(1, 2, 0, 3).reshape(b, l, s * d)
         return per_token, per_token.mean(dim=1)
 
-    def forward(self, x: torch.Tensor, channels: ChannelsLike) -> torch.Tensor:
-        """Classification logits ``[B, n]`` (``n = 1`` for two classes): pooled features -> fc_norm -> head."""
+    def classifier_features(self, x: torch.Tensor, channels: ChannelsLike) -> torch.Tensor:
+        """What enters the classifier (``fc_norm`` then ``head``): the head's pooling of the per-token features,
+        ``[B, F]`` (``F = S*D`` for ``mean``)."""
         if not self.num_classes:
             raise ConfigError("no classification head: call reset_classifier(num_classes) or pass num_classes=")
-        _, pooled = self.embed(x, channels)
-        return self.head(self.fc_norm(pooled))
+        per_token, _ = self.embed(x, channels)
+        ids = channel_id_tensor(self.spec, channels, x.device, check=False)
+        return self.pool(per_token, ids)
+
+    def forward(self, x: torch.Tensor, channels: ChannelsLike) -> torch.Tensor:
+        """Classification logits ``[B, n]`` (``n = 1`` for two classes): pooled features -> fc_norm -> head."""
+        return self.head(self.fc_norm(self.classifier_features(x, channels)))
 
     @classmethod
     def from_official(cls, path_or_state_dict, modality: str | ModalitySpec | None = None, **overrides: Any):

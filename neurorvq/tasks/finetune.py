@@ -1,7 +1,20 @@
 """Fine-tuning the NeuroRVQ foundation model on a labelled task (method.md §4.3).
 
-Head: pooled features -> LayerNorm(S*D) -> Linear (1 logit + BCE for two classes, CE otherwise, as the official
-code). Layer-wise learning-rate decay in two forms:
+Head: pooled features (``pooling``: the official ``mean`` over tokens, or a channel-aware option of
+:mod:`neurorvq.models.pooling`) -> LayerNorm -> Linear (1 logit + BCE for two classes, CE otherwise, as the
+official code).
+
+Fine-tuning follows the backbone's provenance (``layer_decay_mode="auto"``, ``schedule="auto"``):
+
+- a backbone from **official weights** gets the official recipe (method.md §4.3): per-tensor decay and the
+  linear warm-up (from 0.1 lr) / linear decay (to 0.1 lr) schedule;
+- a backbone **pretrained here**, and the **from-scratch control**, get true per-block decay and warm-up +
+  cosine. The official per-tensor decay presumes a backbone after 50 epochs of large-scale pretraining: on a
+  4-block model it gives the embeddings 0.044x and the convs 0.05-0.1x the head's lr, so a young or random
+  backbone hardly moves. The learning rate (and decay) are then chosen on validation subjects of the training
+  side (``neurorvq cv --grid``), never on test folds, with the same budget for every model of a comparison.
+
+Layer-wise learning-rate decay modes:
 
 - ``official`` (quirk Q9, for parity with the published numbers): per parameter *tensor*: every parameter but
   ``fc_norm``/``head`` gets ``lr * decay ** (P - i)`` with P the number of named parameters of the official
@@ -9,7 +22,8 @@ code). Layer-wise learning-rate decay in two forms:
   embeddings, then the temporal convs layer by layer, the blocks, the unused ``fc_norm_1..S`` (which occupy
   2 x S indices, 275 tensors in all at the official size), ``fc_norm``, ``head``);
 - ``block``: true per-block decay: embeddings and the temporal conv ``decay ** (depth + 1)``, block k
-  ``decay ** (depth - k)``, ``fc_norm``/``head`` the base lr.
+  ``decay ** (depth - k)``, ``fc_norm``/``head`` the base lr;
+- ``none``: every parameter at the base lr.
 
 Loss, class weights, label checks and metrics (balanced accuracy, Cohen's kappa, weighted F1, AUROC/AUC-PR) are
 those of every classifier: :mod:`neurorvq.tasks.classification`.
@@ -25,9 +39,11 @@ import torch
 from neurorvq.errors import CheckpointError, ConfigError
 from neurorvq.models.fm import NeuroRVQFoundationModel
 from neurorvq.tasks.classification import ClassificationTask, balanced_class_weights
-from neurorvq.tasks.optim import warmup_cosine_scheduler
+from neurorvq.tasks.optim import SCHEDULES, lr_scheduler
 
 HEAD_NAMES = ("fc_norm.", "head.")
+LAYER_DECAY_MODES = ("auto", "official", "block", "none")
+PROVENANCES = ("official", "pretrained", "scratch")
 
 
 BLOCK_TENSORS = ("gamma_1", "gamma_2", "norm1.weight", "norm1.bias", "attn.q_bias", "attn.v_bias", "attn.qkv.weight",
@@ -58,8 +74,8 @@ def official_tensor_order(model: NeuroRVQFoundationModel) -> list[str | None]:
 def layer_decay_groups(model: NeuroRVQFoundationModel, lr: float, decay: float, weight_decay: float,
                        mode: str = "official", head_only: bool = False) -> list[dict[str, Any]]:
     """AdamW parameter groups with layer-wise lr decay (see the module docstring); one group per tensor."""
-    if mode not in ("official", "block"):
-        raise ConfigError(f"layer_decay_mode is {mode!r}; use 'official' (per tensor, quirk Q9) or 'block'")
+    if mode not in ("official", "block", "none"):
+        raise ConfigError(f"layer_decay_mode is {mode!r}; use 'official' (per tensor, quirk Q9), 'block' or 'none'")
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     depth = len(model.backbone.blocks)
     official = official_tensor_order(model)
@@ -75,7 +91,7 @@ def layer_decay_groups(model: NeuroRVQFoundationModel, lr: float, decay: float, 
         if head_only and not is_head:
             param.requires_grad_(False)
             continue
-        if is_head:
+        if is_head or mode == "none":
             scale = 1.0
         elif mode == "official":
             scale = decay ** (len(official) - position[name])
@@ -107,6 +123,20 @@ def check_data_spec(datamodule: Any, fm_spec: Any, action: str, source: str | No
                               f"foundation model{f' {source!r}' if source else ''} has {getattr(fm_spec, name)!r}")
 
 
+def backbone_provenance(fm: str | None) -> str:
+    """Where a fine-tuning backbone comes from: ``"scratch"`` (no checkpoint), ``"pretrained"`` (pretrained with
+    this package: a PretrainTask ``.ckpt`` or a ``save_pretrained`` folder) or ``"official"`` (an official
+    checkpoint file, or the official Hub repo)."""
+    from neurorvq.models.pretrained import OFFICIAL_REPO_ID
+
+    if not fm:
+        return "scratch"
+    p = Path(fm)
+    if str(fm) == OFFICIAL_REPO_ID:
+        return "official"
+    return "pretrained" if p.is_dir() or p.suffix == ".ckpt" else "official"
+
+
 def load_fm(path: str, **overrides: Any) -> NeuroRVQFoundationModel:
     """An FM from a ``save_pretrained`` folder, a PretrainTask ``.ckpt`` or an official checkpoint file."""
     p = Path(path)
@@ -135,19 +165,36 @@ class FinetuneTask(ClassificationTask):
         fm: pretrained FM (folder, PretrainTask ``.ckpt`` or official file); ``None`` = random init.
         modality, num_classes: the task's modality and classes; labels must lie in ``0..num_classes-1``.
         fm_overrides: FM options/spec fields used when ``fm`` is None (e.g. ``{depth: 2}``).
-        lr, layer_decay, layer_decay_mode, weight_decay: optimiser (official: 5e-4, 0.975, per tensor, 1e-2).
-        warmup_fraction, min_lr_ratio: warm-up then cosine schedule, stepped per batch.
+        lr, layer_decay, weight_decay: optimiser (official: 5e-4, 0.975, 1e-2; weight decay on every tensor).
+        layer_decay_mode: ``auto`` (``official`` for official weights, else ``block``), ``official``, ``block``
+            or ``none`` (module docstring).
+        schedule: ``auto`` (``official_linear`` with ``official`` decay, else ``cosine``), ``official_linear``
+            (warm-up from and decay to ``min_lr_ratio`` x lr) or ``cosine`` (warm-up from 0, cosine to
+            ``min_lr_ratio`` x lr); stepped per batch, ``warmup_fraction`` of the steps warm up (0.2 = the
+            official 4 of 20 epochs).
         head_only: train only ``fc_norm`` and ``head``.
+        pooling, pool_channels: the head's pooling (:mod:`neurorvq.models.pooling`); a channel-aware pooling
+            takes the montage's channel count from the training windows at ``setup`` unless given.
         class_weights: ``"balanced"`` (from the training labels), a list, or ``None``.
     """
 
     def __init__(self, fm: str | None = None, modality: str = "eeg", num_classes: int = 2,
                  fm_overrides: dict[str, Any] | None = None, lr: float = 5e-4, layer_decay: float = 0.975,
-                 layer_decay_mode: str = "official", weight_decay: float = 1e-2, warmup_fraction: float = 0.2,
-                 min_lr_ratio: float = 0.1, head_only: bool = False,
+                 layer_decay_mode: str = "auto", schedule: str = "auto", weight_decay: float = 1e-2,
+                 warmup_fraction: float = 0.2, min_lr_ratio: float = 0.1, head_only: bool = False,
+                 pooling: str = "mean", pool_channels: int | None = None,
                  class_weights: str | list[float] | None = "balanced") -> None:
         super().__init__(num_classes, class_weights)
         self.save_hyperparameters()
+        if layer_decay_mode not in LAYER_DECAY_MODES:
+            raise ConfigError(f"layer_decay_mode is {layer_decay_mode!r}; valid: {', '.join(LAYER_DECAY_MODES)}")
+        if schedule not in ("auto", *SCHEDULES):
+            raise ConfigError(f"schedule is {schedule!r}; valid: auto, {', '.join(SCHEDULES)}")
+        self.provenance = backbone_provenance(fm)
+        self.decay_mode = layer_decay_mode if layer_decay_mode != "auto" else (
+            "official" if self.provenance == "official" else "block")
+        self.schedule = schedule if schedule != "auto" else (
+            "official_linear" if self.decay_mode == "official" else "cosine")
         if fm:
             model = load_fm(fm)
         else:
@@ -156,25 +203,69 @@ class FinetuneTask(ClassificationTask):
             raise ConfigError(f"foundation model '{fm}' is a '{model.spec.name}' model but modality is '{modality}'")
         if model.options["pretraining"]:
             model.drop_pretraining_parts()  # as the official loader: mask token, norm_pre and token heads go
-        model.reset_classifier(num_classes)
+        model.options.update(pooling=pooling, pool_channels=pool_channels)
         model.options["check_inputs"] = False
         self.fm = model
+        from neurorvq.models.pooling import build_pooling
+
+        width = model.spec.num_branches * model.spec.embed_dim
+        if pool_channels is not None or not _needs_channels(pooling):
+            build_pooling(pooling, width, pool_channels)  # unknown names fail here, before any training
+            model.reset_classifier(num_classes)
 
     def setup(self, stage: str) -> None:
-        check_data_spec(getattr(self.trainer, "datamodule", None), self.fm.spec, "fine-tune")
+        datamodule = getattr(self.trainer, "datamodule", None)
+        check_data_spec(datamodule, self.fm.spec, "fine-tune")
+        if not hasattr(self.fm, "head"):
+            channels = montage_size(datamodule, f"pooling '{self.hparams.pooling}'")
+            self.fm.reset_classifier(self.num_classes, num_channels=channels)
+            self.hparams.pool_channels = channels  # the checkpoint rebuilds the same head
         super().setup(stage)
 
     def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.fm(batch["signal"], batch["channel_ids"])
 
+    def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """What enters the classifier: the head's pooled features ``[B, F]``."""
+        return self.fm.classifier_features(batch["signal"], batch["channel_ids"])
+
+    def description(self) -> dict[str, Any]:
+        """What ran, for result records: backbone provenance, the resolved decay mode and schedule, pooling."""
+        h = self.hparams
+        return {"model": "NeuroRVQ-FM", "backbone": self.provenance, "fm": h.fm, "layer_decay_mode": self.decay_mode,
+                "layer_decay": h.layer_decay, "schedule": self.schedule, "lr": h.lr, "weight_decay": h.weight_decay,
+                "pooling": self.fm.options["pooling"], "pool_channels": self.fm.options["pool_channels"],
+                "depth": len(self.fm.backbone.blocks), "head_only": h.head_only}
+
     def configure_optimizers(self):
         groups = layer_decay_groups(self.fm, self.hparams.lr, self.hparams.layer_decay, self.hparams.weight_decay,
-                                    self.hparams.layer_decay_mode, self.hparams.head_only)
+                                    self.decay_mode, self.hparams.head_only)
         optimizer = torch.optim.AdamW(groups, lr=self.hparams.lr)
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        scheduler = warmup_cosine_scheduler(optimizer, total, self.hparams.warmup_fraction, self.hparams.min_lr_ratio)
+        scheduler = lr_scheduler(optimizer, self.schedule, total, self.hparams.warmup_fraction,
+                                 self.hparams.min_lr_ratio)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
-__all__ = ["FinetuneTask", "balanced_class_weights", "check_data_spec", "layer_decay_groups", "load_fm",
-           "official_tensor_order"]
+def _needs_channels(pooling: str) -> bool:
+    from neurorvq.models.pooling import POOLINGS
+
+    return bool(getattr(POOLINGS.get(pooling), "needs_channels", False))
+
+
+def montage_size(datamodule: Any, what: str) -> int:
+    """The channel count of the DataModule's (single) montage, from its training windows; errors say why."""
+    datasets = getattr(datamodule, "datasets", None) or {}
+    sets = {tuple(ids) for split in datasets.values() for ids in getattr(split, "channel_sets", [])}
+    if len(sets) > 1:
+        raise ConfigError(f"{what} needs one fixed montage but the data has {len(sets)} channel sets "
+                          f"({sorted(len(s) for s in sets)} channels); pick one channel set or use pooling 'mean'")
+    train = datasets.get("train")
+    if train is None or not len(train):
+        raise ConfigError(f"{what}: set model.init_args.pool_channels (the DataModule exposes no training windows "
+                          "to take the channel count from)")
+    return int(train[0]["signal"].shape[0])
+
+
+__all__ = ["LAYER_DECAY_MODES", "PROVENANCES", "FinetuneTask", "backbone_provenance", "balanced_class_weights",
+           "check_data_spec", "layer_decay_groups", "load_fm", "montage_size", "official_tensor_order"]

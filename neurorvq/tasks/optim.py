@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+
 import torch
 from torch import nn
+
+from neurorvq.errors import ConfigError
 
 NO_DECAY_NAMES = ("cls_token", "pos_embed", "time_embed", "mask_token")
 
@@ -37,3 +40,32 @@ def warmup_cosine_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, 
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_cosine(step, total_steps, warmup, min_ratio))
 
+
+
+def official_linear(step: int, total_steps: int, warmup_steps: int, start_ratio: float = 0.1,
+                    end_ratio: float = 0.1) -> float:
+    """The official fine-tuning schedule (method.md §4.3) as a multiplier of the base lr: linear warm-up from
+    ``start_ratio`` to 1 over ``warmup_steps``, then linear decay to ``end_ratio`` at ``total_steps``. When the run
+    is no longer than the warm-up, a single linear warm-up over the whole run is used (as the official code)."""
+    if warmup_steps >= total_steps:
+        return start_ratio + (1.0 - start_ratio) * min(1.0, step / max(1, total_steps))
+    if step < warmup_steps:
+        return start_ratio + (1.0 - start_ratio) * step / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
+    return 1.0 - (1.0 - end_ratio) * progress
+
+
+SCHEDULES = ("cosine", "official_linear")
+
+
+def lr_scheduler(optimizer: torch.optim.Optimizer, kind: str, total_steps: int, warmup_fraction: float,
+                 min_ratio: float) -> torch.optim.lr_scheduler.LambdaLR:
+    """A per-step schedule: ``cosine`` (:func:`warmup_cosine`, warm-up from 0) or ``official_linear``
+    (:func:`official_linear`, from and to ``min_ratio``); ``warmup_fraction`` of ``total_steps`` warm up."""
+    if kind == "cosine":
+        return warmup_cosine_scheduler(optimizer, total_steps, warmup_fraction, min_ratio)
+    if kind != "official_linear":
+        raise ConfigError(f"unknown schedule {kind!r}; valid: {', '.join(SCHEDULES)}")
+    warmup = int(round(warmup_fraction * total_steps))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: official_linear(step, total_steps, warmup, min_ratio, min_ratio))

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import neurorvq.baselines as baselines
 from neurorvq.baselines import (EEGNet, ShallowConvNet, baseline_implementation, build_baseline, eegnet_sizes,
                                 shallow_convnet_sizes)
 from neurorvq.errors import ConfigError, InputError
@@ -208,8 +209,7 @@ def test_wrong_input_shape_and_bad_args(cls):
 
 
 def test_build_baseline_ours(no_braindecode):
-    assert baseline_implementation("auto") == "neurorvq"
-    assert baseline_implementation("neurorvq") == "neurorvq"
+    assert baseline_implementation() == "neurorvq" and baseline_implementation("NeuroRVQ") == "neurorvq"
     model = build_baseline("eegnet", 8, 300, 2, 200.0, n_outputs=1)
     assert isinstance(model, EEGNet) and model.n_outputs == 1
     for name in ("shallow", "shallow_convnet", "Shallow-ConvNet"):
@@ -220,8 +220,11 @@ def test_build_baseline_ours(no_braindecode):
 def test_build_baseline_errors(no_braindecode):
     with pytest.raises(ConfigError, match=r"unknown baseline 'deepconvnet'.*eegnet, shallow_convnet, shallow"):
         build_baseline("deepconvnet", 8, 300, 2, 200.0)
-    with pytest.raises(ConfigError, match=r"unknown baseline implementation 'keras'.*auto, neurorvq, braindecode"):
+    with pytest.raises(ConfigError, match=r"unknown baseline implementation 'keras'; choose one of neurorvq, "
+                                          r"braindecode$"):
         build_baseline("eegnet", 8, 300, 2, 200.0, implementation="keras")
+    with pytest.raises(ConfigError, match=r"'auto' was removed.*choose one of neurorvq, braindecode"):
+        build_baseline("eegnet", 8, 300, 2, 200.0, implementation="auto")
     with pytest.raises(ConfigError, match=r'pip install "neurorvq\[braindecode\]"'):
         build_baseline("eegnet", 8, 300, 2, 200.0, implementation="braindecode")
     with pytest.raises(ConfigError, match=r'pip install "neurorvq\[braindecode\]"'):
@@ -229,32 +232,67 @@ def test_build_baseline_errors(no_braindecode):
 
 
 class _FakeModel(nn.Module):
+    """Stand-in for a braindecode class: records its keyword arguments."""
+
     def __init__(self, n_chans=None, n_outputs=None, n_times=None, sfreq=None, **kwargs):
         super().__init__()
         self.kwargs = dict(n_chans=n_chans, n_outputs=n_outputs, n_times=n_times, sfreq=sfreq, **kwargs)
 
 
+class _FakeNewEEGNet(_FakeModel):
+    """braindecode >= 1.0: ``EEGNet`` with ``final_layer_with_constraint`` (default False) and ``norm_rate``."""
+
+    def __init__(self, n_chans=None, n_outputs=None, n_times=None, sfreq=None, final_layer_with_constraint=False,
+                 norm_rate=0.25, drop_prob=0.25, kernel_length=64, **kwargs):
+        super().__init__(n_chans, n_outputs, n_times, sfreq, final_layer_with_constraint=final_layer_with_constraint,
+                         norm_rate=norm_rate, drop_prob=drop_prob, kernel_length=kernel_length, **kwargs)
+        self.kernel_length, self.norm_rate, self.drop_prob = kernel_length, norm_rate, drop_prob
+
+
 class _FakeOld(_FakeModel):
+    """braindecode 0.8: ``EEGNetv4`` without the dense constraint, a log-softmax flag."""
+
     def __init__(self, n_chans=None, n_outputs=None, n_times=None, sfreq=None, add_log_softmax=True, **kwargs):
         super().__init__(n_chans, n_outputs, n_times, sfreq, add_log_softmax=add_log_softmax, **kwargs)
 
 
-@pytest.mark.parametrize("old", [False, True])
-def test_build_baseline_braindecode_path(monkeypatch, old):
-    """Stand-in braindecode modules: old (0.8: EEGNetv4, log-softmax flag) and new (EEGNet) class names."""
-    package, models = types.ModuleType("braindecode"), types.ModuleType("braindecode.models")
-    package.models = models
-    eegnet_cls = type("EEGNetv4" if old else "EEGNet", (_FakeOld if old else _FakeModel,), {})
+def fake_braindecode(monkeypatch, old: bool = False) -> types.ModuleType:
+    """Install a stand-in ``braindecode.models`` through ``_import_braindecode_models``."""
+    models = types.ModuleType("braindecode.models")
+    eegnet_cls = type("EEGNetv4", (_FakeOld,), {}) if old else type("EEGNet", (_FakeNewEEGNet,), {})
     setattr(models, eegnet_cls.__name__, eegnet_cls)
     models.ShallowFBCSPNet = type("ShallowFBCSPNet", (_FakeOld if old else _FakeModel,), {})
-    monkeypatch.setitem(sys.modules, "braindecode", package)
-    monkeypatch.setitem(sys.modules, "braindecode.models", models)
+    monkeypatch.setattr(baselines, "_import_braindecode_models", lambda: (models, ""))
+    return models
 
-    assert baseline_implementation("auto") == "braindecode"
-    net = build_baseline("eegnet", 8, 300, 2, 200.0, n_outputs=1, drop_prob=0.5)
-    assert type(net) is eegnet_cls
-    expected = dict(n_chans=8, n_outputs=1, n_times=300, sfreq=200.0, drop_prob=0.5)
-    assert net.kwargs == (expected | {"add_log_softmax": False} if old else expected)
+
+def test_default_is_ours_even_when_braindecode_imports(monkeypatch):
+    fake_braindecode(monkeypatch)
+    assert baseline_implementation() == "neurorvq" and baseline_implementation("braindecode") == "braindecode"
+    assert isinstance(build_baseline("eegnet", 8, 300, 2, 200.0), EEGNet)
+    assert isinstance(build_baseline("shallow", 8, 300, 2, 200.0), ShallowConvNet)
+
+
+def test_build_baseline_braindecode_eegnet_keeps_the_dense_max_norm(monkeypatch):
+    models = fake_braindecode(monkeypatch)
+    net = build_baseline("eegnet", 8, 300, 2, 200.0, n_outputs=1, implementation="braindecode", drop_prob=0.5)
+    assert type(net) is models.EEGNet
+    assert net.kwargs == dict(n_chans=8, n_outputs=1, n_times=300, sfreq=200.0, drop_prob=0.5,
+                              final_layer_with_constraint=True, norm_rate=0.25, kernel_length=64)
+    # an explicit choice wins
+    net = build_baseline("eegnet", 8, 300, 2, 200.0, implementation="braindecode", final_layer_with_constraint=False)
+    assert net.kwargs["final_layer_with_constraint"] is False
     shallow = build_baseline("shallow", 22, 1000, 4, 250.0, implementation="braindecode")
-    assert type(shallow) is models.ShallowFBCSPNet and shallow.kwargs["final_conv_length"] == "auto"
-    assert isinstance(build_baseline("eegnet", 8, 300, 2, 200.0, implementation="neurorvq"), EEGNet)
+    assert type(shallow) is models.ShallowFBCSPNet
+    assert shallow.kwargs == dict(n_chans=22, n_outputs=4, n_times=1000, sfreq=250.0, final_conv_length="auto")
+
+
+def test_build_baseline_braindecode_0_8(monkeypatch):
+    """0.8: log-softmax switched off; its EEGNetv4 cannot take the dense max-norm, so it is refused."""
+    models = fake_braindecode(monkeypatch, old=True)
+    with pytest.raises(ConfigError, match=r"EEGNetv4 has no final_layer_with_constraint.*max-norm 0\.25.*"
+                                          r"implementation='neurorvq'"):
+        build_baseline("eegnet", 8, 300, 2, 200.0, implementation="braindecode")
+    shallow = build_baseline("shallow", 22, 1000, 4, 250.0, implementation="braindecode")
+    assert type(shallow) is models.ShallowFBCSPNet
+    assert shallow.kwargs["add_log_softmax"] is False and shallow.kwargs["final_conv_length"] == "auto"

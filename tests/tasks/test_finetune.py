@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from neurorvq.errors import ConfigError
 from neurorvq.models.fm import NeuroRVQFoundationModel
 from neurorvq.registry import get_modality
-from neurorvq.tasks.finetune import FinetuneTask, balanced_class_weights, layer_decay_groups
+from neurorvq.tasks.finetune import FinetuneTask, balanced_class_weights, layer_decay_groups, official_tensor_order
 
 TINY = {"depth": 2}
 
@@ -135,3 +135,84 @@ def test_bad_inputs():
                         enable_progress_bar=False, enable_model_summary=False)
     with pytest.raises(ConfigError, match="data's modality 'eeg'.*differs from the foundation model's 'ecg'"):
         trainer.fit(task, Labelled())
+
+
+def test_official_schedule_hand_computed():
+    """method.md §4.3: linear warm-up from 0.1 lr to lr over the warm-up, then linear decay to 0.1 lr; a run no
+    longer than the warm-up is one linear warm-up."""
+    from neurorvq.tasks.optim import official_linear
+
+    # 20 epochs of 10 steps, 4 warm-up epochs = 40 steps
+    assert official_linear(0, 200, 40) == pytest.approx(0.1)
+    assert official_linear(20, 200, 40) == pytest.approx(0.1 + 0.9 * 20 / 40)
+    assert official_linear(40, 200, 40) == pytest.approx(1.0)
+    assert official_linear(120, 200, 40) == pytest.approx(1.0 - 0.9 * 80 / 160)
+    assert official_linear(200, 200, 40) == pytest.approx(0.1)
+    assert official_linear(5, 10, 40) == pytest.approx(0.1 + 0.9 * 5 / 10)
+
+
+def _fit_optimizer(task, steps_per_epoch=5, epochs=4):
+    class FakeTrainer:
+        estimated_stepping_batches = steps_per_epoch * epochs
+
+    task._trainer = FakeTrainer()  # configure_optimizers only reads the number of steps
+    try:
+        return task.configure_optimizers()
+    finally:
+        task._trainer = None
+
+
+def test_official_mode_learning_rates_and_schedule(fixtures_dir):
+    """An official backbone gets per-tensor decay and the official linear schedule (auto mode)."""
+    path = fixtures_dir / "fm_model.safetensors"
+    task = FinetuneTask(fm=str(path), num_classes=2, lr=1e-3, warmup_fraction=0.25)
+    assert task.provenance == "official" and task.decay_mode == "official" and task.schedule == "official_linear"
+    config = _fit_optimizer(task)
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    lrs = {g["name"]: g["initial_lr"] for g in optimizer.param_groups}  # before the schedule's multiplier
+    p = len(official_tensor_order(task.fm))
+    assert lrs["backbone.cls_token"] == pytest.approx(1e-3 * 0.975 ** p)
+    assert lrs["head.weight"] == pytest.approx(1e-3)
+    # step 0 of 20 (5 warm-up): 0.1 x lr for every group, in proportion
+    head = next(g for g in optimizer.param_groups if g["name"] == "head.weight")
+    assert head["lr"] == pytest.approx(1e-4)
+    for _ in range(5):
+        optimizer.step()
+        scheduler.step()
+    assert head["lr"] == pytest.approx(1e-3)
+
+
+def test_auto_mode_for_pretrained_and_scratch_is_block_decay_with_cosine():
+    scratch = FinetuneTask(fm=None, num_classes=3, fm_overrides=TINY, lr=2.0, layer_decay=0.5)
+    assert (scratch.provenance, scratch.decay_mode, scratch.schedule) == ("scratch", "block", "cosine")
+    lrs = {g["name"]: g["lr"] for g in _fit_optimizer(scratch)["optimizer"].param_groups}
+    # cosine warm-up starts from 0: step 0 multiplier = 1 / warmup steps (0.2 x 20 = 4)
+    assert lrs["head.weight"] == pytest.approx(2.0 / 4)
+    assert lrs["backbone.pos_embed"] == pytest.approx(2.0 * 0.5 ** 3 / 4)
+    flat = FinetuneTask(fm=None, num_classes=3, fm_overrides=TINY, lr=2.0, layer_decay_mode="none")
+    assert all(g["lr"] == pytest.approx(0.5) for g in _fit_optimizer(flat)["optimizer"].param_groups)
+    from neurorvq.tasks.finetune import backbone_provenance
+
+    assert backbone_provenance("runs/fm/last.ckpt") == "pretrained"
+    assert backbone_provenance("NeuroRVQ_EEG_foundation_model_v1.pt") == "official"
+    assert backbone_provenance("ntinosbarmpas/NeuroRVQ") == "official"
+    with pytest.raises(ConfigError, match="layer_decay_mode"):
+        FinetuneTask(fm=None, num_classes=2, fm_overrides=TINY, layer_decay_mode="layer")
+    with pytest.raises(ConfigError, match="schedule"):
+        FinetuneTask(fm=None, num_classes=2, fm_overrides=TINY, schedule="step")
+
+
+def test_channel_aware_pooling_takes_the_montage_from_the_data():
+    task = FinetuneTask(fm=None, num_classes=2, fm_overrides=TINY, pooling="channel_concat", lr=1e-3)
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=2, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+
+    class WithDatasets(Labelled):
+        datasets = {"train": [{"signal": torch.zeros(3, 400)}]}
+
+    trainer.fit(task, WithDatasets())
+    assert task.hparams.pool_channels == 3 and task.fm.head.in_features == 3 * 800
+    features = task.features({"signal": torch.randn(4, 3, 400), "channel_ids": torch.tensor([[36, 9, 10]] * 4)})
+    assert features.shape == (4, 2400)
+    with pytest.raises(ConfigError, match="unknown pooling"):
+        FinetuneTask(fm=None, num_classes=2, fm_overrides=TINY, pooling="max")
