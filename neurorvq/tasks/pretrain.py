@@ -5,6 +5,13 @@ the same file) turns each batch into target ids ``[B, S, N, L]`` inside the same
 patches with a random half of the tokens replaced by its mask token (and the complementary view), and one
 batched head predicts all S x N ids. Optimiser defaults are method.md §5's proposals (LaBraM-base-like): AdamW
 (0.9, 0.98), lr 5e-4, weight decay 0.05, warm-up then cosine; mask ratio 0.5.
+
+Diagnostics (:mod:`neurorvq.tasks.pretrain_diagnostics`): the steps count, on the device, the codes of every
+training target and of the validation masked targets per (branch, depth) head, plus the validation hits. At each
+validation epoch end and each training epoch end the counts are summed over the ranks and turned into a table —
+masked accuracy beside the accuracy of always predicting the most frequent training code, the tokenizer's
+codebook usage and perplexity on the targets — that is logged, written to ``<log_dir>/pretrain_diagnostics.json``
+(rank 0) and stored in every checkpoint (``checkpoint["neurorvq_pretrain_diagnostics"]``).
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from neurorvq.errors import ConfigError
 from neurorvq.models.fm import NeuroRVQFoundationModel, masked_token_loss
 from neurorvq.tasks.masking import random_token_mask
 from neurorvq.tasks.optim import warmup_cosine_scheduler, weight_decay_groups
+from neurorvq.tasks.pretrain_diagnostics import (CHECKPOINT_KEY, add_code_counts, diagnostics_table,
+                                                 write_diagnostics_json)
 from neurorvq.tasks.tokenizer import load_tokenizer
 
 
@@ -32,6 +41,18 @@ class PretrainTask(L.LightningModule):
         mask_ratio: fraction of tokens masked per sample (0.5 as LaBraM; the complement is predicted too).
         mask_seed: masks are drawn from a generator seeded with ``(mask_seed, global_step)``: reproducible and
             the same after resuming.
+
+    Diagnostics: :attr:`diagnostics` holds the latest table (:func:`~neurorvq.tasks.pretrain_diagnostics.
+    diagnostics_table` plus ``epoch``, ``global_step``, ``stage``, ``tokenizer`` and ``validation``), refreshed
+    at every validation epoch end (sanity check excluded) and every training epoch end. Training counts cover
+    the current training epoch (reset at its start; a validation in the middle of an epoch sees the part done so
+    far; after a mid-epoch resume, the part since the resume); validation counts cover the latest validation run
+    and are kept until the next one starts, so a training epoch without validation reports them beside its own
+    training counts, ``validation`` saying when they were taken. Logged: ``val_majority_accuracy/b{s}_d{n}``,
+    ``val/majority_accuracy`` and ``val/accuracy_above_majority`` (validation epoch end; ``val/masked_accuracy``
+    and ``val_accuracy/b{s}_d{n}`` are logged by the steps), ``targets_codebook_usage/b{s}_d{n}``,
+    ``targets_perplexity/b{s}_d{n}``, ``targets/codebook_usage`` and ``targets/perplexity`` (training epoch end,
+    when the epoch's training counts are complete).
     """
 
     def __init__(self, tokenizer: str, modality: str = "eeg", fm: dict[str, Any] | None = None,
@@ -58,6 +79,14 @@ class PretrainTask(L.LightningModule):
             p.requires_grad_(False)
         self.tokenizer = frozen
         self.fm.options["check_inputs"] = False  # the data pipeline validated the batch: no device syncs
+        # diagnostics accumulators (int64, per rank): plain tensors made on the batch's device, not buffers, since
+        # DDP broadcasts rank 0's buffers before every forward and would overwrite the other ranks' counts
+        shape = (frozen.spec.num_branches, frozen.spec.n_quantizers, frozen.spec.codebook_size)
+        self._count_shapes = {"train_code_counts": shape, "val_code_counts": shape, "val_correct": shape[:2],
+                              "val_masked": ()}
+        self._counts: dict[str, torch.Tensor] = {}
+        self.diagnostics: dict[str, Any] | None = None
+        self._validation_at: dict[str, int] | None = None
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -78,7 +107,16 @@ class PretrainTask(L.LightningModule):
         out = self.fm.forward_pretrain(x, channels, mask)
         loss = masked_token_loss(out, targets, mask)
         flat = targets.permute(1, 2, 0, 3).reshape(s * n, b, l)
-        correct = (out.logits.argmax(-1) == flat[:, mask]).float().mean(-1).reshape(s, n)
+        masked_targets = flat[:, mask]  # [S*N, M]
+        hits = out.logits.argmax(-1) == masked_targets
+        correct = hits.float().mean(-1).reshape(s, n)
+        with torch.no_grad():  # diagnostics counts: device-side updates only
+            if stage == "train":
+                add_code_counts(self._count("train_code_counts", x.device), flat.reshape(s, n, b * l))
+            elif stage == "val":
+                add_code_counts(self._count("val_code_counts", x.device), masked_targets.reshape(s, n, -1))
+                self._count("val_correct", x.device).add_(hits.sum(-1).reshape(s, n))
+                self._count("val_masked", x.device).add_(masked_targets.shape[1])
         on_step = stage == "train"
         self.log(f"{stage}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=not on_step, batch_size=b,
                  sync_dist=not on_step)
@@ -95,6 +133,84 @@ class PretrainTask(L.LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._step(batch, "val")
+
+    # ------------------------------------------------------------------------------------ diagnostics
+    def _count(self, name: str, device: torch.device) -> torch.Tensor:
+        """The accumulator ``name`` on ``device`` (created as zeros, or moved there, on first use)."""
+        counts = self._counts.get(name)
+        if counts is None:
+            counts = torch.zeros(self._count_shapes[name], dtype=torch.long, device=device)
+        elif counts.device != device:
+            counts = counts.to(device)
+        self._counts[name] = counts
+        return counts
+
+    def local_diagnostic_counts(self) -> dict[str, torch.Tensor]:
+        """This rank's accumulators (copies): ``train_code_counts [S, N, V]`` (current training epoch),
+        ``val_code_counts [S, N, V]``, ``val_correct [S, N]`` and ``val_masked []`` (latest validation run)."""
+        return {name: self._count(name, self.device).clone() for name in self._count_shapes}
+
+    def on_train_epoch_start(self) -> None:
+        self._count("train_code_counts", self.device).zero_()
+
+    def on_validation_epoch_start(self) -> None:
+        for name in ("val_code_counts", "val_correct", "val_masked"):
+            self._count(name, self.device).zero_()
+
+    def _refresh_diagnostics(self, stage: str) -> dict[str, Any]:
+        """Sum the counts over the ranks (every rank calls this), build the table, keep it, write it (rank 0)."""
+        parts = [self._count(name, self.device) for name in self._count_shapes]
+        summed = self.trainer.strategy.reduce(torch.cat([p.flatten() for p in parts]), reduce_op="sum")
+        train, val, correct, total = (chunk.view(shape) for chunk, shape in
+                                      zip(summed.cpu().split([p.numel() for p in parts]), self._count_shapes.values()))
+        table = diagnostics_table(train, val, correct, int(total))
+        self.diagnostics = {"epoch": int(self.current_epoch), "global_step": int(self.global_step), "stage": stage,
+                            "tokenizer": str(self.hparams.tokenizer), "validation": self._validation_at, **table}
+        folder = self.trainer.log_dir or self.trainer.default_root_dir  # log_dir broadcasts: every rank asks
+        if self.trainer.is_global_zero and folder:
+            write_diagnostics_json(self.diagnostics, folder)
+        return self.diagnostics
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        self._validation_at = {"epoch": int(self.current_epoch), "global_step": int(self.global_step)}
+        table = self._refresh_diagnostics("validation_epoch_end")
+        metrics = self._per_head(table, "majority_accuracy", "val_majority_accuracy")
+        mean = table["mean"]
+        if mean["majority_accuracy"] is not None:
+            metrics["val/majority_accuracy"] = mean["majority_accuracy"]
+            metrics["val/accuracy_above_majority"] = mean["masked_accuracy"] - mean["majority_accuracy"]
+        self._log_table_metrics(metrics)
+
+    def on_train_epoch_end(self) -> None:
+        table = self._refresh_diagnostics("train_epoch_end")
+        metrics: dict[str, float] = {}
+        for name in ("codebook_usage", "perplexity"):
+            metrics.update(self._per_head(table, name, f"targets_{name}"))
+            if table["mean"][name] is not None:
+                metrics[f"targets/{name}"] = table["mean"][name]
+        self._log_table_metrics(metrics)
+
+    @staticmethod
+    def _per_head(table: dict[str, Any], name: str, prefix: str) -> dict[str, float]:
+        return {f"{prefix}/b{i}_d{j}": table[name][i][j] for i in range(table["branches"])
+                for j in range(table["depths"]) if table[name][i][j] is not None}
+
+    def _log_table_metrics(self, metrics: dict[str, float]) -> None:
+        # the values are already summed over the ranks, hence equal on all of them: the mean over ranks that
+        # sync_dist takes changes nothing, and avoids Lightning's epoch-level warning under DDP
+        if metrics:
+            self.log_dict(metrics, sync_dist=True)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.diagnostics is not None:
+            checkpoint[CHECKPOINT_KEY] = self.diagnostics
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.diagnostics = checkpoint.get(CHECKPOINT_KEY)
+        if self.diagnostics is not None:
+            self._validation_at = self.diagnostics.get("validation")
 
     def configure_optimizers(self):
         groups = weight_decay_groups(self.fm, self.hparams.weight_decay)

@@ -43,7 +43,8 @@ def test_pretraining_steps_with_a_frozen_tokenizer(tokenizer_dir, tmp_path):
     data = SyntheticDataModule(modality="eeg", channels=["c3", "cz", "c4"], window_seconds=2.0, train_windows=8,
                                val_windows=4, batch_size=4)
     trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                        default_root_dir=tmp_path)
     trainer.fit(task, data)
     assert not task.tokenizer.training  # kept in eval mode while the FM trains
     for key, value in task.tokenizer.state_dict().items():
@@ -51,6 +52,7 @@ def test_pretraining_steps_with_a_frozen_tokenizer(tokenizer_dir, tmp_path):
     metrics = trainer.callback_metrics
     assert torch.isfinite(metrics["train/loss"]) and 0.0 <= float(metrics["val/masked_accuracy"]) <= 1.0
     assert "val_accuracy/b3_d1" in metrics
+    assert (tmp_path / "pretrain_diagnostics.json").is_file()  # the run folder (test_pretrain_diagnostics.py)
 
 
 def test_target_shapes_and_loss_from_the_tokenizer(tokenizer_dir):
