@@ -29,19 +29,17 @@ values (the comparison gives every model at most three settings). pyriemann is a
 from __future__ import annotations
 
 import importlib
-import math
-import warnings
 from types import ModuleType
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from neurorvq.baselines.logistic import LogisticProbe, check_C_grid
 from neurorvq.errors import ConfigError, InputError
 
 __all__ = ["CLASSICAL_BASELINES", "ClassicalBaseline", "require_pyriemann", "log_band_power"]
 
 CLASSICAL_BASELINES: tuple[str, ...] = ("logpower", "riemann")
-MAX_SETTINGS = 3
 LOG_EPS = 1e-12  # [unit^2] keeps log finite for a flat channel without shifting any realistic power
 _INSTALL_HINT = 'pip install "neurorvq[classical]"'
 
@@ -113,16 +111,6 @@ def _check_bands(bands: Mapping[str, Sequence[float]], sampling_rate: float) -> 
     return checked
 
 
-def _check_C_grid(C_grid: Sequence[float]) -> tuple[float, ...]:
-    grid = tuple(float(c) for c in C_grid)
-    if not 1 <= len(grid) <= MAX_SETTINGS:
-        raise ConfigError(f"C_grid has {len(grid)} values {list(grid)}; give 1 to {MAX_SETTINGS} (the comparison "
-                          f"gives every model at most {MAX_SETTINGS} settings)")
-    if any(not math.isfinite(c) or c <= 0 for c in grid) or len(set(grid)) != len(grid):
-        raise ConfigError(f"C_grid={list(grid)}: values must be distinct, finite and > 0")
-    return tuple(sorted(grid))
-
-
 def log_band_power(x: np.ndarray, sampling_rate: float, bands: Mapping[str, tuple[float, float]]) -> np.ndarray:
     """Log band power per channel and band.
 
@@ -184,7 +172,7 @@ class ClassicalBaseline:
             raise ConfigError(f"num_classes={num_classes}; a classifier needs at least 2 classes")
         self.name: str = key
         self.sampling_rate = float(sampling_rate)
-        self.C_grid = _check_C_grid(C_grid)
+        self.C_grid = check_C_grid(C_grid)
         self.class_weight = class_weight
         self.seed = int(seed)
         self.covariance_estimator = str(covariance_estimator)
@@ -275,19 +263,6 @@ class ClassicalBaseline:
         return array
 
     # ------------------------------------------------------------------------------------- fitting
-    def _make_classifier(self, C: float) -> Any:
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        return make_pipeline(StandardScaler(), LogisticRegression(
-            C=C, class_weight=self.class_weight, solver="lbfgs", max_iter=1000, random_state=self.seed))
-
-    def _proba_from(self, classifier: Any, features: np.ndarray) -> np.ndarray:
-        proba = np.zeros((features.shape[0], self.num_classes), dtype=np.float64)
-        proba[:, classifier.classes_] = classifier.predict_proba(features)
-        return proba
-
     def _resolve_num_classes(self, *label_sets: np.ndarray) -> None:
         top = max(int(labels.max()) for labels in label_sets if labels.size)
         self.num_classes = self._requested_num_classes
@@ -312,8 +287,6 @@ class ClassicalBaseline:
         The covariance reference point and the standardisation are fitted on the training part only.
         Records ``selected_C`` and ``validation_scores`` ``{C: balanced accuracy}`` (empty without validation).
         """
-        from sklearn.metrics import balanced_accuracy_score
-
         if (x_val is None) != (y_val is None):
             raise ConfigError("give both x_val and y_val, or neither")
         self._n_channels = None
@@ -331,24 +304,10 @@ class ClassicalBaseline:
         self._resolve_num_classes(*label_sets)
 
         train_features = self._compute_features(x_train, fit=True)
-        self.validation_scores = {}
-        if x_val is None:
-            self.selected_C = self.C_grid[(len(self.C_grid) - 1) // 2]
-            self._classifier = self._make_classifier(self.selected_C).fit(train_features, y_train)
-            return self
-
-        val_features = self._compute_features(x_val, fit=False)
-        best_score, best_classifier = -np.inf, None
-        for C in self.C_grid:  # ascending, so a strict ">" keeps the smaller C on ties
-            classifier = self._make_classifier(C).fit(train_features, y_train)
-            prediction = self._proba_from(classifier, val_features).argmax(axis=1)
-            with warnings.catch_warnings():  # a class predicted but absent from y_val is fine here
-                warnings.simplefilter("ignore", UserWarning)
-                score = float(balanced_accuracy_score(y_val, prediction))
-            self.validation_scores[C] = score
-            if score > best_score:
-                best_score, best_classifier, self.selected_C = score, classifier, C
-        self._classifier = best_classifier
+        val_features = None if x_val is None else self._compute_features(x_val, fit=False)
+        probe = LogisticProbe(self.num_classes, self.C_grid, self.class_weight, self.seed)
+        probe.fit(train_features, y_train, val_features, y_val)
+        self._classifier, self.selected_C, self.validation_scores = probe, probe.selected_C, probe.validation_scores
         return self
 
     # ---------------------------------------------------------------------------------- inference
@@ -357,7 +316,7 @@ class ClassicalBaseline:
         0..K-1; a class absent from the training labels gets a column of zeros. Rows sum to 1."""
         if self._classifier is None:
             raise ConfigError("call fit() before predict_proba()")
-        return self._proba_from(self._classifier, self.features(x))
+        return self._classifier.predict_proba(self.features(x))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predicted class indices ``[N]`` (argmax of :meth:`predict_proba`)."""
