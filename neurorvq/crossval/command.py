@@ -2,14 +2,19 @@
 
 ``neurorvq cv`` takes its own options (below) and passes every other argument to LightningCLI after the recipe,
 so dotted overrides work as in ``neurorvq fit``: ``--trainer.max_epochs=3``, ``--model.init_args.fm=...``.
-``--baseline eegnet`` trains a supervised baseline instead of the recipe's model, and ``--folds_file`` reuses the
-folds of another run, so that models are compared on identical folds.
+``--baseline eegnet`` trains a supervised baseline instead of the recipe's model (``logpower`` and ``riemann``
+fit classical ones, ``linear_probe`` a logistic regression on the recipe FM's frozen features), and
+``--folds_file`` reuses the folds of another run, so that models are compared on identical folds. ``--seeds``
+trains every fold once per seed; ``--grid`` gives a model up to 3 settings chosen per fold on validation groups.
+``neurorvq cv-report A B --paired`` gives the per-fold difference of two runs and its 95% interval.
 """
 
 from __future__ import annotations
 
 import argparse
 from typing import Sequence
+
+BASELINE_CHOICES = ("eegnet", "shallow_convnet", "logpower", "riemann", "linear_probe")
 
 
 def cv_parser() -> argparse.ArgumentParser:
@@ -28,8 +33,17 @@ def cv_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mode", default="max", choices=("max", "min"))
     parser.add_argument("--allow_missing_classes", action="store_true",
                         help="accept test folds that miss some classes (otherwise an error)")
-    parser.add_argument("--baseline", default=None, choices=("eegnet", "shallow_convnet"),
-                        help="train this supervised baseline instead of the recipe's model (same data and folds)")
+    parser.add_argument("--baseline", default=None, choices=BASELINE_CHOICES,
+                        help="instead of the recipe's model: a supervised baseline (eegnet, shallow_convnet), a "
+                        "classical one (logpower: log band power + logistic regression; riemann: covariance -> "
+                        "tangent space -> logistic regression; needs neurorvq[classical]) or linear_probe "
+                        "(logistic regression on the recipe FM's frozen features, pooled by model.init_args.pooling)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="training seeds on fixed folds (e.g. --seeds 0 1 2): every fold is trained once per "
+                        "seed; tables give mean ± std and a 95%% t-interval over the per-fold means")
+    parser.add_argument("--grid", action="append", default=None, metavar="KEY=[V1,V2,...]",
+                        help="settings chosen per fold on its validation groups, e.g. "
+                        "--grid \"model.init_args.lr=[1e-3, 3e-4, 1e-4]\" (repeatable; at most 3 settings in all)")
     parser.add_argument("--folds_file", default=None,
                         help="folds.json of another run to reuse (identical folds); default: made from --seed")
     parser.add_argument("--name", default=None, help="model label in the tables (default from the model)")
@@ -46,7 +60,7 @@ def run_cv_command(argv: Sequence[str]) -> int:
     settings = CVSettings(recipe=args.config, overrides=list(overrides), n_folds=args.folds, seed=args.seed,
                           val_fraction=args.val_fraction, group_by=args.group_by, monitor=args.monitor,
                           mode=args.mode, require_all_classes=not args.allow_missing_classes, name=args.name,
-                          baseline=args.baseline, folds_file=args.folds_file)
+                          baseline=args.baseline, folds_file=args.folds_file, seeds=args.seeds, grid=args.grid)
     out = args.out or str(Path("runs") / "cv" / Path(args.config).stem)
     summary = run_cv(settings, out, task=args.task)
     from neurorvq.crossval.report import markdown_table
@@ -58,14 +72,20 @@ def run_cv_command(argv: Sequence[str]) -> int:
 def run_report_command(argv: Sequence[str]) -> int:
     from pathlib import Path
 
-    from neurorvq.crossval.report import combine
+    from neurorvq.crossval.report import combine, paired_report
 
     parser = argparse.ArgumentParser(prog="neurorvq cv-report",
                                      description="One Markdown table of several neurorvq cv output folders.")
     parser.add_argument("folders", nargs="+", help="output folders of finished neurorvq cv runs")
     parser.add_argument("--out", default=None, help="also write the table to this file")
+    parser.add_argument("--paired", action="store_true",
+                        help="two folders run on identical folds: the per-fold difference (first minus second), "
+                        "its mean and 95%% t-interval")
+    parser.add_argument("--metric", default="balanced_accuracy", help="metric of the paired comparison")
     args = parser.parse_args(list(argv))
-    table = combine(args.folders)
+    if args.paired and len(args.folders) != 2:
+        parser.error(f"--paired compares exactly two runs; got {len(args.folders)} folders")
+    table = paired_report(*args.folders, metric=args.metric) if args.paired else combine(args.folders)
     print(table)
     if args.out:
         Path(args.out).write_text(table + "\n")

@@ -8,12 +8,18 @@
    drawn from its *training* groups; the test groups never take part in model selection. (The published
    benchmark protocol picks validation subjects inside the test fold, which leaks; see docs/foundation-model.md.)
    The folds are written to ``<out>/folds.json`` first and reused on every later run into ``<out>``.
-3. Per fold, a fresh model and Trainer from the recipe train on the fold's :class:`FoldDataModule`; a
+3. Per fold (and per training seed with ``seeds``: ``<out>/fold_<k>/seed_<s>/``), a fresh model and Trainer
+   from the recipe train on the fold's :class:`FoldDataModule`; a
    :class:`~lightning.pytorch.callbacks.ModelCheckpoint` keeps the epoch with the best validation metric
-   (``monitor``) and the last one; the test part is scored with the selected checkpoint (the last epoch when the
-   fold has no validation part). ``<out>/fold_<k>/metrics.json`` marks a finished fold: a re-run skips it, and an
-   interrupted fold resumes from its ``last.ckpt``.
-4. ``metrics_per_fold.csv``, ``summary.csv``, ``summary.md`` and ``summary.json`` (mean ± std) in ``<out>``.
+   (``monitor``) and the last one. With a selection ``grid`` (at most 3 settings, :mod:`neurorvq.crossval.grid`)
+   every setting is trained (``setting_<j>/``) and the best on validation is kept. The test part is scored once,
+   with the selected checkpoint (the last epoch when the fold has no validation part), and the model's channel
+   sensitivity is measured on it (:mod:`neurorvq.crossval.sensitivity`). ``metrics.json`` marks a finished run:
+   a re-run skips it, and an interrupted one resumes from its ``last.ckpt``.
+   The classical baselines and the linear probe (:mod:`neurorvq.crossval.feature_models`) are fitted instead
+   of trained, on the same folds, with their ``C`` chosen among 3 values on the same validation groups.
+4. ``metrics_per_fold.csv``, ``summary.csv``, ``summary.md`` and ``summary.json`` (mean ± std, 95% interval, the
+   channel-sensitivity column, the pretraining diagnostics of the FM checkpoint when it has them) in ``<out>``.
 """
 
 from __future__ import annotations
@@ -27,14 +33,20 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from neurorvq.crossval.feature_models import CLASSICAL, FEATURE_MODELS, PROBE, FrozenFeatures, fit_feature_model, window_arrays
 from neurorvq.crossval.fold_data import FoldDataModule
+from neurorvq.crossval.grid import check_seeds, grid_settings
 from neurorvq.crossval.report import write_summary
+from neurorvq.crossval.sensitivity import sensitivity_cell, task_sensitivity
 from neurorvq.data.splits import Fold, load_folds, save_folds, subject_kfold
 from neurorvq.data.windows import WindowDataset
 from neurorvq.errors import ConfigError
 
 GROUPINGS = ("subject", "recording")
 DONE_FILE = "metrics.json"
+SELECTION_FILE = "selection.json"
+DEEP_BASELINES = ("eegnet", "shallow_convnet")
+BASELINES = (*DEEP_BASELINES, *FEATURE_MODELS)
 
 
 @dataclass
@@ -47,8 +59,11 @@ class CVSettings:
     ``monitor``/``mode``: the validation metric that selects the checkpoint; ``require_all_classes``: refuse
     a fold whose test part misses a class; ``name``: the model's row label in the tables; ``baseline``: train
     this supervised baseline (``eegnet``, ``shallow_convnet``) instead of the recipe's model, with the recipe's
-    data, trainer, modality and classes (:func:`baseline_recipe`); ``folds_file``: take the folds of another run
-    (its ``folds.json``) instead of making them from ``seed``.
+    data, trainer, modality and classes (:func:`baseline_recipe`), or fit ``logpower``, ``riemann`` or
+    ``linear_probe`` (frozen features of the recipe's FM, pooled by its ``pooling``); ``folds_file``: take the
+    folds of another run (its ``folds.json``) instead of making them from ``seed``; ``seeds``: training seeds
+    (every fold once per seed; ``None`` = one run with the recipe's seed); ``grid``: ``--grid`` items (at most 3
+    settings chosen per fold on validation).
     """
 
     recipe: str
@@ -63,12 +78,19 @@ class CVSettings:
     name: str | None = None
     baseline: str | None = None
     folds_file: str | None = None
+    seeds: list[int] | None = None
+    grid: list[str] | None = None
 
     def identity(self) -> dict[str, Any]:
         """What must not change between an interrupted run and its resumption."""
-        return {"recipe": str(Path(self.recipe).resolve()), "overrides": list(self.overrides),
-                "n_folds": self.n_folds, "seed": self.seed, "val_fraction": self.val_fraction,
-                "group_by": self.group_by, "monitor": self.monitor, "mode": self.mode, "baseline": self.baseline}
+        identity = {"recipe": str(Path(self.recipe).resolve()), "overrides": list(self.overrides),
+                    "n_folds": self.n_folds, "seed": self.seed, "val_fraction": self.val_fraction,
+                    "group_by": self.group_by, "monitor": self.monitor, "mode": self.mode, "baseline": self.baseline}
+        if self.seeds is not None:
+            identity["seeds"] = list(self.seeds)
+        if self.grid:
+            identity["grid"] = list(self.grid)
+        return identity
 
 
 def baseline_recipe(recipe: str, overrides: Sequence[str], architecture: str, out: Path) -> tuple[str, list[str]]:
@@ -194,9 +216,15 @@ def check_resumable(settings: CVSettings, out: Path) -> None:
     path.write_text(json.dumps(identity, indent=1) + "\n")
 
 
-def model_name(model: Any) -> str:
-    """The table label of a model: the baseline's architecture, or the FM with/without pretraining."""
+def model_name(model: Any, baseline: str | None = None) -> str:
+    """The table label of a model: the baseline's name, the linear probe with its pooling, or the FM
+    with/without pretraining."""
     hparams = dict(getattr(model, "hparams", {}))
+    if baseline == PROBE:
+        pooling = hparams.get("pooling", "mean")
+        return f"linear probe ({pooling}) on {'pretrained' if hparams.get('fm') else 'random'} FM"
+    if baseline:
+        return baseline
     if hparams.get("architecture"):
         return str(hparams["architecture"])
     return "NeuroRVQ-FM" + ("" if hparams.get("fm") else " (no pretraining)")
@@ -206,51 +234,170 @@ def _say(message: str) -> None:
     print(f"[neurorvq cv] {message}", flush=True)
 
 
-def run_fold(settings: CVSettings, pool: WindowDataset, fold: Fold, spec: Any, out: Path) -> dict[str, Any]:
-    """Train, select and test one fold; returns (and writes) its ``metrics.json`` record."""
+def _description(model: Any) -> dict[str, Any]:
+    describe = getattr(model, "description", None)
+    return describe() if callable(describe) else {"class": type(model).__name__}
+
+
+def train_setting(settings: CVSettings, pool: WindowDataset, fold: Fold, spec: Any, where: Path,
+                  overrides: list[str], seed: int | None) -> dict[str, Any]:
+    """Train one setting of one fold (resuming from ``last.ckpt``); returns (and writes) its ``selection.json``:
+    the selected checkpoint, its epoch and validation score."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    fold_dir = out / f"fold_{fold.index}"
+    done = where / SELECTION_FILE
+    if done.is_file():
+        return json.loads(done.read_text())
     has_val = len(fold.val) > 0
-    checkpoint = ModelCheckpoint(dirpath=fold_dir / "checkpoints", save_last=True,
+    checkpoint = ModelCheckpoint(dirpath=where / "checkpoints", save_last=True,
                                  monitor=settings.monitor if has_val else None, mode=settings.mode,
                                  filename="best-{epoch}" if has_val else "epoch-{epoch}")
-    cli = instantiate_recipe(settings.recipe, settings.overrides, fold_dir, callbacks=[checkpoint])
-    data = cli.datamodule
-    fold_data = FoldDataModule(pool, fold, spec, batch_size=getattr(data, "batch_size", 32),
-                               num_workers=getattr(data, "num_workers", 0), seed=getattr(data, "seed", 0),
-                               label_names=getattr(data, "label_names", None))
-    last = fold_dir / "checkpoints" / "last.ckpt"
+    cli = instantiate_recipe(settings.recipe, overrides, where, callbacks=[checkpoint])
+    fold_data = fold_datamodule(cli.datamodule, pool, fold, spec, seed)
+    last = where / "checkpoints" / "last.ckpt"
     started = time.monotonic()
     cli.trainer.fit(cli.model, datamodule=fold_data, ckpt_path=str(last) if last.is_file() else None)
     selected = checkpoint.best_model_path if has_val and checkpoint.best_model_path else checkpoint.last_model_path
     if not selected:
-        raise ConfigError(f"fold {fold.index}: training wrote no checkpoint under {fold_dir / 'checkpoints'}")
+        raise ConfigError(f"fold {fold.index}: training wrote no checkpoint under {where / 'checkpoints'}")
+    score = checkpoint.best_model_score if has_val else None
+    record = {"overrides": overrides, "selected_checkpoint": str(selected),
+              "val_score": None if score is None else float(score), "wall_seconds": time.monotonic() - started}
+    done.write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def fold_datamodule(data: Any, pool: WindowDataset, fold: Fold, spec: Any, seed: int | None) -> FoldDataModule:
+    """The fold's windows with the recipe DataModule's batch size and workers; batches shuffled by the
+    training ``seed`` (the DataModule's own seed when ``None``)."""
+    return FoldDataModule(pool, fold, spec, batch_size=getattr(data, "batch_size", 32),
+                          num_workers=getattr(data, "num_workers", 0),
+                          seed=getattr(data, "seed", 0) if seed is None else seed,
+                          label_names=getattr(data, "label_names", None))
+
+
+def pick_setting(trained: list[dict[str, Any]], mode: str) -> int:
+    """Index of the setting with the best validation score (``mode`` max or min); ties -> the first."""
+    scores = [t["val_score"] for t in trained]
+    if len(trained) == 1 or any(s is None for s in scores):
+        return 0
+    best = max(scores) if mode == "max" else min(scores)
+    return scores.index(best)
+
+
+def run_fold(settings: CVSettings, pool: WindowDataset, fold: Fold, spec: Any, out: Path,
+             seed: int | None = None) -> dict[str, Any]:
+    """Train (every setting of the grid), select on validation, test once and measure channel sensitivity for
+    one fold and training seed; returns (and writes) its ``metrics.json`` record. ``out`` is the run's folder."""
+    import torch
+
+    seed_overrides = [] if seed is None else [f"--seed_everything={seed}"]
+    candidates = grid_settings(settings.grid)
+    trained = []
+    for j, extra in enumerate(candidates):
+        where = out / f"setting_{j}" if len(candidates) > 1 else out
+        trained.append(train_setting(settings, pool, fold, spec, where, [*settings.overrides, *extra, *seed_overrides],
+                                     seed))
+    chosen = pick_setting(trained, settings.mode)
+    selected = trained[chosen]["selected_checkpoint"]
+    cli = instantiate_recipe(settings.recipe, trained[chosen]["overrides"], out / "test")
+    fold_data = fold_datamodule(cli.datamodule, pool, fold, spec, seed)
     results = cli.trainer.test(cli.model, datamodule=fold_data, ckpt_path=selected, verbose=False)
     metrics = {k.removeprefix("test/"): float(v) for k, v in (results[0] if results else {}).items()
                if k.startswith("test/") and k != "test/loss"}
-    import torch
-
+    sensitivity = task_sensitivity(cli.model, fold_data.test_dataloader())
     epoch = torch.load(selected, map_location="cpu", weights_only=False).get("epoch")
-    record = {"fold": fold.index, "name": settings.name or model_name(cli.model),
+    has_val = len(fold.val) > 0
+    record = {"fold": fold.index, "seed": seed if seed is not None else cli.config.get("seed_everything"),
+              "name": settings.name or model_name(cli.model),
               "test_subjects": list(fold.test_subjects), "val_subjects": list(fold.val_subjects),
               "train_subjects": list(fold.train_subjects), "windows": fold_data.summary()["windows"],
               "selected_checkpoint": str(selected), "selected_epoch": epoch,
               "selection": f"best {settings.monitor} ({settings.mode})" if has_val else "last epoch (no validation part)",
-              "wall_seconds": time.monotonic() - started, "metrics": metrics}
-    (fold_dir / DONE_FILE).write_text(json.dumps(record, indent=1) + "\n")
+              "settings_tried": [{"overrides": t["overrides"][len(settings.overrides):], "val_score": t["val_score"]}
+                                 for t in trained] if len(trained) > 1 else [],
+              "selected_setting": chosen, "model": _description(cli.model), "channel_sensitivity": sensitivity,
+              "wall_seconds": sum(t.get("wall_seconds", 0.0) for t in trained), "metrics": metrics}
+    (out / DONE_FILE).write_text(json.dumps(record, indent=1) + "\n")
     return record
+
+
+def run_feature_fold(settings: CVSettings, fold: Fold, arrays: dict[str, Any], out: Path, seed: int | None,
+                     num_classes: int, spec: Any) -> dict[str, Any]:
+    """Fit a classical baseline or the linear probe on one fold (C chosen on validation), test it, and write the
+    fold's ``metrics.json`` record, in the layout of :func:`run_fold`."""
+    started = time.monotonic()
+    result = fit_feature_model(settings.baseline, fold, arrays["x"], arrays["labels"], num_classes,
+                               0 if seed is None else seed, spec, probe_features=arrays.get("probe"),
+                               channel_ids=arrays["channel_ids"], pool_features=arrays.get("features"))
+    record = {"fold": fold.index, "seed": seed, "name": settings.name,
+              "test_subjects": list(fold.test_subjects), "val_subjects": list(fold.val_subjects),
+              "train_subjects": list(fold.train_subjects),
+              "windows": {"train": len(fold.train), "val": len(fold.val), "test": len(fold.test)},
+              "selection": "best validation balanced accuracy over C" if len(fold.val) else "middle C (no validation)",
+              "model": result["model"], "channel_sensitivity": result["channel_sensitivity"],
+              "wall_seconds": time.monotonic() - started, "metrics": result["metrics"]}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / DONE_FILE).write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def feature_arrays(settings: CVSettings, pool: WindowDataset, model: Any) -> dict[str, Any]:
+    """The pool as arrays for the feature models; for the probe also the frozen FM's features of every window
+    (computed once for all folds)."""
+    x, labels, channel_ids = window_arrays(pool)
+    arrays: dict[str, Any] = {"x": x, "labels": labels, "channel_ids": channel_ids}
+    if settings.baseline == PROBE:
+        fm = getattr(model, "fm", None)
+        if fm is None:
+            raise ConfigError("--baseline linear_probe needs a fine-tuning recipe whose model is the foundation model "
+                              "(FinetuneTask); set --model.init_args.fm to the checkpoint to probe")
+        pooling = dict(getattr(model, "hparams", {})).get("pooling", "mean")
+        _say(f"linear probe: frozen features ({pooling} pooling) of {len(x)} windows")
+        arrays["probe"] = FrozenFeatures(fm, pooling, x.shape[1])
+        arrays["features"] = arrays["probe"](x, channel_ids)
+    return arrays
+
+
+def pretrain_sections(model: Any, out: Path) -> list[tuple[str, str]]:
+    """The pretraining diagnostics of the recipe's FM checkpoint, when it has them (copied to
+    ``<out>/pretrain_diagnostics.json``), as a report section."""
+    from neurorvq.tasks.pretrain_diagnostics import diagnostics_markdown, read_pretrain_diagnostics
+
+    fm = dict(getattr(model, "hparams", {})).get("fm")
+    if not fm or not str(fm).endswith(".ckpt") or not Path(fm).is_file():
+        return []
+    table = read_pretrain_diagnostics(fm)
+    if table is None:
+        return []
+    (out / "pretrain_diagnostics.json").write_text(json.dumps(table, indent=1) + "\n")
+    return [(f"Pretraining diagnostics of {fm}", "Masked-token accuracy of the FM whose weights were fine-tuned, "
+             "beside always predicting the most frequent code; codebook usage of the tokenizer that gave its "
+             "targets.\n\n" + diagnostics_markdown(table))]
 
 
 def run_cv(settings: CVSettings, out: str | Path, task: str | None = None) -> dict[str, Any]:
     """Run (or resume) every fold and write the tables; returns the summary (``summary.json``)."""
     if settings.group_by not in GROUPINGS:
         raise ConfigError(f"group_by is {settings.group_by!r}; use one of {GROUPINGS}")
+    if settings.baseline is not None and settings.baseline not in BASELINES:
+        raise ConfigError(f"unknown baseline {settings.baseline!r}; valid: {', '.join(BASELINES)}")
+    settings.seeds = check_seeds(settings.seeds)
+    grid = grid_settings(settings.grid)
+    if len(grid) > 1 and settings.val_fraction <= 0:
+        raise ConfigError("--grid chooses among settings on validation groups, but --val_fraction is 0; give each "
+                          "fold validation groups from its training side (e.g. --val_fraction 0.25)")
+    if settings.grid and settings.baseline in FEATURE_MODELS:
+        raise ConfigError(f"--grid does not apply to {settings.baseline}: its 3 settings are the logistic "
+                          "regression's C values, chosen on validation")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     check_resumable(settings, out)
-    if settings.baseline:
-        recipe, overrides = baseline_recipe(settings.recipe, settings.overrides, settings.baseline, out)
+    if settings.baseline in DEEP_BASELINES or settings.baseline in CLASSICAL:
+        # a classical baseline needs only the recipe's data, modality and classes: the (lazily built, never
+        # trained) EEGNet task carries them without loading the recipe's foundation model
+        architecture = settings.baseline if settings.baseline in DEEP_BASELINES else "eegnet"
+        recipe, overrides = baseline_recipe(settings.recipe, settings.overrides, architecture, out)
         settings = replace(settings, recipe=recipe, overrides=overrides)
     loader = instantiate_recipe(settings.recipe, settings.overrides, out / "data")
     datamodule, model = loader.datamodule, loader.model
@@ -261,31 +408,41 @@ def run_cv(settings: CVSettings, out: str | Path, task: str | None = None) -> di
     num_classes = int(getattr(model, "num_classes", 0) or 0)
     if num_classes:
         check_labels(pool, num_classes, folds)
-    name = settings.name or model_name(model)
+    name = settings.name or model_name(model, settings.baseline)
     settings.name = name
+    sections = pretrain_sections(model, out)
+    arrays = feature_arrays(settings, pool, model) if settings.baseline in FEATURE_MODELS else None
     task = task or " ".join(str(part) for part in (getattr(datamodule, "dataset_name", type(datamodule).__name__),
                                                    getattr(datamodule, "hparams", {}).get("task")) if part)
     _say(f"{name} on {task}: {len(pool)} windows, {len(np.unique(groups))} {settings.group_by}s, "
          f"{len(folds)} folds -> {out}")
     rows, started = [], time.monotonic()
-    for n, fold in enumerate(folds, 1):
-        done = out / f"fold_{fold.index}" / DONE_FILE
+    runs = [(fold, seed) for fold in folds for seed in (settings.seeds or [None])]
+    for n, (fold, seed) in enumerate(runs, 1):
+        where = out / f"fold_{fold.index}" / ("" if seed is None else f"seed_{seed}")
+        label = f"run {n}/{len(runs)} (fold {fold.index}{'' if seed is None else f', seed {seed}'})"
+        done = where / DONE_FILE
         if done.is_file():
             rows.append(json.loads(done.read_text()))
-            _say(f"fold {n}/{len(folds)} already finished (kept from {done})")
+            _say(f"{label} already finished (kept from {done})")
             continue
-        _say(f"fold {n}/{len(folds)}: test {settings.group_by}s {fold.test_subjects}, validation "
+        _say(f"{label}: test {settings.group_by}s {fold.test_subjects}, validation "
              f"{fold.val_subjects or 'none (last epoch is tested)'}, {len(fold.train)}/{len(fold.val)}/"
              f"{len(fold.test)} train/val/test windows")
-        record = run_fold(settings, pool, fold, datamodule.spec, out)
+        if arrays is not None:
+            record = run_feature_fold(settings, fold, arrays, where, seed, num_classes, datamodule.spec)
+        else:
+            record = run_fold(settings, pool, fold, datamodule.spec, where, seed)
         rows.append(record)
         elapsed = time.monotonic() - started
         shown = ", ".join(f"{k} {v:.3f}" for k, v in record["metrics"].items())
-        _say(f"fold {n}/{len(folds)} done in {record['wall_seconds']:.0f} s: {shown}; {elapsed / 60:.1f} min so far")
-    summary = write_summary(rows, out, name, task)
+        _say(f"{label} done in {record['wall_seconds']:.0f} s: {shown}; {elapsed / 60:.1f} min so far")
+    extra = {"extra_columns": {"channel sensitivity": sensitivity_cell(rows)},
+             "model": rows[0].get("model") if rows else None}
+    summary = write_summary(rows, out, name, task, extra=extra, sections=sections)
     _say(f"summary in {out / 'summary.md'}")
     return summary
 
 
-__all__ = ["CVSettings", "check_labels", "instantiate_recipe", "make_folds", "pooled_windows", "run_cv", "run_fold",
-           "window_groups"]
+__all__ = ["BASELINES", "CVSettings", "check_labels", "instantiate_recipe", "make_folds", "pooled_windows", "run_cv",
+           "run_feature_fold", "run_fold", "window_groups"]

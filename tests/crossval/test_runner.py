@@ -85,7 +85,7 @@ def test_resume_runs_only_the_unfinished_folds(armband, tmp_path, monkeypatch):
     calls = []
     real = runner.run_fold
 
-    def interrupted(s, pool, fold, spec, out):
+    def interrupted(s, pool, fold, spec, out, seed=None):
         calls.append(fold.index)
         if fold.index == 1:
             raise KeyboardInterrupt  # the machine stops during the second fold
@@ -96,7 +96,7 @@ def test_resume_runs_only_the_unfinished_folds(armband, tmp_path, monkeypatch):
         run_cv(settings(armband), tmp_path)
     first = (tmp_path / "fold_0" / "metrics.json").read_text()
 
-    def counted(s, pool, fold, spec, out):
+    def counted(s, pool, fold, spec, out, seed=None):
         calls.append(fold.index)
         return real(s, pool, fold, spec, out)
 
