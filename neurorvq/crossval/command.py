@@ -46,6 +46,9 @@ def cv_parser() -> argparse.ArgumentParser:
                         "--grid \"model.init_args.lr=[1e-3, 3e-4, 1e-4]\" (repeatable; at most 3 settings in all)")
     parser.add_argument("--folds_file", default=None,
                         help="folds.json of another run to reuse (identical folds); default: made from --seed")
+    parser.add_argument("--only_folds", type=int, nargs="+", default=None,
+                        help="run only these fold indices now (the others stay for a later run into the same --out; "
+                        "the tables cover the finished folds)")
     parser.add_argument("--name", default=None, help="model label in the tables (default from the model)")
     parser.add_argument("--task", default=None, help="task label in the tables (default from the DataModule)")
     return parser
@@ -60,7 +63,8 @@ def run_cv_command(argv: Sequence[str]) -> int:
     settings = CVSettings(recipe=args.config, overrides=list(overrides), n_folds=args.folds, seed=args.seed,
                           val_fraction=args.val_fraction, group_by=args.group_by, monitor=args.monitor,
                           mode=args.mode, require_all_classes=not args.allow_missing_classes, name=args.name,
-                          baseline=args.baseline, folds_file=args.folds_file, seeds=args.seeds, grid=args.grid)
+                          baseline=args.baseline, folds_file=args.folds_file, seeds=args.seeds, grid=args.grid,
+                          only_folds=args.only_folds)
     out = args.out or str(Path("runs") / "cv" / Path(args.config).stem)
     summary = run_cv(settings, out, task=args.task)
     from neurorvq.crossval.report import markdown_table

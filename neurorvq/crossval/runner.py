@@ -63,7 +63,9 @@ class CVSettings:
     ``linear_probe`` (frozen features of the recipe's FM, pooled by its ``pooling``); ``folds_file``: take the
     folds of another run (its ``folds.json``) instead of making them from ``seed``; ``seeds``: training seeds
     (every fold once per seed; ``None`` = one run with the recipe's seed); ``grid``: ``--grid`` items (at most 3
-    settings chosen per fold on validation).
+    settings chosen per fold on validation); ``only_folds``: run just these fold indices now (e.g. to spread
+    the folds over machines into one ``out``); not part of the run's identity, and the tables then cover the
+    finished folds only.
     """
 
     recipe: str
@@ -80,6 +82,7 @@ class CVSettings:
     folds_file: str | None = None
     seeds: list[int] | None = None
     grid: list[str] | None = None
+    only_folds: list[int] | None = None
 
     def identity(self) -> dict[str, Any]:
         """What must not change between an interrupted run and its resumption."""
@@ -417,6 +420,12 @@ def run_cv(settings: CVSettings, out: str | Path, task: str | None = None) -> di
     _say(f"{name} on {task}: {len(pool)} windows, {len(np.unique(groups))} {settings.group_by}s, "
          f"{len(folds)} folds -> {out}")
     rows, started = [], time.monotonic()
+    wanted = {f.index for f in folds}
+    if settings.only_folds is not None:
+        unknown = sorted(set(settings.only_folds) - wanted)
+        if unknown:
+            raise ConfigError(f"--only_folds {unknown}: no such fold; the folds are 0..{len(folds) - 1}")
+        wanted = set(settings.only_folds)
     runs = [(fold, seed) for fold in folds for seed in (settings.seeds or [None])]
     for n, (fold, seed) in enumerate(runs, 1):
         where = out / f"fold_{fold.index}" / ("" if seed is None else f"seed_{seed}")
@@ -425,6 +434,8 @@ def run_cv(settings: CVSettings, out: str | Path, task: str | None = None) -> di
         if done.is_file():
             rows.append(json.loads(done.read_text()))
             _say(f"{label} already finished (kept from {done})")
+            continue
+        if fold.index not in wanted:
             continue
         _say(f"{label}: test {settings.group_by}s {fold.test_subjects}, validation "
              f"{fold.val_subjects or 'none (last epoch is tested)'}, {len(fold.train)}/{len(fold.val)}/"
@@ -437,6 +448,8 @@ def run_cv(settings: CVSettings, out: str | Path, task: str | None = None) -> di
         elapsed = time.monotonic() - started
         shown = ", ".join(f"{k} {v:.3f}" for k, v in record["metrics"].items())
         _say(f"{label} done in {record['wall_seconds']:.0f} s: {shown}; {elapsed / 60:.1f} min so far")
+    if not rows:
+        raise ConfigError(f"no finished run under {out} to summarise")
     extra = {"extra_columns": {"channel sensitivity": sensitivity_cell(rows)},
              "model": rows[0].get("model") if rows else None}
     summary = write_summary(rows, out, name, task, extra=extra, sections=sections)
