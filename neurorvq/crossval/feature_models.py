@@ -36,7 +36,7 @@ def window_arrays(pool: WindowDataset) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return signals, pool.labels.astype(np.int64), np.asarray(sets[0], dtype=np.int64)
 
 
-def test_metrics(probabilities: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, float]:
+def score_probabilities(probabilities: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, float]:
     """The deep models' test metrics (same torchmetrics objects, same names) from ``[N, K]`` probabilities."""
     from neurorvq.tasks.classification import classification_metrics
 
@@ -91,7 +91,7 @@ def fit_feature_model(kind: str, fold: Fold, x: np.ndarray, labels: np.ndarray, 
         model.fit(x[fold.train], labels[fold.train], *val)
         probabilities = model.predict_proba(x[fold.test])
         sensitivity = array_sensitivity(model.features, model.predict, x[fold.test])
-        return {"metrics": test_metrics(probabilities, labels[fold.test], num_classes), "model": model.describe(),
+        return {"metrics": score_probabilities(probabilities, labels[fold.test], num_classes), "model": model.describe(),
                 "channel_sensitivity": sensitivity}
     if kind != PROBE or probe_features is None:
         raise ConfigError(f"unknown feature model {kind!r}; valid: {', '.join(FEATURE_MODELS)}")
@@ -110,9 +110,9 @@ def fit_feature_model(kind: str, fold: Fold, x: np.ndarray, labels: np.ndarray, 
     sensitivity = array_sensitivity(features, lambda w: probe.predict_proba(features(w)).argmax(1), test_x)
     description = {"name": PROBE, "pooling": type(probe_features.pool).__name__, "selected_C": probe.selected_C,
                    "validation_scores": probe.validation_scores, "C_grid": list(probe.C_grid), "frozen": True}
-    return {"metrics": test_metrics(probabilities, labels[fold.test], num_classes), "model": description,
+    return {"metrics": score_probabilities(probabilities, labels[fold.test], num_classes), "model": description,
             "channel_sensitivity": sensitivity}
 
 
-__all__ = ["CLASSICAL", "FEATURE_MODELS", "FrozenFeatures", "PROBE", "fit_feature_model", "test_metrics",
+__all__ = ["CLASSICAL", "FEATURE_MODELS", "FrozenFeatures", "PROBE", "fit_feature_model", "score_probabilities",
            "window_arrays"]
