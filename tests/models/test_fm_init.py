@@ -94,3 +94,16 @@ def test_official_weights_replace_the_initialisation(fixtures_dir):
         assert torch.equal(value, b.state_dict()[key]), key
     assert torch.equal(a.backbone.pos_embed, state["pos_embed"])
     assert torch.equal(a.mask_token, state["mask_token"])
+
+
+def test_the_tokenizer_has_no_such_defect():
+    """The tokenizer was already initialised by method.md §3.8; nothing of it starts at zero or PyTorch's default."""
+    from neurorvq.models.tokenizer import NeuroRVQTokenizer
+
+    torch.manual_seed(0)
+    tok = NeuroRVQTokenizer("eeg", encoder_depth=2, decoder_depth=2, codebook_size=64)
+    for t in (tok.encoder.pos_embed, tok.decoder.time_embed):
+        _std_close(t, STD)
+    for conv in (m for m in tok.temporal.modules() if isinstance(m, nn.Conv2d)):
+        assert float(conv.bias.detach().abs().max()) == 0.0
+    _std_close(tok.encoder.blocks[1].mlp.fc2.weight, STD / 2.0)  # block 2: / sqrt(4)
