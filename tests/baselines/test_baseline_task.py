@@ -15,13 +15,6 @@ from neurorvq.errors import ConfigError
 from neurorvq.tasks.baseline import BaselineTask
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 class _FakeBraindecodeEEGNet(nn.Sequential):
     """A braindecode-like EEGNet: sequential, settings kept as attributes, records its keyword arguments."""

@@ -33,14 +33,6 @@ def sgd_step(model: nn.Module, lr: float) -> None:
         p.grad = None
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: one intra-op thread is faster than two, and far faster on a busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 @pytest.fixture
 def no_braindecode(monkeypatch):

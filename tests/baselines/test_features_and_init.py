@@ -17,13 +17,6 @@ from neurorvq.baselines.eegnet import BN_EPS, keras_glorot_fans, same_padding_si
 from neurorvq.errors import ConfigError
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def fresh(cls, *args, seed: int = 0, **kwargs):
     torch.manual_seed(seed)

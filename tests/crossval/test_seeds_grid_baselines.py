@@ -13,12 +13,7 @@ from neurorvq.crossval.grid import check_seeds, grid_settings
 from neurorvq.crossval.runner import run_cv
 from neurorvq.errors import ConfigError
 
-from test_runner import RECIPE, TINY, settings, write_armband
-
-
-@pytest.fixture(scope="module")
-def armband(tmp_path_factory) -> Path:
-    return write_armband(tmp_path_factory.mktemp("armband") / "data")
+from test_runner import RECIPE, TINY, armband, settings  # noqa: F401  (armband: the generated recordings fixture)
 
 
 @pytest.fixture(scope="module")
