@@ -100,10 +100,12 @@ class TokenTransformer(nn.Module):
         """
         n = x.shape[0]
         x = torch.cat((self.cls_token.expand(n, -1, -1), x), dim=1)
-        pos = self.pos_embed[spatial_ids]
+        # F.embedding, not pos_embed[ids]: the CPU backward of advanced indexing adds rows in thread order, so two
+        # runs of the same seed would drift apart; embedding's backward is ordered (tests/tasks/test_determinism.py)
+        pos = F.embedding(spatial_ids, self.pos_embed)
         cls_pos = self.pos_embed[:1].expand(*pos.shape[:-2], 1, -1)
         x = x + torch.cat((cls_pos, pos), dim=-2)
-        time = self.time_embed[temporal_ids]
+        time = F.embedding(temporal_ids, self.time_embed)
         return torch.cat((x[:, :1], x[:, 1:] + time), dim=1)
 
     def run_blocks(self, x: torch.Tensor) -> torch.Tensor:
