@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ PRETRAIN_TASK = "neurorvq.tasks.pretrain.PretrainTask"
 FINETUNE_TASK = "neurorvq.tasks.finetune.FinetuneTask"
 FEATURE_TASK = "neurorvq.tasks.features.FeatureExtractionTask"
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("NEURORVQ_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data"
 SHARED_EEGMMIDB = SHARED_DATA / "eegmmidb"
 
 
