@@ -90,7 +90,8 @@ def fit_feature_model(kind: str, fold: Fold, x: np.ndarray, labels: np.ndarray, 
                                   C_grid=C_grid, seed=seed, num_classes=num_classes, modality=spec.name)
         model.fit(x[fold.train], labels[fold.train], *val)
         probabilities = model.predict_proba(x[fold.test])
-        sensitivity = array_sensitivity(model.features, model.predict, x[fold.test])
+        sensitivity = array_sensitivity(model.features, lambda f: model._classifier.predict_proba(f).argmax(1),
+                                        x[fold.test])
         return {"metrics": score_probabilities(probabilities, labels[fold.test], num_classes), "model": model.describe(),
                 "channel_sensitivity": sensitivity}
     if kind != PROBE or probe_features is None:
@@ -107,7 +108,8 @@ def fit_feature_model(kind: str, fold: Fold, x: np.ndarray, labels: np.ndarray, 
               pool_features[fold.val] if len(fold.val) else None, val[1])
     test_x = x[fold.test]
     probabilities = probe.predict_proba(pool_features[fold.test])
-    sensitivity = array_sensitivity(features, lambda w: probe.predict_proba(features(w)).argmax(1), test_x)
+    sensitivity = array_sensitivity(features, lambda f: probe.predict_proba(f).argmax(1), test_x,
+                                    computed=pool_features[fold.test])
     description = {"name": PROBE, "pooling": type(probe_features.pool).__name__, "selected_C": probe.selected_C,
                    "validation_scores": probe.validation_scores, "C_grid": list(probe.C_grid), "frozen": True}
     return {"metrics": score_probabilities(probabilities, labels[fold.test], num_classes), "model": description,

@@ -281,7 +281,19 @@ def combine(folders: Sequence[str | Path]) -> str:
     table = markdown_table(summaries)
     if len({json.dumps(v) for v in folds.values()}) > 1:
         table += "\n\nNote: these runs did not use identical folds."
+    table += budget_note(summaries)
     return table
+
+
+def budget_note(summaries: Sequence[dict[str, Any]]) -> str:
+    """A warning when the runs' selection budgets (settings chosen on validation per fold) differ: a comparison
+    is fair only when every model had the same number of tries."""
+    budgets = {s.get("name", "?"): s.get("selection_budget") for s in summaries if s.get("selection_budget")}
+    if len(set(budgets.values())) > 1:
+        listed = ", ".join(f"{name}: {budget}" for name, budget in budgets.items())
+        return (f"\n\nNote: these runs had different selection budgets (settings chosen on validation per fold: "
+                f"{listed}); give every deep model the same --grid for a fair comparison.")
+    return ""
 
 
 def _run_name(folder: Path, records: Sequence[dict[str, Any]]) -> str:
@@ -334,6 +346,9 @@ def paired_report(folder_a: str | Path, folder_b: str | Path, metric: str = "bal
             f"fold{'' if n == 1 else 's'}; paired on identical folds)")
     if result["skipped"]:
         tail += f"\n\nFolds without {title} in both runs (left out): {', '.join(map(str, result['skipped']))}."
+    summaries = [json.loads((Path(f) / SUMMARY_FILE).read_text()) for f in (folder_a, folder_b)
+                 if (Path(f) / SUMMARY_FILE).is_file()]
+    tail += budget_note(summaries)
     return head + "\n\n" + "\n".join(lines) + "\n\n" + tail
 
 

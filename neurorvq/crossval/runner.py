@@ -89,10 +89,8 @@ class CVSettings:
         identity = {"recipe": str(Path(self.recipe).resolve()), "overrides": list(self.overrides),
                     "n_folds": self.n_folds, "seed": self.seed, "val_fraction": self.val_fraction,
                     "group_by": self.group_by, "monitor": self.monitor, "mode": self.mode, "baseline": self.baseline}
-        if self.seeds is not None:
-            identity["seeds"] = list(self.seeds)
-        if self.grid:
-            identity["grid"] = list(self.grid)
+        identity["seeds"] = None if self.seeds is None else list(self.seeds)
+        identity["grid"] = list(self.grid) if self.grid else None
         return identity
 
 
@@ -211,7 +209,8 @@ def check_resumable(settings: CVSettings, out: Path) -> None:
     identity = settings.identity()
     if path.is_file():
         earlier = json.loads(path.read_text())
-        changed = {k: (earlier.get(k), v) for k, v in identity.items() if earlier.get(k) != v}
+        keys = [*identity, *(k for k in earlier if k not in identity)]  # a setting dropped now counts as changed
+        changed = {k: (earlier.get(k), identity.get(k)) for k in keys if earlier.get(k) != identity.get(k)}
         if changed:
             raise ConfigError(f"'{out}' holds a cross-validation run with other settings {changed} (earlier, now); "
                               "resume with the same command or choose another --out")
@@ -282,8 +281,11 @@ def fold_datamodule(data: Any, pool: WindowDataset, fold: Fold, spec: Any, seed:
 def pick_setting(trained: list[dict[str, Any]], mode: str) -> int:
     """Index of the setting with the best validation score (``mode`` max or min); ties -> the first."""
     scores = [t["val_score"] for t in trained]
-    if len(trained) == 1 or any(s is None for s in scores):
+    if len(trained) == 1:
         return 0
+    if any(s is None for s in scores):
+        raise ConfigError(f"settings {[t['overrides'][-1] for t in trained]} have no validation score to choose "
+                          f"between ({scores}); the fold needs validation windows (--val_fraction)")
     best = max(scores) if mode == "max" else min(scores)
     return scores.index(best)
 
@@ -308,7 +310,7 @@ def run_fold(settings: CVSettings, pool: WindowDataset, fold: Fold, spec: Any, o
     results = cli.trainer.test(cli.model, datamodule=fold_data, ckpt_path=selected, verbose=False)
     metrics = {k.removeprefix("test/"): float(v) for k, v in (results[0] if results else {}).items()
                if k.startswith("test/") and k != "test/loss"}
-    sensitivity = task_sensitivity(cli.model, fold_data.test_dataloader())
+    sensitivity = task_sensitivity(cli.model, fold_data.test_dataloader(), cli.trainer.strategy.root_device)
     epoch = torch.load(selected, map_location="cpu", weights_only=False).get("epoch")
     has_val = len(fold.val) > 0
     record = {"fold": fold.index, "seed": seed if seed is not None else cli.config.get("seed_everything"),
@@ -393,6 +395,10 @@ def run_cv(settings: CVSettings, out: str | Path, task: str | None = None) -> di
     if settings.grid and settings.baseline in FEATURE_MODELS:
         raise ConfigError(f"--grid does not apply to {settings.baseline}: its 3 settings are the logistic "
                           "regression's C values, chosen on validation")
+    if settings.baseline == "riemann":
+        from neurorvq.baselines.classical import require_pyriemann
+
+        require_pyriemann()  # before loading any data
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     check_resumable(settings, out)
@@ -450,8 +456,9 @@ def run_cv(settings: CVSettings, out: str | Path, task: str | None = None) -> di
         _say(f"{label} done in {record['wall_seconds']:.0f} s: {shown}; {elapsed / 60:.1f} min so far")
     if not rows:
         raise ConfigError(f"no finished run under {out} to summarise")
-    extra = {"extra_columns": {"channel sensitivity": sensitivity_cell(rows)},
-             "model": rows[0].get("model") if rows else None}
+    budget = 3 if settings.baseline in FEATURE_MODELS else len(grid)
+    extra = {"extra_columns": {"channel sensitivity": sensitivity_cell(rows), "settings": str(budget)},
+             "selection_budget": budget, "model": rows[0].get("model") if rows else None}
     summary = write_summary(rows, out, name, task, extra=extra, sections=sections)
     _say(f"summary in {out / 'summary.md'}")
     return summary

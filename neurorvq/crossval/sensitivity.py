@@ -46,22 +46,27 @@ def channel_sensitivity(features: np.ndarray, rolled: np.ndarray, predictions: n
 
 
 @torch.no_grad()
-def task_sensitivity(task: Any, batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, Any]:
-    """:func:`channel_sensitivity` of a Lightning classifier exposing ``features(batch)``, ``logits(batch)`` and
-    ``probabilities(logits)``, over ``batches`` (the test loader); the task is put in eval mode."""
+def task_sensitivity(task: Any, batches: Iterable[dict[str, torch.Tensor]],
+                     device: torch.device | str | None = None) -> dict[str, Any]:
+    """:func:`channel_sensitivity` of a Lightning classifier exposing ``features(batch)``, ``probabilities(logits)``
+    and either ``classify(features)`` (logits from the features, one forward pass per view) or ``logits(batch)``,
+    over ``batches`` (the test loader), on ``device`` (default: where the task is); the task is put in eval mode."""
     was_training = task.training
+    if device is not None:
+        task.to(device)
     task.eval()
+    classify = getattr(task, "classify", None)
     collected: dict[str, list[np.ndarray]] = {"f": [], "g": [], "p": [], "q": []}
     channels = 0
     try:
         for batch in batches:
             batch = {k: v.to(task.device) if torch.is_tensor(v) else v for k, v in batch.items()}
-            rolled = {**batch, "signal": roll_rows(batch["signal"])}
             channels = int(batch["signal"].shape[1])
-            for key, b in (("f", batch), ("g", rolled)):
-                collected[key].append(task.features(b).float().cpu().numpy())
-            for key, b in (("p", batch), ("q", rolled)):
-                collected[key].append(task.probabilities(task.logits(b)).argmax(-1).cpu().numpy())
+            for names, view in (("fp", batch), ("gq", {**batch, "signal": roll_rows(batch["signal"])})):
+                features = task.features(view)
+                logits = classify(features) if callable(classify) else task.logits(view)
+                collected[names[0]].append(features.float().cpu().numpy())
+                collected[names[1]].append(task.probabilities(logits).argmax(-1).cpu().numpy())
     finally:
         task.train(was_training)
     if not collected["f"]:
@@ -70,12 +75,14 @@ def task_sensitivity(task: Any, batches: Iterable[dict[str, torch.Tensor]]) -> d
     return channel_sensitivity(f, g, p, q, channels)
 
 
-def array_sensitivity(features: Callable[[np.ndarray], np.ndarray], predict: Callable[[np.ndarray], np.ndarray],
-                      x: np.ndarray) -> dict[str, Any]:
-    """:func:`channel_sensitivity` of a model given as ``features(x)`` and ``predict(x)`` over windows
-    ``x [N, C, T]`` (the classical baselines and the linear probe)."""
-    rolled = roll_rows(x)
-    return channel_sensitivity(features(x), features(rolled), predict(x), predict(rolled), int(x.shape[1]))
+def array_sensitivity(features: Callable[[np.ndarray], np.ndarray], classify: Callable[[np.ndarray], np.ndarray],
+                      x: np.ndarray, computed: np.ndarray | None = None) -> dict[str, Any]:
+    """:func:`channel_sensitivity` of a model given as ``features(x)`` and ``classify(features) -> classes`` over
+    windows ``x [N, C, T]`` (the classical baselines and the linear probe); ``computed``: ``features(x)`` when
+    already at hand."""
+    f = features(x) if computed is None else computed
+    g = features(roll_rows(x))
+    return channel_sensitivity(f, g, classify(f), classify(g), int(x.shape[1]))
 
 
 def sensitivity_cell(records: Iterable[dict[str, Any]]) -> str:

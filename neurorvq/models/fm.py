@@ -37,6 +37,7 @@ FM_OPTIONS: dict[str, Any] = {
     "num_classes": 0,        # fine-tuning classes (0 = no classification head)
     "pooling": "mean",       # how the classifier pools tokens (neurorvq.models.pooling); "mean" = official head
     "pool_channels": None,   # channels of the fixed montage, for channel-aware poolings (e.g. channel_concat)
+    "provenance": None,      # "official" once loaded from official weights (kept by save_pretrained)
     "check_inputs": True,
     "crop": False,
 }

@@ -78,4 +78,5 @@ def load_official_fm(cls, path_or_state_dict, modality=None, **overrides: Any):
     mapped = map_official_to_ours(state, model.state_dict(), FM_RULES, FM_DEAD, source)
     check_state_dict(model, mapped, source)
     model.load_state_dict(mapped)
+    model.options["provenance"] = "official"  # fine-tuning follows it (official decay and schedule)
     return model

@@ -125,6 +125,9 @@ class BaselineTask(ClassificationTask):
             "n_outputs": 1 if self.num_classes == 2 else self.num_classes,
             "options": _jsonable(dict(self.hparams.options or {})),
             "network": None if self.network is None else describe_baseline(self.network),
+            "optimiser": {"name": "AdamW", "lr": self.hparams.lr, "weight_decay": self.hparams.weight_decay,
+                          "schedule": "cosine", "warmup_fraction": self.hparams.warmup_fraction,
+                          "min_lr_ratio": self.hparams.min_lr_ratio},
         }
         if self.implementation == "braindecode":
             out["braindecode_version"] = braindecode_version()

@@ -41,7 +41,7 @@ from neurorvq.models.fm import NeuroRVQFoundationModel
 from neurorvq.tasks.classification import ClassificationTask, balanced_class_weights
 from neurorvq.tasks.optim import SCHEDULES, lr_scheduler
 
-HEAD_NAMES = ("fc_norm.", "head.")
+HEAD_NAMES = ("fc_norm.", "head.", "pool.")  # a pooling with parameters is part of the head
 LAYER_DECAY_MODES = ("auto", "official", "block", "none")
 PROVENANCES = ("official", "pretrained", "scratch")
 
@@ -81,7 +81,7 @@ def layer_decay_groups(model: NeuroRVQFoundationModel, lr: float, decay: float, 
     official = official_tensor_order(model)
     position = {name: i for i, name in enumerate(official) if name is not None}
     if mode == "official":
-        unknown = [n for n, _ in named if n not in position]
+        unknown = [n for n, _ in named if n not in position and not n.startswith(HEAD_NAMES)]
         if unknown:
             raise ConfigError(f"layer_decay_mode 'official' needs the fine-tuning model (no pretraining parts); "
                               f"tensors {unknown[:4]} have no official position. Call drop_pretraining_parts() first")
@@ -123,24 +123,29 @@ def check_data_spec(datamodule: Any, fm_spec: Any, action: str, source: str | No
                               f"foundation model{f' {source!r}' if source else ''} has {getattr(fm_spec, name)!r}")
 
 
-def backbone_provenance(fm: str | None) -> str:
-    """Where a fine-tuning backbone comes from: ``"scratch"`` (no checkpoint), ``"pretrained"`` (pretrained with
-    this package: a PretrainTask ``.ckpt`` or a ``save_pretrained`` folder) or ``"official"`` (an official
-    checkpoint file, or the official Hub repo)."""
+def backbone_provenance(fm: str | None, model: NeuroRVQFoundationModel | None = None) -> str:
+    """Where a fine-tuning backbone comes from: ``"scratch"`` (no checkpoint), ``"official"`` (official weights: an
+    official file, the official Hub repo, or a ``save_pretrained`` folder of a model loaded from them, which records
+    it) or ``"pretrained"`` (pretrained with this package: a PretrainTask ``.ckpt`` or a ``save_pretrained``
+    folder). With the loaded ``model`` its recorded provenance decides; without it, the path's form."""
     from neurorvq.models.pretrained import OFFICIAL_REPO_ID
 
     if not fm:
         return "scratch"
-    p = Path(fm)
+    if model is not None:
+        return "official" if model.options.get("provenance") == "official" else "pretrained"
     if str(fm) == OFFICIAL_REPO_ID:
         return "official"
-    return "pretrained" if p.is_dir() or p.suffix == ".ckpt" else "official"
+    return "pretrained" if Path(fm).is_dir() or Path(fm).suffix == ".ckpt" else "official"
 
 
 def load_fm(path: str, **overrides: Any) -> NeuroRVQFoundationModel:
-    """An FM from a ``save_pretrained`` folder, a PretrainTask ``.ckpt`` or an official checkpoint file."""
+    """An FM from a ``save_pretrained`` folder, a PretrainTask ``.ckpt``, an official checkpoint file or the
+    official Hub repo id (downloaded with huggingface_hub, the ``[hub]`` extra)."""
+    from neurorvq.models.pretrained import OFFICIAL_REPO_ID
+
     p = Path(path)
-    if p.is_dir():
+    if str(path) == OFFICIAL_REPO_ID or p.is_dir():
         return NeuroRVQFoundationModel.from_pretrained(p, **overrides)
     if not p.is_file():
         raise CheckpointError(f"foundation-model checkpoint '{p}' does not exist")
@@ -190,15 +195,15 @@ class FinetuneTask(ClassificationTask):
             raise ConfigError(f"layer_decay_mode is {layer_decay_mode!r}; valid: {', '.join(LAYER_DECAY_MODES)}")
         if schedule not in ("auto", *SCHEDULES):
             raise ConfigError(f"schedule is {schedule!r}; valid: auto, {', '.join(SCHEDULES)}")
-        self.provenance = backbone_provenance(fm)
-        self.decay_mode = layer_decay_mode if layer_decay_mode != "auto" else (
-            "official" if self.provenance == "official" else "block")
-        self.schedule = schedule if schedule != "auto" else (
-            "official_linear" if self.decay_mode == "official" else "cosine")
         if fm:
             model = load_fm(fm)
         else:
             model = NeuroRVQFoundationModel(modality, pretraining=False, **dict(fm_overrides or {}))
+        self.provenance = backbone_provenance(fm, model)
+        self.decay_mode = layer_decay_mode if layer_decay_mode != "auto" else (
+            "official" if self.provenance == "official" else "block")
+        self.schedule = schedule if schedule != "auto" else (
+            "official_linear" if self.decay_mode == "official" else "cosine")
         if model.spec.name != modality:
             raise ConfigError(f"foundation model '{fm}' is a '{model.spec.name}' model but modality is '{modality}'")
         if model.options["pretraining"]:
@@ -209,17 +214,23 @@ class FinetuneTask(ClassificationTask):
         from neurorvq.models.pooling import build_pooling
 
         width = model.spec.num_branches * model.spec.embed_dim
-        if pool_channels is not None or not _needs_channels(pooling):
+        self.head_pending = pool_channels is None and _needs_channels(pooling)
+        if self.head_pending:  # built at setup, from the montage; a loaded model's own head must not survive
+            for name in ("pool", "fc_norm", "head"):
+                if hasattr(model, name):
+                    delattr(model, name)
+        else:
             build_pooling(pooling, width, pool_channels)  # unknown names fail here, before any training
             model.reset_classifier(num_classes)
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         check_data_spec(datamodule, self.fm.spec, "fine-tune")
-        if not hasattr(self.fm, "head"):
+        if self.head_pending:
             channels = montage_size(datamodule, f"pooling '{self.hparams.pooling}'")
             self.fm.reset_classifier(self.num_classes, num_channels=channels)
             self.hparams.pool_channels = channels  # the checkpoint rebuilds the same head
+            self.head_pending = False
         super().setup(stage)
 
     def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -228,6 +239,10 @@ class FinetuneTask(ClassificationTask):
     def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """What enters the classifier: the head's pooled features ``[B, F]``."""
         return self.fm.classifier_features(batch["signal"], batch["channel_ids"])
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits from :meth:`features` (``fc_norm`` then ``head``)."""
+        return self.fm.head(self.fm.fc_norm(features))
 
     def description(self) -> dict[str, Any]:
         """What ran, for result records: backbone provenance, the resolved decay mode and schedule, pooling."""

@@ -114,3 +114,10 @@ def test_a_grid_needs_validation_groups_and_baselines_are_known(armband, tmp_pat
         run_cv(settings(armband, baseline="svm"), tmp_path / "b")
     with pytest.raises(ConfigError, match="does not apply to riemann"):
         run_cv(settings(armband, baseline="riemann", grid=["model.init_args.lr=[1e-3, 1e-2]"]), tmp_path / "c")
+
+
+def test_resuming_without_the_seeds_or_grid_is_refused(armband, seeded):
+    with pytest.raises(ConfigError, match="other settings .*seeds"):
+        run_cv(settings(armband, n_folds=2, grid=["model.init_args.lr=[1e-3, 1e-2]"]), seeded)
+    with pytest.raises(ConfigError, match="other settings .*grid"):
+        run_cv(settings(armband, n_folds=2, seeds=[0, 1]), seeded)

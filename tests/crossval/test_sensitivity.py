@@ -67,7 +67,7 @@ def test_hand_computed_sensitivity_and_one_channel():
 
 def test_array_sensitivity_of_a_feature_model():
     x = np.random.default_rng(0).normal(size=(10, 3, 50)) * np.array([1.0, 2.0, 3.0])[None, :, None]
-    out = array_sensitivity(lambda w: (w ** 2).mean(-1), lambda w: (w ** 2).mean(-1).argmax(-1), x)
+    out = array_sensitivity(lambda w: (w ** 2).mean(-1), lambda f: f.argmax(-1), x)
     assert out["relative_change"] > 0.5 and out["changed_predictions"] == 1.0
 
 

@@ -216,3 +216,42 @@ def test_channel_aware_pooling_takes_the_montage_from_the_data():
     assert features.shape == (4, 2400)
     with pytest.raises(ConfigError, match="unknown pooling"):
         FinetuneTask(fm=None, num_classes=2, fm_overrides=TINY, pooling="max")
+
+
+def test_provenance_is_recorded_by_the_official_loader_and_survives_save_pretrained(fixtures_dir, tmp_path):
+    """A save_pretrained folder of official weights is still fine-tuned the official way."""
+    official = NeuroRVQFoundationModel.from_official(fixtures_dir / "fm_model.safetensors")
+    assert official.options["provenance"] == "official"
+    folder = official.save_pretrained(tmp_path / "official_copy")
+    task = FinetuneTask(fm=str(folder), num_classes=2)
+    assert (task.provenance, task.decay_mode, task.schedule) == ("official", "official", "official_linear")
+    mine = NeuroRVQFoundationModel("eeg", depth=2).save_pretrained(tmp_path / "mine")
+    assert FinetuneTask(fm=str(mine), num_classes=2).provenance == "pretrained"
+
+
+def test_a_loaded_head_does_not_survive_a_channel_aware_pooling(tmp_path):
+    folder = NeuroRVQFoundationModel("eeg", depth=1, pretraining=False, num_classes=3).save_pretrained(tmp_path / "m")
+    task = FinetuneTask(fm=str(folder), num_classes=2, pooling="channel_concat")
+    assert task.head_pending and not hasattr(task.fm, "head") and not hasattr(task.fm, "pool")
+
+
+def test_a_pooling_with_parameters_is_trained_as_part_of_the_head():
+    from neurorvq.models.pooling import POOLINGS, Pooling
+
+    class Scored(Pooling):
+        def __init__(self, width, num_channels=None):
+            super().__init__(width, num_channels)
+            self.score = torch.nn.Linear(width, 1)
+
+        def forward(self, per_token, channel_ids):
+            return (per_token.softmax(1) * self.score(per_token)).sum(1)
+
+    POOLINGS["scored_test"] = Scored
+    try:
+        model = NeuroRVQFoundationModel("eeg", pretraining=False, **TINY)
+        model.reset_classifier(3, pooling="scored_test")
+        for mode in ("block", "official"):
+            lr = {g["name"]: g["lr"] for g in layer_decay_groups(model, 2.0, 0.5, 0.0, mode=mode)}
+            assert lr["pool.score.weight"] == lr["head.weight"] == 2.0
+    finally:
+        del POOLINGS["scored_test"]
