@@ -31,7 +31,8 @@ METRIC_TITLES = {"balanced_accuracy": "balanced accuracy", "cohen_kappa": "Cohen
 SUMMARY_FILE = "summary.json"
 RECORD_FILE = "metrics.json"
 CAPTION = ("mean ± std over folds and seeds (population std); "
-           "95% CI: t-interval over the per-fold means across seeds (n = number of folds)")
+           "95% CI: t-interval over the per-fold means across seeds (n = number of folds), centred on the mean of "
+           "the per-fold means (equal to the mean when every fold has the same seeds)")
 MISSING = "—"
 
 
