@@ -37,7 +37,8 @@ def _collect(argv: Sequence[str]) -> tuple[dict[str, Any], list[tuple[str, str]]
             value = arg.split("=", 1)[1]
         else:
             if arg.startswith("--") and "=" in arg:
-                dotted.append((arg[2:].split("=", 1)[0], arg))
+                # "--trainer.callbacks+=..." appends to a list (jsonargparse): the field is "callbacks"
+                dotted.append((arg[2:].split("=", 1)[0].removesuffix("+"), arg))
             continue
         path = Path(value)
         if path.is_file():

@@ -300,3 +300,14 @@ def test_unknown_field_in_a_recipe_file(tmp_path):
     recipe.write_text(QUICKSTART.read_text().replace("  max_epochs: 4", "  max_epoch: 4"))
     with pytest.raises(ConfigError, match=r"trainer.max_epoch'\].*'max_epochs'"):
         main(["fit", "--config", str(recipe)])
+
+
+def test_appending_to_a_list_field_is_not_an_unknown_field():
+    """jsonargparse's ``--trainer.callbacks+=CLASS`` appends a callback: the field is ``callbacks``."""
+    from neurorvq.recipe_check import check_recipe_fields
+
+    check_recipe_fields(["--config", str(RECIPE_DIR / "quickstart.yaml"),
+                         "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
+                         "--trainer.callbacks.every_n_epochs=5"])
+    with pytest.raises(ConfigError, match=r"\['trainer\.callback'\] are not parameters"):
+        check_recipe_fields(["--config", str(RECIPE_DIR / "quickstart.yaml"), "--trainer.callback+=x"])
