@@ -76,12 +76,8 @@ def baseline_implementation(implementation: str = DEFAULT_IMPLEMENTATION) -> str
 
 
 def baseline_name(name: str) -> str:
-    """The canonical name ("eegnet" or "shallow_convnet") of an accepted baseline name; :class:`ConfigError`
-    for an unknown one."""
-    return _canonical_name(name)
-
-
-def _canonical_name(name: str) -> str:
+    """The canonical name ("eegnet" or "shallow_convnet") of an accepted baseline name (case-insensitive, "-" or
+    "_"); :class:`ConfigError` for an unknown one."""
     key = name.lower().replace("-", "_") if isinstance(name, str) else name
     if key not in BASELINE_NAMES:
         raise ConfigError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINE_NAMES)}")
@@ -222,7 +218,7 @@ def build_baseline(name: str, n_channels: int, n_times: int, n_classes: int, sam
         ConfigError: unknown name or implementation, "braindecode" requested but not importable, or a
             braindecode EEGNet that cannot take the dense max-norm.
     """
-    canonical = _canonical_name(name)
+    canonical = baseline_name(name)
     resolved = baseline_implementation(implementation)
     n_outputs = n_classes if n_outputs is None else n_outputs
     if resolved == "braindecode":

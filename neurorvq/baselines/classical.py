@@ -318,6 +318,12 @@ class ClassicalBaseline:
             raise ConfigError("call fit() before predict_proba()")
         return self._classifier.predict_proba(self.features(x))
 
+    def predict_features(self, features: np.ndarray) -> np.ndarray:
+        """Predicted classes ``[N]`` from :meth:`features` ``[N, F]`` (the logistic regression alone)."""
+        if self._classifier is None:
+            raise ConfigError("call fit() before predict_features()")
+        return self._classifier.predict_proba(features).argmax(axis=1)
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predicted class indices ``[N]`` (argmax of :meth:`predict_proba`)."""
         return self.predict_proba(x).argmax(axis=1)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-BASELINE_CHOICES = ("eegnet", "shallow_convnet", "logpower", "riemann", "linear_probe")
+from neurorvq.crossval.runner import BASELINES  # the package's __init__ imports the runner anyway
 
 
 def cv_parser() -> argparse.ArgumentParser:
@@ -33,7 +33,7 @@ def cv_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mode", default="max", choices=("max", "min"))
     parser.add_argument("--allow_missing_classes", action="store_true",
                         help="accept test folds that miss some classes (otherwise an error)")
-    parser.add_argument("--baseline", default=None, choices=BASELINE_CHOICES,
+    parser.add_argument("--baseline", default=None, choices=BASELINES,
                         help="instead of the recipe's model: a supervised baseline (eegnet, shallow_convnet), a "
                         "classical one (logpower: log band power + logistic regression; riemann: covariance -> "
                         "tangent space -> logistic regression; needs neurorvq[classical]) or linear_probe "

@@ -90,8 +90,7 @@ def fit_feature_model(kind: str, fold: Fold, x: np.ndarray, labels: np.ndarray, 
                                   C_grid=C_grid, seed=seed, num_classes=num_classes, modality=spec.name)
         model.fit(x[fold.train], labels[fold.train], *val)
         probabilities = model.predict_proba(x[fold.test])
-        sensitivity = array_sensitivity(model.features, lambda f: model._classifier.predict_proba(f).argmax(1),
-                                        x[fold.test])
+        sensitivity = array_sensitivity(model.features, model.predict_features, x[fold.test])
         return {"metrics": score_probabilities(probabilities, labels[fold.test], num_classes), "model": model.describe(),
                 "channel_sensitivity": sensitivity}
     if kind != PROBE or probe_features is None:

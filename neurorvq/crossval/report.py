@@ -94,10 +94,9 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             continue
         values = np.asarray([metric_value(row, name) for row in kept], dtype=np.float64)
         _, low, high = t_interval(list(per_fold_means(kept, name).values()), 0.95)
-        out[name] = {"mean": float(values.mean()), "std": float(values.std()),
-                     "folds": len({int(row["fold"]) for row in kept}),
-                     "seeds": len({record_seed(row) for row in kept}), "runs": len(kept),
-                     "ci95": None if low is None else [low, high]}
+        counts = run_counts(kept)
+        out[name] = {"mean": float(values.mean()), "std": float(values.std()), "folds": counts["folds"],
+                     "seeds": counts["seeds"], "runs": counts["runs"], "ci95": None if low is None else [low, high]}
     return out
 
 

@@ -20,7 +20,7 @@ import torch
 
 from neurorvq.errors import ConfigError
 from neurorvq.registry import get_modality
-from neurorvq.tasks.classification import ClassificationTask
+from neurorvq.tasks.classification import ClassificationTask, single_montage
 from neurorvq.tasks.optim import warmup_cosine_scheduler
 
 
@@ -70,19 +70,10 @@ class BaselineTask(ClassificationTask):
         if spec is not None and spec.name != self.spec.name:
             raise ConfigError(f"the data's modality is '{spec.name}' but the baseline's is '{self.spec.name}' "
                               f"(model.init_args.modality); its kernels are sized for {self.spec.sampling_rate} Hz")
-        datasets = getattr(datamodule, "datasets", None) or {}
-        sets = {tuple(ids) for split in datasets.values() for ids in getattr(split, "channel_sets", [])}
-        if len(sets) > 1:
-            raise ConfigError(f"{self.hparams.architecture} reads channels by position but the data has "
-                              f"{len(sets)} channel sets ({sorted(len(s) for s in sets)} channels); pick one "
-                              "channel set (the DataModule's channel options) or use the foundation model")
+        shape = single_montage(datamodule, f"{self.hparams.architecture} reads channels by position",
+                               "use the foundation model", None if self.network is not None else "n_channels and n_times")
         if self.network is None:
-            train = datasets.get("train")
-            if train is None or not len(train):
-                raise ConfigError(f"{self.hparams.architecture}: set model.init_args.n_channels and n_times (the "
-                                  "DataModule exposes no training windows to take them from)")
-            signal = train[0]["signal"]
-            self._build(int(signal.shape[0]), int(signal.shape[1]))
+            self._build(*shape)
         super().setup(stage)
 
     def _signal(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

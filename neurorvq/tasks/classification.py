@@ -56,6 +56,27 @@ def training_labels(datamodule: Any) -> torch.Tensor | None:
     return None if labels is None else torch.as_tensor(labels).long()
 
 
+def single_montage(datamodule: Any, reason: str, alternative: str, needed: str | None = None) -> tuple[int, int] | None:
+    """Check that the DataModule's splits share one channel set, and return ``(channels, samples)`` of its first
+    training window (``None`` when it exposes none). For models that read channels by position or pool them in
+    a fixed order. ``reason`` and ``alternative`` word the error for several channel sets ("EEGNet reads channels
+    by position", "use the foundation model"); with ``needed`` (the fields to set instead, e.g.
+    "n_channels and n_times") a DataModule without training windows is an error naming them."""
+    datasets = getattr(datamodule, "datasets", None) or {}
+    sets = {tuple(ids) for split in datasets.values() for ids in getattr(split, "channel_sets", [])}
+    if len(sets) > 1:
+        raise ConfigError(f"{reason} but the data has {len(sets)} channel sets ({sorted(len(s) for s in sets)} "
+                          f"channels); pick one channel set (the DataModule's channel options) or {alternative}")
+    train = datasets.get("train")
+    if train is None or not len(train):
+        if needed:
+            raise ConfigError(f"set model.init_args.{needed} (the DataModule exposes no training windows to take "
+                              "them from)")
+        return None
+    signal = train[0]["signal"]
+    return int(signal.shape[0]), int(signal.shape[1])
+
+
 class ClassificationTask(L.LightningModule):
     """Base of the window classifiers (:class:`~neurorvq.tasks.finetune.FinetuneTask`,
     :class:`~neurorvq.tasks.baseline.BaselineTask`): subclasses implement :meth:`logits` and
@@ -181,4 +202,4 @@ class ClassificationTask(L.LightningModule):
 
 
 __all__ = ["METRIC_NAMES", "ClassificationTask", "balanced_class_weights", "classification_metrics",
-           "training_labels"]
+           "single_montage", "training_labels"]

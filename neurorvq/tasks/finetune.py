@@ -38,12 +38,11 @@ import torch
 
 from neurorvq.errors import CheckpointError, ConfigError
 from neurorvq.models.fm import NeuroRVQFoundationModel
-from neurorvq.tasks.classification import ClassificationTask, balanced_class_weights
+from neurorvq.tasks.classification import ClassificationTask, balanced_class_weights, single_montage
 from neurorvq.tasks.optim import SCHEDULES, lr_scheduler
 
 HEAD_NAMES = ("fc_norm.", "head.", "pool.")  # a pooling with parameters is part of the head
 LAYER_DECAY_MODES = ("auto", "official", "block", "none")
-PROVENANCES = ("official", "pretrained", "scratch")
 
 
 BLOCK_TENSORS = ("gamma_1", "gamma_2", "norm1.weight", "norm1.bias", "attn.q_bias", "attn.v_bias", "attn.qkv.weight",
@@ -211,23 +210,20 @@ class FinetuneTask(ClassificationTask):
         model.options.update(pooling=pooling, pool_channels=pool_channels)
         model.options["check_inputs"] = False
         self.fm = model
-        from neurorvq.models.pooling import build_pooling
-
-        width = model.spec.num_branches * model.spec.embed_dim
         self.head_pending = pool_channels is None and _needs_channels(pooling)
         if self.head_pending:  # built at setup, from the montage; a loaded model's own head must not survive
             for name in ("pool", "fc_norm", "head"):
                 if hasattr(model, name):
                     delattr(model, name)
         else:
-            build_pooling(pooling, width, pool_channels)  # unknown names fail here, before any training
-            model.reset_classifier(num_classes)
+            model.reset_classifier(num_classes)  # an unknown pooling fails here, before any training
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         check_data_spec(datamodule, self.fm.spec, "fine-tune")
         if self.head_pending:
-            channels = montage_size(datamodule, f"pooling '{self.hparams.pooling}'")
+            channels, _ = single_montage(datamodule, f"pooling '{self.hparams.pooling}' needs one fixed montage",
+                                         "use pooling 'mean'", "pool_channels")
             self.fm.reset_classifier(self.num_classes, num_channels=channels)
             self.hparams.pool_channels = channels  # the checkpoint rebuilds the same head
             self.head_pending = False
@@ -268,19 +264,5 @@ def _needs_channels(pooling: str) -> bool:
     return bool(getattr(POOLINGS.get(pooling), "needs_channels", False))
 
 
-def montage_size(datamodule: Any, what: str) -> int:
-    """The channel count of the DataModule's (single) montage, from its training windows; errors say why."""
-    datasets = getattr(datamodule, "datasets", None) or {}
-    sets = {tuple(ids) for split in datasets.values() for ids in getattr(split, "channel_sets", [])}
-    if len(sets) > 1:
-        raise ConfigError(f"{what} needs one fixed montage but the data has {len(sets)} channel sets "
-                          f"({sorted(len(s) for s in sets)} channels); pick one channel set or use pooling 'mean'")
-    train = datasets.get("train")
-    if train is None or not len(train):
-        raise ConfigError(f"{what}: set model.init_args.pool_channels (the DataModule exposes no training windows "
-                          "to take the channel count from)")
-    return int(train[0]["signal"].shape[0])
-
-
-__all__ = ["LAYER_DECAY_MODES", "PROVENANCES", "FinetuneTask", "backbone_provenance", "balanced_class_weights",
-           "check_data_spec", "layer_decay_groups", "load_fm", "montage_size", "official_tensor_order"]
+__all__ = ["LAYER_DECAY_MODES", "FinetuneTask", "backbone_provenance", "balanced_class_weights", "check_data_spec",
+           "layer_decay_groups", "load_fm", "official_tensor_order"]

@@ -41,7 +41,6 @@ def warmup_cosine_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, 
         optimizer, lambda step: warmup_cosine(step, total_steps, warmup, min_ratio))
 
 
-
 def official_linear(step: int, total_steps: int, warmup_steps: int, start_ratio: float = 0.1,
                     end_ratio: float = 0.1) -> float:
     """The official fine-tuning schedule (method.md §4.3) as a multiplier of the base lr: linear warm-up from
