@@ -6,7 +6,9 @@ so dotted overrides work as in ``neurorvq fit``: ``--trainer.max_epochs=3``, ``-
 fit classical ones, ``linear_probe`` a logistic regression on the recipe FM's frozen features), and
 ``--folds_file`` reuses the folds of another run, so that models are compared on identical folds. ``--seeds``
 trains every fold once per seed; ``--grid`` gives a model up to 3 settings chosen per fold on validation groups.
-``neurorvq cv-report A B --paired`` gives the per-fold difference of two runs and its 95% interval.
+``{fold}`` in an override becomes each fold's index, e.g. ``--model.init_args.fm=runs/fm_fold{fold}/last.ckpt``
+for one FM pretrained per fold without its test subjects. ``neurorvq cv-report A B --paired`` gives the
+per-fold difference of two runs and its 95% interval.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from neurorvq.crossval.runner import BASELINES  # the package's __init__ imports
 def cv_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neurorvq cv", description="Subject-independent k-fold fine-tuning from a recipe; resumable per fold. "
-        "Other arguments (e.g. --trainer.max_epochs=3, --model=other.yaml) go to the recipe as in neurorvq fit.")
+        "Other arguments (e.g. --trainer.max_epochs=3, --model=other.yaml) go to the recipe as in neurorvq fit; "
+        "{fold} in one of them becomes each fold's index (e.g. --model.init_args.fm=runs/fm_fold{fold}/last.ckpt: "
+        "one FM pretrained per fold without its test subjects).")
     parser.add_argument("--config", required=True, help="fine-tuning recipe (LightningCLI YAML)")
     parser.add_argument("--folds", type=int, default=10, help="number of folds (at most the number of groups)")
     parser.add_argument("--out", default=None, help="output folder (default runs/cv/<recipe name>)")

@@ -51,12 +51,15 @@ def score_probabilities(probabilities: np.ndarray, labels: np.ndarray, num_class
 
 class FrozenFeatures:
     """Features of a frozen FM for the linear probe: per-token features pooled by ``pooling`` (``mean`` = the
-    official head's input; ``channel_concat`` = channel-aware), computed in batches without gradients."""
+    official head's input; ``channel_concat`` = channel-aware), computed in batches without gradients.
+    ``source``: where the FM's weights came from (its checkpoint), for the run's record."""
 
-    def __init__(self, fm: Any, pooling: str, num_channels: int, batch_size: int = 64) -> None:
+    def __init__(self, fm: Any, pooling: str, num_channels: int, batch_size: int = 64,
+                 source: str | None = None) -> None:
         from neurorvq.models.pooling import build_pooling
 
         self.fm = fm.eval()
+        self.source = None if source is None else str(source)
         self.pool = build_pooling(pooling, fm.spec.num_branches * fm.spec.embed_dim, num_channels)
         self.batch_size = int(batch_size)
 
@@ -110,7 +113,8 @@ def fit_feature_model(kind: str, fold: Fold, x: np.ndarray, labels: np.ndarray, 
     sensitivity = array_sensitivity(features, lambda f: probe.predict_proba(f).argmax(1), test_x,
                                     computed=pool_features[fold.test])
     description = {"name": PROBE, "pooling": type(probe_features.pool).__name__, "selected_C": probe.selected_C,
-                   "validation_scores": probe.validation_scores, "C_grid": list(probe.C_grid), "frozen": True}
+                   "validation_scores": probe.validation_scores, "C_grid": list(probe.C_grid), "frozen": True,
+                   "fm": probe_features.source}
     return {"metrics": score_probabilities(probabilities, labels[fold.test], num_classes), "model": description,
             "channel_sensitivity": sensitivity}
 

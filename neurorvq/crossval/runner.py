@@ -36,6 +36,7 @@ import numpy as np
 from neurorvq.crossval.feature_models import CLASSICAL, FEATURE_MODELS, PROBE, FrozenFeatures, fit_feature_model, window_arrays
 from neurorvq.crossval.fold_data import FoldDataModule
 from neurorvq.crossval.grid import check_seeds, grid_settings
+from neurorvq.crossval.per_fold import check_fold_paths, fold_overrides, has_fold_field
 from neurorvq.crossval.report import write_summary
 from neurorvq.crossval.sensitivity import sensitivity_cell, task_sensitivity
 from neurorvq.data.splits import Fold, load_folds, save_folds, subject_kfold
@@ -65,7 +66,8 @@ class CVSettings:
     (every fold once per seed; ``None`` = one run with the recipe's seed); ``grid``: ``--grid`` items (at most 3
     settings chosen per fold on validation); ``only_folds``: run just these fold indices now (e.g. to spread
     the folds over machines into one ``out``); not part of the run's identity, and the tables then cover the
-    finished folds only.
+    finished folds only. ``{fold}`` in an override is replaced by each fold's index (one pretrained checkpoint
+    per fold: :mod:`neurorvq.crossval.per_fold`).
     """
 
     recipe: str
@@ -298,11 +300,11 @@ def run_fold(settings: CVSettings, pool: WindowDataset, fold: Fold, spec: Any, o
 
     seed_overrides = [] if seed is None else [f"--seed_everything={seed}"]
     candidates = grid_settings(settings.grid)
+    overrides = fold_overrides(settings.overrides, fold.index)
     trained = []
     for j, extra in enumerate(candidates):
         where = out / f"setting_{j}" if len(candidates) > 1 else out
-        trained.append(train_setting(settings, pool, fold, spec, where, [*settings.overrides, *extra, *seed_overrides],
-                                     seed))
+        trained.append(train_setting(settings, pool, fold, spec, where, [*overrides, *extra, *seed_overrides], seed))
     chosen = pick_setting(trained, settings.mode)
     selected = trained[chosen]["selected_checkpoint"]
     cli = instantiate_recipe(settings.recipe, trained[chosen]["overrides"], out / "test")
@@ -359,26 +361,39 @@ def feature_arrays(settings: CVSettings, pool: WindowDataset, model: Any) -> dic
                               "(FinetuneTask); set --model.init_args.fm to the checkpoint to probe")
         pooling = dict(getattr(model, "hparams", {})).get("pooling", "mean")
         _say(f"linear probe: frozen features ({pooling} pooling) of {len(x)} windows")
-        arrays["probe"] = FrozenFeatures(fm, pooling, x.shape[1])
+        arrays["probe"] = FrozenFeatures(fm, pooling, x.shape[1], source=dict(getattr(model, "hparams", {})).get("fm"))
         arrays["features"] = arrays["probe"](x, channel_ids)
     return arrays
 
 
-def pretrain_sections(model: Any, out: Path) -> list[tuple[str, str]]:
-    """The pretraining diagnostics of the recipe's FM checkpoint, when it has them (copied to
-    ``<out>/pretrain_diagnostics.json``), as a report section."""
-    from neurorvq.tasks.pretrain_diagnostics import diagnostics_markdown, read_pretrain_diagnostics
+def pretrain_sections(rows: Sequence[dict[str, Any]], out: Path) -> list[tuple[str, str]]:
+    """The pretraining diagnostics of the FM checkpoints the runs started from (``model.fm`` of each record),
+    when they have them, as a report section: the full table for one checkpoint (copied to
+    ``<out>/pretrain_diagnostics.json``), one line per fold for per-fold checkpoints (``{fold}`` overrides; the
+    file then maps each checkpoint to its folds and table)."""
+    from neurorvq.tasks.pretrain_diagnostics import (diagnostics_markdown, diagnostics_overview_markdown,
+                                                     read_pretrain_diagnostics)
 
-    fm = dict(getattr(model, "hparams", {})).get("fm")
-    if not fm or not str(fm).endswith(".ckpt") or not Path(fm).is_file():
+    folds: dict[str, set[int]] = {}
+    for row in rows:
+        fm = (row.get("model") or {}).get("fm")
+        if fm and str(fm).endswith(".ckpt") and Path(fm).is_file():
+            folds.setdefault(str(fm), set()).add(int(row["fold"]))
+    tables = {fm: table for fm in folds if (table := read_pretrain_diagnostics(fm)) is not None}
+    if not tables:
         return []
-    table = read_pretrain_diagnostics(fm)
-    if table is None:
-        return []
-    (out / "pretrain_diagnostics.json").write_text(json.dumps(table, indent=1) + "\n")
-    return [(f"Pretraining diagnostics of {fm}", "Masked-token accuracy of the FM whose weights were fine-tuned, "
-             "beside always predicting the most frequent code; codebook usage of the tokenizer that gave its "
-             "targets.\n\n" + diagnostics_markdown(table))]
+    intro = ("Masked-token accuracy of the FM whose weights were fine-tuned, beside always predicting the most "
+             "frequent code; codebook usage of the tokenizer that gave its targets.\n\n")
+    if len(tables) == 1:
+        (fm, table), = tables.items()
+        (out / "pretrain_diagnostics.json").write_text(json.dumps(table, indent=1) + "\n")
+        return [(f"Pretraining diagnostics of {fm}", intro + diagnostics_markdown(table))]
+    ordered = sorted(tables, key=lambda fm: min(folds[fm]))
+    (out / "pretrain_diagnostics.json").write_text(json.dumps(
+        {"checkpoints": {fm: {"folds": sorted(folds[fm]), "diagnostics": tables[fm]} for fm in ordered}},
+        indent=1) + "\n")
+    entries = [(", ".join(f"fold {k}" for k in sorted(folds[fm])), fm, tables[fm]) for fm in ordered]
+    return [("Pretraining diagnostics, one FM per fold", intro + diagnostics_overview_markdown(entries))]
 
 
 def run_cv(settings: CVSettings, out: str | Path, task: str | None = None) -> dict[str, Any]:
@@ -408,7 +423,9 @@ def run_cv(settings: CVSettings, out: str | Path, task: str | None = None) -> di
         architecture = settings.baseline if settings.baseline in DEEP_BASELINES else "eegnet"
         recipe, overrides = baseline_recipe(settings.recipe, settings.overrides, architecture, out)
         settings = replace(settings, recipe=recipe, overrides=overrides)
-    loader = instantiate_recipe(settings.recipe, settings.overrides, out / "data")
+    first = settings.only_folds[0] if settings.only_folds else 0  # per-fold overrides: any fold can load the data
+    check_fold_paths(settings.overrides, [first])
+    loader = instantiate_recipe(settings.recipe, fold_overrides(settings.overrides, first), out / "data")
     datamodule, model = loader.datamodule, loader.model
     _say(f"loading every labelled window of {type(datamodule).__name__} (all subjects pooled)")
     pool = pooled_windows(datamodule)
@@ -419,8 +436,9 @@ def run_cv(settings: CVSettings, out: str | Path, task: str | None = None) -> di
         check_labels(pool, num_classes, folds)
     name = settings.name or model_name(model, settings.baseline)
     settings.name = name
-    sections = pretrain_sections(model, out)
-    arrays = feature_arrays(settings, pool, model) if settings.baseline in FEATURE_MODELS else None
+    per_fold_probe = settings.baseline == PROBE and has_fold_field(settings.overrides)  # one FM per fold
+    arrays = feature_arrays(settings, pool, model) if settings.baseline in FEATURE_MODELS and not per_fold_probe \
+        else None
     task = task or " ".join(str(part) for part in (getattr(datamodule, "dataset_name", type(datamodule).__name__),
                                                    getattr(datamodule, "hparams", {}).get("task")) if part)
     _say(f"{name} on {task}: {len(pool)} windows, {len(np.unique(groups))} {settings.group_by}s, "
@@ -433,8 +451,13 @@ def run_cv(settings: CVSettings, out: str | Path, task: str | None = None) -> di
             raise ConfigError(f"--only_folds {unknown}: no such fold; the folds are 0..{len(folds) - 1}")
         wanted = set(settings.only_folds)
     runs = [(fold, seed) for fold in folds for seed in (settings.seeds or [None])]
+    where_of = {(fold.index, seed): out / f"fold_{fold.index}" / ("" if seed is None else f"seed_{seed}")
+                for fold, seed in runs}
+    check_fold_paths(settings.overrides, sorted({k for (k, seed), where in where_of.items()
+                                                 if k in wanted and not (where / DONE_FILE).is_file()}))
+    fold_arrays: dict[int, dict[str, Any]] = {}
     for n, (fold, seed) in enumerate(runs, 1):
-        where = out / f"fold_{fold.index}" / ("" if seed is None else f"seed_{seed}")
+        where = where_of[(fold.index, seed)]
         label = f"run {n}/{len(runs)} (fold {fold.index}{'' if seed is None else f', seed {seed}'})"
         done = where / DONE_FILE
         if done.is_file():
@@ -446,8 +469,13 @@ def run_cv(settings: CVSettings, out: str | Path, task: str | None = None) -> di
         _say(f"{label}: test {settings.group_by}s {fold.test_subjects}, validation "
              f"{fold.val_subjects or 'none (last epoch is tested)'}, {len(fold.train)}/{len(fold.val)}/"
              f"{len(fold.test)} train/val/test windows")
-        if arrays is not None:
-            record = run_feature_fold(settings, fold, arrays, where, seed, num_classes, datamodule.spec)
+        if per_fold_probe and fold.index not in fold_arrays:  # runs go fold by fold: keep one fold's features
+            fold_model = model if fold.index == first else instantiate_recipe(
+                settings.recipe, fold_overrides(settings.overrides, fold.index), out / "data").model
+            fold_arrays = {fold.index: feature_arrays(settings, pool, fold_model)}
+        feature_data = fold_arrays[fold.index] if per_fold_probe else arrays
+        if feature_data is not None:
+            record = run_feature_fold(settings, fold, feature_data, where, seed, num_classes, datamodule.spec)
         else:
             record = run_fold(settings, pool, fold, datamodule.spec, where, seed)
         rows.append(record)
@@ -459,7 +487,7 @@ def run_cv(settings: CVSettings, out: str | Path, task: str | None = None) -> di
     budget = 3 if settings.baseline in FEATURE_MODELS else len(grid)
     extra = {"extra_columns": {"channel sensitivity": sensitivity_cell(rows), "settings": str(budget)},
              "selection_budget": budget, "model": rows[0].get("model") if rows else None}
-    summary = write_summary(rows, out, name, task, extra=extra, sections=sections)
+    summary = write_summary(rows, out, name, task, extra=extra, sections=pretrain_sections(rows, out))
     _say(f"summary in {out / 'summary.md'}")
     return summary
 

@@ -16,7 +16,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -180,5 +180,22 @@ def diagnostics_markdown(table: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["CHECKPOINT_KEY", "DIAGNOSTICS_FILE", "add_code_counts", "diagnostics_markdown", "diagnostics_table",
-           "read_pretrain_diagnostics", "write_diagnostics_json"]
+def diagnostics_overview_markdown(entries: Sequence[tuple[str, str, dict[str, Any]]]) -> str:
+    """One Markdown line per ``(label, checkpoint, table)`` (e.g. one FM pretrained per cross-validation fold):
+    the means over the heads of masked accuracy, majority accuracy, codebook usage and perplexity."""
+    lines = ["| run | checkpoint | epoch | masked acc | majority acc | codebook usage | perplexity |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for label, checkpoint, table in entries:
+        mean = table["mean"]
+        epoch = "n/a" if table.get("epoch") is None else str(table["epoch"])
+        lines.append(f"| {label} | {checkpoint} | {epoch} | {_fmt(mean['masked_accuracy'], 3)} | "
+                     f"{_fmt(mean['majority_accuracy'], 3)} | {_fmt(mean['codebook_usage'], 3)} | "
+                     f"{_fmt(mean['perplexity'], 1)} |")
+    lines.append("")
+    lines.append("Means over the branch x depth token heads; majority acc: always the most frequent code of the "
+                 "reference targets, scored on the same validation masked tokens.")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["CHECKPOINT_KEY", "DIAGNOSTICS_FILE", "add_code_counts", "diagnostics_markdown",
+           "diagnostics_overview_markdown", "diagnostics_table", "read_pretrain_diagnostics", "write_diagnostics_json"]

@@ -3,6 +3,8 @@ linear probe scores ~1 on separable features; the pretraining diagnostics reach 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -95,11 +97,21 @@ def test_pretraining_diagnostics_reach_the_report(tmp_path):
     ckpt = tmp_path / "fm.ckpt"
     torch.save({CHECKPOINT_KEY: table, "state_dict": {}}, ckpt)
 
-    class Task:
-        hparams = {"fm": str(ckpt)}
-
-    sections = pretrain_sections(Task(), tmp_path)
+    rows = [{"fold": k, "model": {"fm": str(ckpt)}} for k in (0, 1)]
+    sections = pretrain_sections(rows, tmp_path)
     assert len(sections) == 1 and str(ckpt) in sections[0][0]
-    assert "most frequent code" in sections[0][1] and (tmp_path / "pretrain_diagnostics.json").is_file()
-    Task.hparams = {"fm": None}
-    assert pretrain_sections(Task(), tmp_path) == []
+    assert "most frequent code" in sections[0][1] and "| 0 | 0 |" in sections[0][1]
+    assert json.loads((tmp_path / "pretrain_diagnostics.json").read_text())["codebook_size"] == 4
+    assert pretrain_sections([{"fold": 0, "model": {"fm": None}}], tmp_path) == []
+
+    # one FM per fold ({fold} overrides): one line per checkpoint, in fold order, the file maps each to its folds
+    other = tmp_path / "fm_other.ckpt"
+    torch.save({CHECKPOINT_KEY: {**table, "epoch": 7}, "state_dict": {}}, other)
+    rows = [{"fold": 1, "model": {"fm": str(other)}}, {"fold": 0, "model": {"fm": str(ckpt)}},
+            {"fold": 0, "model": {"fm": str(ckpt)}}]
+    (title, text), = pretrain_sections(rows, tmp_path)
+    assert "one FM per fold" in title
+    lines = [line for line in text.splitlines() if line.startswith("| fold")]
+    assert [line.split(" | ")[0] for line in lines] == ["| fold 0", "| fold 1"] and "| 7 |" in lines[1]
+    stored = json.loads((tmp_path / "pretrain_diagnostics.json").read_text())["checkpoints"]
+    assert stored[str(ckpt)]["folds"] == [0] and stored[str(other)]["diagnostics"]["epoch"] == 7
