@@ -163,8 +163,10 @@ def tokenize(ckpt: str, data: str, out: str, split: str = "test", overwrite: boo
 def reconstruct(ckpt: str, data: str, split: str = "test", max_batches: int | None = None,
                 figure: str | None = "reconstruction.png", device: str = "auto",
                 overrides: Sequence[str] = ()) -> dict[str, float]:
-    """Reconstruct a split; print raw and per-band MSE (method.md §7.1) and write a figure."""
+    """Reconstruct a split; print raw and per-band MSE (method.md §7.1) and the codebook usage on the split
+    (:mod:`neurorvq.eval.codebook`), and write a figure. Returns the MSE table."""
     from neurorvq.eval.bands import BandErrors, format_table
+    from neurorvq.eval.codebook import CodebookUsage, format_usage
     from neurorvq.tasks.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(ckpt).eval()
@@ -174,18 +176,26 @@ def reconstruct(ckpt: str, data: str, split: str = "test", max_batches: int | No
     tokenizer.to(dev)
     spec = tokenizer.spec
     errors = BandErrors(spec.bands, spec.sampling_rate)
+    usage: CodebookUsage | None = None
     first: tuple[Any, ...] | None = None
     with torch.no_grad():
         for i, batch in enumerate(split_loader(datamodule, split)):
             if max_batches is not None and i >= max_batches:
                 break
             x = batch["signal"].to(dev)
-            rec, _ = tokenizer(x, batch["channel_ids"].to(dev))
+            rec, figures = tokenizer(x, batch["channel_ids"].to(dev))
             errors.update(x.double().cpu().numpy(), rec.double().cpu().numpy())
+            tokens = figures["tokens"]
+            if usage is None:
+                usage = CodebookUsage(tokens.shape[1], tokens.shape[2], tokenizer.quantizer.codebooks.shape[-2])
+            usage.update(tokens)
             if first is None:
                 first = (x[0].cpu().numpy(), rec[0].cpu().numpy(), batch["channel_ids"].reshape(-1, x.shape[1])[0])
     table = errors.table()
     print(format_table(table, f"reconstruction MSE, {split} split, standardised signals ({spec.name})"))
+    if usage is not None:
+        print("\n" + format_usage(usage.table(), f"codebook usage on the {split} split: share of codes used "
+                                   "(perplexity)"))
     if figure and first is not None:
         from neurorvq.eval.figures import reconstruction_figure
 

@@ -93,6 +93,7 @@ def test_reconstruct_prints_band_table_and_writes_figure(setup, capsys):
     out = capsys.readouterr().out
     assert "| raw | delta | theta | alpha | beta | gamma |" in out
     assert figure.is_file() and figure.stat().st_size > 1000
+    assert "codebook usage on the test split" in out and "| branch | level 0 |" in out
 
 
 def test_data_yaml_errors(setup):

@@ -20,6 +20,8 @@ from typing import Any, Sequence
 
 import torch
 
+from neurorvq.eval.codebook import add_code_counts, code_perplexity
+
 CHECKPOINT_KEY = "neurorvq_pretrain_diagnostics"
 DIAGNOSTICS_FILE = "pretrain_diagnostics.json"
 FORMAT_VERSION = 1
@@ -33,28 +35,6 @@ NOTE = ("Per (branch, depth) token head. masked_accuracy: argmax of the FM's log
         "fraction of the V codes that occur at least once in the reference targets (usage_source); perplexity: "
         "exp(entropy) of their code distribution (1 = one code, V = uniform). Counts are summed over all ranks. "
         "epoch is Lightning's 0-based current_epoch; 'validation' says when the validation counts were taken.")
-
-
-def add_code_counts(counts: torch.Tensor, codes: torch.Tensor) -> None:
-    """Add the ids ``codes [S, N, M]`` (int64, in ``[0, V)``) to ``counts [S, N, V]`` in place: counts[s, n, c] +=
-    number of ``c`` in ``codes[s, n]``. One ``scatter_add_`` on the flat index ``(s*N + n)*V + id``: no host sync
-    (``torch.bincount`` would read the maximum back on CUDA)."""
-    s, n, v = counts.shape
-    if codes.dim() != 3 or codes.shape[:2] != (s, n):
-        raise ValueError(f"codes must be [{s}, {n}, M]; got {tuple(codes.shape)}")
-    if not counts.is_contiguous():
-        raise ValueError("counts must be contiguous (it is updated through a flat view)")
-    offsets = torch.arange(s * n, device=codes.device, dtype=torch.long).view(s, n, 1) * v
-    index = (codes.long() + offsets).flatten()
-    counts.view(-1).scatter_add_(0, index, torch.ones_like(index, dtype=counts.dtype))
-
-
-def _perplexity(counts: torch.Tensor) -> torch.Tensor:
-    """``exp(entropy)`` of each row's distribution ``counts [..., V]`` (0 log 0 = 0); NaN for an empty row."""
-    total = counts.sum(-1, keepdim=True).double()
-    p = counts.double() / total
-    entropy = -torch.where(p > 0, p * p.log(), torch.zeros_like(p)).sum(-1)
-    return torch.where(total.squeeze(-1) > 0, entropy.exp(), torch.full_like(entropy, float("nan")))
 
 
 def _nested(values: torch.Tensor) -> list[list[float | None]]:
@@ -106,7 +86,7 @@ def diagnostics_table(train_counts: torch.Tensor, val_counts: torch.Tensor, val_
         masked_accuracy = majority_accuracy = nan
     if source is not None:
         usage = (reference > 0).sum(-1).double() / v
-        perplexity = _perplexity(reference)
+        perplexity = code_perplexity(reference)
     else:
         usage = perplexity = nan
     metrics = {"masked_accuracy": masked_accuracy, "majority_accuracy": majority_accuracy,

@@ -1,0 +1,28 @@
+"""Codebook usage and perplexity of token ids, as ``neurorvq reconstruct`` reports them."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from neurorvq.eval.codebook import CodebookUsage, code_perplexity, format_usage
+
+
+def test_usage_and_perplexity_per_branch_and_level():
+    usage = CodebookUsage(branches=2, levels=2, codebook_size=4)
+    tokens = torch.zeros(3, 2, 2, 4, dtype=torch.long)  # [B, S, N, L]
+    tokens[:, 0, 1] = torch.tensor([0, 1, 2, 3])          # branch 0, level 1: every code, uniformly
+    tokens[:, 1, 0] = torch.tensor([0, 0, 1, 1])          # branch 1, level 0: two codes, equally often
+    usage.update(tokens[:2])
+    usage.update(tokens[2:])  # accumulated over batches
+    table = usage.table()
+    assert table["usage"] == [[0.25, 1.0], [0.5, 0.25]] and table["tokens"] == 12
+    assert math.isclose(table["perplexity"][0][1], 4.0) and math.isclose(table["perplexity"][1][0], 2.0)
+    assert math.isclose(table["perplexity"][0][0], 1.0)
+    text = format_usage(table, "title")
+    assert "| 0 | 25% (1) | 100% (4) |" in text and "50% of 4 codes" in text
+
+
+def test_perplexity_of_an_empty_row_is_nan():
+    assert torch.isnan(code_perplexity(torch.zeros(1, 3))).all()
