@@ -8,7 +8,7 @@ fit classical ones, ``linear_probe`` a logistic regression on the recipe FM's fr
 trains every fold once per seed; ``--grid`` gives a model up to 3 settings chosen per fold on validation groups.
 ``{fold}`` in an override becomes each fold's index, e.g. ``--model.init_args.fm=runs/fm_fold{fold}/last.ckpt``
 for one FM pretrained per fold without its test subjects. ``neurorvq cv-report A B --paired`` gives the
-per-fold difference of two runs and its 95% interval.
+per-fold difference of two runs and its 95% interval; ``--curve 0=A 5=B 15=C`` the pretraining curve.
 """
 
 from __future__ import annotations
@@ -89,15 +89,45 @@ def run_report_command(argv: Sequence[str]) -> int:
     parser.add_argument("--paired", action="store_true",
                         help="two folders run on identical folds: the per-fold difference (first minus second), "
                         "its mean and 95%% t-interval")
-    parser.add_argument("--metric", default="balanced_accuracy", help="metric of the paired comparison")
+    parser.add_argument("--metric", default="balanced_accuracy", help="metric of the paired comparison or curve")
+    parser.add_argument("--curve", action="store_true",
+                        help="the folders are X=FOLDER points of a pretraining curve (X: pretraining epochs or "
+                        "steps of the fine-tuned FM, 0 = from scratch), e.g. 0=runs/cv/scratch 15=runs/cv/fm: "
+                        "per-fold scores, 95%% intervals, paired differences with the first point")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="curve: only these training seeds")
+    parser.add_argument("--figure", default=None, help="curve: also write this PNG")
+    parser.add_argument("--xlabel", default="pretraining epochs", help="curve: what X counts")
+    parser.add_argument("--reference", action="append", default=None, metavar="FOLDER",
+                        help="curve figure: a dashed line at this cv run's mean (e.g. the best baseline)")
+    parser.add_argument("--chance", type=float, default=None, help="curve figure: chance level")
     args = parser.parse_args(list(argv))
     if args.paired and len(args.folders) != 2:
         parser.error(f"--paired compares exactly two runs; got {len(args.folders)} folders")
-    table = paired_report(*args.folders, metric=args.metric) if args.paired else combine(args.folders)
+    if args.curve:
+        table = curve_report(args)
+    else:
+        table = paired_report(*args.folders, metric=args.metric) if args.paired else combine(args.folders)
     print(table)
     if args.out:
         Path(args.out).write_text(table + "\n")
     return 0
 
 
-__all__ = ["cv_parser", "run_cv_command", "run_report_command"]
+def curve_report(args: argparse.Namespace) -> str:
+    """``cv-report --curve``: the curve's Markdown table (and figure with ``--figure``)."""
+    from neurorvq.crossval.curve import curve_figure, curve_markdown, curve_points, parse_point
+    from neurorvq.crossval.report import read_records, read_summary
+    from neurorvq.crossval.stats import per_fold_means
+
+    curve = curve_points([parse_point(p) for p in args.folders], args.metric, args.seeds)
+    unit = args.xlabel.removeprefix("pretraining ")
+    if args.figure:
+        references = {}
+        for folder in args.reference or []:
+            scores = per_fold_means(read_records(folder), args.metric)
+            references[str(read_summary(folder).get("name", folder))] = sum(scores.values()) / max(len(scores), 1)
+        curve_figure(curve, args.figure, args.metric, args.xlabel, args.chance, references)
+    return curve_markdown(curve, args.metric, unit)
+
+
+__all__ = ["curve_report", "cv_parser", "run_cv_command", "run_report_command"]
