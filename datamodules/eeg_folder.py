@@ -16,10 +16,13 @@ extension                      reader
 
 (BrainVision ``.eeg``/``.vmrk`` and EEGLAB ``.fdt`` companions are read through their header file.) Channels
 are mapped onto the EEG vocabulary by the pipeline's channel mapping (unknown ones are dropped and listed in
-the summary); recordings with different montages form different channel-set buckets. Windows are sliding,
-unlabelled. The subject of a file (the unit of the train/val/test split) is the name of its parent folder
-(``subject_from='parent'``, e.g. ``sub-01/ses-1/...`` -> ``ses-1``; use ``'top'`` for the first folder under
-``root``, ``sub-01``) or its file stem (``'stem'``, one subject per file).
+the summary); recordings with different montages form different channel-set buckets. Files whose channels are
+not named by electrode (anonymised exports: ``EEG 000`` ... ``EEG 031``) are renamed with ``channel_map``, a
+mapping or a CSV/TSV/JSON file of ``old,new`` pairs (:mod:`neurorvq.data.channel_map`): every name it lists
+must be a channel of every file (an error naming the file otherwise) unless ``channel_map_partial=True``.
+Windows are sliding, unlabelled. The subject of a file (the unit of the train/val/test split) is the name of its
+parent folder (``subject_from='parent'``, e.g. ``sub-01/ses-1/...`` -> ``ses-1``; use ``'top'`` for the first
+folder under ``root``, ``sub-01``) or its file stem (``'stem'``, one subject per file).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from neurorvq.data.channel_map import check_recording_channels, load_channel_map, with_channel_map
 from neurorvq.data.preprocess import Pipeline
 from neurorvq.data.windows import RecordingDataModule, RecordingInfo, WindowSet
 from neurorvq.errors import ConfigError
@@ -64,6 +68,13 @@ class EEGFolderDataModule(RecordingDataModule):
         subject_from: ``'parent'`` (parent folder name, default), ``'top'`` (first folder below ``root``) or
             ``'stem'`` (file name without extension).
         recursive: search sub-folders.
+        channel_map: recording channel -> EEG vocabulary name, as a mapping (``{"EEG 000": "fp1", ...}``) or the
+            path of a CSV/TSV/JSON file of ``old,new`` pairs (:func:`~neurorvq.data.channel_map.load_channel_map`;
+            checked at construction). Applied before the automatic mapping; channels neither in it nor in the
+            vocabulary are dropped and listed in the summary.
+        channel_map_partial: allow recordings that lack some names of ``channel_map`` (a folder mixing montages;
+            the missing names are listed in the summary's dropped channels). By default a missing name is a
+            :class:`~neurorvq.errors.ConfigError` naming the file.
         window_seconds / stride_seconds: window length and step [s].
         other arguments: see :class:`~neurorvq.data.windows.RecordingDataModule`.
 
@@ -75,7 +86,8 @@ class EEGFolderDataModule(RecordingDataModule):
     root_layout = f"EEG recordings ({', '.join(EXTENSIONS)})"
 
     def __init__(self, root: str, extensions: list[str] | None = None, subject_from: str = "parent",
-                 recursive: bool = True, window_seconds: float = 4.0, stride_seconds: float | None = None,
+                 recursive: bool = True, channel_map: dict[str, str] | str | None = None,
+                 channel_map_partial: bool = False, window_seconds: float = 4.0, stride_seconds: float | None = None,
                  batch_size: int = 32, num_workers: int = 0, seed: int = 0, strict: bool = False,
                  max_amplitude: float | None = None, steps: list[dict] | None = None,
                  val_subjects: list[int | str] | None = None, test_subjects: list[int | str] | None = None,
@@ -87,15 +99,24 @@ class EEGFolderDataModule(RecordingDataModule):
             normalised = [e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions]
             unknown = sorted(set(normalised) - set(EXTENSIONS))
             if unknown or not normalised:
-                raise ConfigError(f"extensions {unknown or extensions} are not supported; use some of {list(EXTENSIONS)}")
+                raise ConfigError(f"extensions {unknown or extensions} are not supported; use some of "
+                                  f"{list(EXTENSIONS)}")
             extensions = normalised
         super().__init__(root, window_seconds=window_seconds, stride_seconds=stride_seconds, batch_size=batch_size,
                          num_workers=num_workers, seed=seed, strict=strict, max_amplitude=max_amplitude, steps=steps,
                          val_subjects=val_subjects, test_subjects=test_subjects, val_fraction=val_fraction,
-                         test_fraction=test_fraction, dead_channels=dead_channels, verbose=verbose, cache_dir=cache_dir, modality="eeg")
+                         test_fraction=test_fraction, dead_channels=dead_channels, verbose=verbose, cache_dir=cache_dir,
+                         modality="eeg")
         self.extensions = tuple(extensions) if extensions is not None else EXTENSIONS
         self.subject_from = subject_from
         self.recursive = bool(recursive)
+        self.channel_map = load_channel_map(channel_map, self.spec)
+        self.channel_map_partial = bool(channel_map_partial)
+        self.make_pipeline()  # a channel_map the steps cannot apply fails here, not at setup
+
+    def make_pipeline(self) -> Pipeline:
+        """The pipeline (``steps`` or the EEG default) with :attr:`channel_map` in its ``PickChannels`` step."""
+        return with_channel_map(super().make_pipeline(), self.channel_map)
 
     def subject_of(self, path: Path) -> str:
         """The subject name of ``path`` under :attr:`subject_from`."""
@@ -119,6 +140,8 @@ class EEGFolderDataModule(RecordingDataModule):
     def load_windows(self, info: RecordingInfo, pipeline: Pipeline) -> list[WindowSet]:
         reader = _readers()[info.metadata["extension"]]
         raw = self.read_raw(info.path, reader)
+        absent = check_recording_channels(self.channel_map, raw.ch_names, str(info.path), self.channel_map_partial)
+        self._scratch.setdefault("dropped", {}).update(absent)
         recording = self.preprocess(raw, info, pipeline)
         return [self.cut(recording, info)]
 

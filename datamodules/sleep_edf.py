@@ -36,6 +36,7 @@ from typing import Iterable
 
 import numpy as np
 
+from neurorvq.data.channel_map import load_channel_map
 from neurorvq.data.preprocess import DataError, PickChannels, Pipeline, Resample
 from neurorvq.data.windows import RecordingDataModule, RecordingInfo, WindowSet
 from neurorvq.errors import ConfigError
@@ -118,8 +119,11 @@ class SleepEDFDataModule(RecordingDataModule):
         classes: 5 (W, N1, N2, N3, REM; stages 3 and 4 merged) or 6 (R&K W, S1, S2, S3, S4, REM).
         trim_wake_minutes: wake kept before the first / after the last sleep epoch [min]; ``None`` keeps all.
         channel_map: recording channel -> vocabulary name, the explicit choice for the bipolar EEG
-            derivations (default ``{"EEG Fpz-Cz": "fpz", "EEG Pz-Oz": "pz"}``); applied to the pipeline's
-            ``PickChannels`` step (also to one given in ``steps`` without its own ``explicit``).
+            derivations (default ``{"EEG Fpz-Cz": "fpz", "EEG Pz-Oz": "pz"}``), as a mapping or the path of a
+            CSV/TSV/JSON file of ``old,new`` pairs (:func:`~neurorvq.data.channel_map.load_channel_map`: a target
+            outside the vocabulary or two channels on one electrode is a ``ConfigError`` at construction);
+            applied to the pipeline's ``PickChannels`` step (also to one given in ``steps`` without its own
+            ``explicit``).
         window_seconds: 30 (one window per epoch) or a divisor of 30.
         other arguments: see :class:`~neurorvq.data.windows.RecordingDataModule`.
 
@@ -131,7 +135,7 @@ class SleepEDFDataModule(RecordingDataModule):
     root_layout = "Sleep-EDF PSG/hypnogram pairs such as SC4001E0-PSG.edf and SC4001EC-Hypnogram.edf"
 
     def __init__(self, root: str, classes: int = 5, trim_wake_minutes: float | None = 30.0,
-                 channel_map: dict[str, str] | None = None, window_seconds: float = 30.0, batch_size: int = 32,
+                 channel_map: dict[str, str] | str | None = None, window_seconds: float = 30.0, batch_size: int = 32,
                  num_workers: int = 0, seed: int = 0, strict: bool = False, max_amplitude: float | None = None,
                  steps: list[dict] | None = None, val_subjects: list[int | str] | None = None,
                  test_subjects: list[int | str] | None = None, val_fraction: float = 0.1, test_fraction: float = 0.1,
@@ -150,7 +154,7 @@ class SleepEDFDataModule(RecordingDataModule):
                          test_fraction=test_fraction, dead_channels=dead_channels, verbose=verbose, cache_dir=cache_dir, modality="eeg")
         self.classes = int(classes)
         self.trim_wake_minutes = trim_wake_minutes
-        self.channel_map = dict(DEFAULT_CHANNEL_MAP if channel_map is None else channel_map)
+        self.channel_map = load_channel_map(DEFAULT_CHANNEL_MAP if channel_map is None else channel_map, self.spec)
         self.windows_per_epoch = int(round(per_epoch))
         self.label_names = CLASS_NAMES[self.classes]
 

@@ -23,7 +23,10 @@ Reading (shared by :mod:`~neurorvq.datamodules.mitbih` and :mod:`~neurorvq.datam
 ECG by default (channels mapped onto the ECG vocabulary: ``MLII`` -> ``ii``, ``V`` of challenge-2015 is dropped,
 being no single precordial lead). Segment headers of multi-segment records are read through their master
 header only. Subject of a record: its parent folder (``subject_from='parent'``: PTB Diagnostic's
-``patient001/``), the first folder under ``root`` (``'top'``) or the record name (``'stem'``).
+``patient001/``), the first folder under ``root`` (``'top'``) or the record name (``'stem'``). Channels not named
+by lead (``ECG 000``, ``ch1``, ...) are renamed with ``channel_map``, a mapping or a CSV/TSV/JSON file of
+``old,new`` pairs (:mod:`neurorvq.data.channel_map`): every name it lists must be a channel of every record (an
+error naming the record otherwise) unless ``channel_map_partial=True``.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from neurorvq.data.channels import map_channels
+from neurorvq.data.channel_map import check_recording_channels, load_channel_map, with_channel_map
+from neurorvq.data.channels import describe_dropped, map_channels
 from neurorvq.data.preprocess import DataError, PickChannels, Pipeline, Recording
 from neurorvq.data.windows import RecordingDataModule, RecordingInfo, WindowSet
 from neurorvq.errors import ConfigError
@@ -251,6 +255,10 @@ class WFDBRecordingDataModule(RecordingDataModule):
         if dropped:
             self._scratch.setdefault("dropped", {}).update(dropped)
 
+    def check_channels(self, names: Sequence[str], info: RecordingInfo) -> None:
+        """Called by :meth:`read_recording` with a record's channel names before they are mapped; a subclass may
+        refuse the record (raise) or note dropped names. The default does nothing."""
+
     def read_recording(self, info: RecordingInfo, pipeline: Pipeline,
                        leads: Sequence[str] | None = None) -> tuple[Recording, float]:
         """Read the record of ``info`` and preprocess it.
@@ -261,6 +269,7 @@ class WFDBRecordingDataModule(RecordingDataModule):
         the record had missing samples) and the record's own sampling rate [Hz].
         """
         signals = read_wfdb(info.path)
+        self.check_channels(signals.names, info)
         pick = next((s for s in pipeline.steps if isinstance(s, PickChannels)), None)
         mapping = map_channels(signals.names, self.spec, explicit=pick.explicit if pick else None,
                                aliases=pick.aliases if pick else None)
@@ -276,7 +285,7 @@ class WFDBRecordingDataModule(RecordingDataModule):
             else:
                 keep.append(i)
         if not keep:
-            raise DataError(f"no channel left to read (dropped: {dropped})")
+            raise DataError(f"no channel left to read: {describe_dropped(dropped)}")
         self._note_dropped(dropped)
         raw = wfdb_raw(signals, keep)
         recording = self.preprocess(raw, info, pipeline)
@@ -312,6 +321,13 @@ class WFDBFolderDataModule(WFDBRecordingDataModule):
         subject_from: ``'parent'`` (parent folder name, default), ``'top'`` (first folder below ``root``) or
             ``'stem'`` (record name: one subject per record).
         recursive: search sub-folders.
+        channel_map: record channel -> vocabulary name of ``modality``, as a mapping (``{"ECG 000": "ii", ...}``)
+            or the path of a CSV/TSV/JSON file of ``old,new`` pairs
+            (:func:`~neurorvq.data.channel_map.load_channel_map`; checked at construction). Applied before the
+            automatic mapping; channels neither in it nor in the vocabulary are dropped and listed in the summary.
+        channel_map_partial: allow records that lack some names of ``channel_map`` (a folder mixing montages; the
+            missing names are listed in the summary's dropped channels). By default a missing name is a
+            :class:`~neurorvq.errors.ConfigError` naming the record.
         window_seconds / stride_seconds: window length (default 10 s = 50 ECG patches of 0.2 s) and step [s].
         modality: registered modality of the signals (default ``'ecg'``: 200 Hz, mV).
         other arguments: see :class:`~neurorvq.data.windows.RecordingDataModule`.
@@ -324,20 +340,34 @@ class WFDBFolderDataModule(WFDBRecordingDataModule):
     dataset_name = "WFDB folder"
     root_layout = "WFDB records (NAME.hea with its signal files), in sub-folders or not"
 
-    def __init__(self, root: str, subject_from: str = "parent", recursive: bool = True, window_seconds: float = 10.0,
-                 stride_seconds: float | None = None, batch_size: int = 32, num_workers: int = 0, seed: int = 0,
-                 strict: bool = False, max_amplitude: float | None = None, steps: list[dict] | None = None,
-                 val_subjects: list[int | str] | None = None, test_subjects: list[int | str] | None = None,
-                 val_fraction: float = 0.1, test_fraction: float = 0.1, dead_channels: str = "skip",
-                 verbose: bool = True, modality: str = "ecg", cache_dir: str | None = None) -> None:
+    def __init__(self, root: str, subject_from: str = "parent", recursive: bool = True,
+                 channel_map: dict[str, str] | str | None = None, channel_map_partial: bool = False,
+                 window_seconds: float = 10.0, stride_seconds: float | None = None, batch_size: int = 32,
+                 num_workers: int = 0, seed: int = 0, strict: bool = False, max_amplitude: float | None = None,
+                 steps: list[dict] | None = None, val_subjects: list[int | str] | None = None,
+                 test_subjects: list[int | str] | None = None, val_fraction: float = 0.1, test_fraction: float = 0.1,
+                 dead_channels: str = "skip", verbose: bool = True, modality: str = "ecg",
+                 cache_dir: str | None = None) -> None:
         if subject_from not in SUBJECT_FROM:
             raise ConfigError(f"subject_from is {subject_from!r}; use one of {list(SUBJECT_FROM)}")
         super().__init__(root, window_seconds=window_seconds, stride_seconds=stride_seconds, batch_size=batch_size,
                          num_workers=num_workers, seed=seed, strict=strict, max_amplitude=max_amplitude, steps=steps,
                          val_subjects=val_subjects, test_subjects=test_subjects, val_fraction=val_fraction,
-                         test_fraction=test_fraction, dead_channels=dead_channels, verbose=verbose, cache_dir=cache_dir, modality=modality)
+                         test_fraction=test_fraction, dead_channels=dead_channels, verbose=verbose, cache_dir=cache_dir,
+                         modality=modality)
         self.subject_from = subject_from
         self.recursive = bool(recursive)
+        self.channel_map = load_channel_map(channel_map, self.spec)
+        self.channel_map_partial = bool(channel_map_partial)
+        self.make_pipeline()  # a channel_map the steps cannot apply fails here, not at setup
+
+    def make_pipeline(self) -> Pipeline:
+        """The pipeline (``steps`` or the default) with :attr:`channel_map` in its ``PickChannels`` step."""
+        return with_channel_map(super().make_pipeline(), self.channel_map)
+
+    def check_channels(self, names: Sequence[str], info: RecordingInfo) -> None:
+        """Refuse a record lacking names of :attr:`channel_map` (or note them with ``channel_map_partial``)."""
+        self._note_dropped(check_recording_channels(self.channel_map, names, str(info.path), self.channel_map_partial))
 
     def subject_of(self, path: Path) -> str:
         """The subject name of header ``path`` under :attr:`subject_from`."""

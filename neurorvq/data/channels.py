@@ -11,6 +11,9 @@ Rules, in order, for each recording channel:
    never aliased: the EEG vocabulary has both ``t3`` and ``t7``, so neither is mapped onto the other;
 4. otherwise the channel is dropped and reported with the reason, never silently mislabelled. A second
    channel mapping onto an already used name is dropped as a duplicate.
+
+When nothing maps, :func:`no_channel_message` is the refusal: a few dropped names with their reasons, the count,
+and the ``channel_map`` option that renames them (:mod:`neurorvq.data.channel_map`).
 """
 
 from __future__ import annotations
@@ -93,3 +96,33 @@ def map_channels(recording_names: Sequence[str], spec: ModalitySpec, *,
         result.picks.append(index)
         result.names.append(target)
     return result
+
+
+def describe_dropped(dropped: Mapping[str, str], examples: int = 5) -> str:
+    """``'32 channels dropped, e.g. 'EEG 000' (reason), ... and 27 more'``: the first ``examples`` of
+    ``dropped`` (recording name -> reason) and the count, instead of the whole dict."""
+    shown = "; ".join(f"'{name}' ({why})" for name, why in list(dropped.items())[:examples])
+    more = f"; and {len(dropped) - examples} more" if len(dropped) > examples else ""
+    return f"{len(dropped)} channel{'s' if len(dropped) != 1 else ''} dropped, e.g. {shown}{more}"
+
+
+def no_channel_message(spec: ModalitySpec, dropped: Mapping[str, str],
+                       explicit: Mapping[str, str] | None = None) -> str:
+    """The refusal of a recording none of whose channels maps onto ``spec``'s vocabulary: examples of the dropped
+    channels (:func:`describe_dropped`) and how to rename them with ``channel_map`` (one line: the message is also
+    quoted inside lists of skip reasons)."""
+    if not dropped:
+        return f"no channel maps onto the '{spec.name}' vocabulary: the recording has no channel"
+    names = list(dropped)[:2]
+    # example targets only show the syntax; the user writes the electrode each channel was recorded at
+    targets = [c for c in ("fp1", "fp2", "i", "ii") if c in spec.channels][:2] or list(spec.channels[:2])
+    pairs = ", ".join(f'"{n}": {t}' for n, t in zip(names, targets))
+    lowered = {d.strip().lower() for d in dropped}
+    unused = bool(explicit) and not any(k.strip().lower() in lowered for k in explicit)
+    given = (f"; the channel_map given names none of them ({', '.join(repr(k) for k in list(explicit)[:3])}"
+             f"{', ...' if len(explicit) > 3 else ''})" if unused else "")
+    return (f"no channel maps onto the '{spec.name}' vocabulary: {describe_dropped(dropped)}{given}. If they are "
+            f"'{spec.name}' channels under other names, set channel_map in the data section of the recipe, "
+            f"e.g. `channel_map: {{{pairs}}}` with the electrode each was recorded at, or `channel_map: "
+            f"channels.csv` with lines such as `{names[0]},{targets[0]}` (see \"Your own channel names\" in "
+            "docs/datasets.md)")

@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from neurorvq.data.channels import map_channels
+from neurorvq.data.channels import map_channels, no_channel_message
 from neurorvq.errors import ConfigError, NeuroRVQError
 from neurorvq.registry import ModalitySpec
 
@@ -65,7 +65,9 @@ class Step:
 class PickChannels(Step):
     """Keep channels that map onto the vocabulary (see :mod:`neurorvq.data.channels`), renamed to it.
 
-    ``explicit``: per-dataset choices for names such as bipolar derivations (``{"EEG Fpz-Cz": "fpz"}``).
+    ``explicit``: per-dataset choices for names such as bipolar derivations (``{"EEG Fpz-Cz": "fpz"}``), or a
+    user's renaming (the loaders' ``channel_map`` option, :mod:`neurorvq.data.channel_map`). A recording none of
+    whose channels maps is a :class:`DataError` listing a few of them and the ``channel_map`` option.
     """
 
     explicit: dict[str, str] = field(default_factory=dict)
@@ -75,7 +77,7 @@ class PickChannels(Step):
         mapping = map_channels(raw.ch_names, spec, explicit=self.explicit, aliases=self.aliases)
         report.setdefault("dropped_channels", {}).update(mapping.dropped)
         if not mapping.picks:
-            raise DataError(f"no channel maps onto the '{spec.name}' vocabulary (dropped: {mapping.dropped})")
+            raise DataError(no_channel_message(spec, mapping.dropped, self.explicit))
         raw = raw.pick([raw.ch_names[i] for i in mapping.picks])
         raw.rename_channels(dict(zip(raw.ch_names, mapping.names)))
         return raw

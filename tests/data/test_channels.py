@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
+
 from neurorvq import get_modality
-from neurorvq.data.channels import clean_channel_name, map_channels
+from neurorvq.data.channels import clean_channel_name, describe_dropped, map_channels, no_channel_message
+from neurorvq.data.preprocess import DataError, PickChannels
 
 EEG = get_modality("eeg")
 ECG = get_modality("ecg")
@@ -58,3 +62,26 @@ def test_duplicates_dropped():
     mapping = map_channels(["Cz", "CZ.", "EEG Cz-REF"], EEG)
     assert mapping.names == ["cz"] and len(mapping.dropped) == 2
     assert "duplicate" in mapping.dropped["CZ."]
+
+
+def test_refusal_lists_a_few_dropped_channels_and_the_channel_map_option():
+    """An anonymised export (EEG 000 ... EEG 031): a short message with examples, the count and what to set,
+    instead of the dict of every dropped channel."""
+    import mne
+
+    names = [f"EEG {i:03d}" for i in range(32)]
+    raw = mne.io.RawArray(np.zeros((32, 10)), mne.create_info(names, 200.0, "eeg"), verbose="error")
+    with pytest.raises(DataError) as caught:
+        PickChannels().apply(raw, EEG, {})
+    message = str(caught.value)
+    assert message.startswith("no channel maps onto the 'eeg' vocabulary: 32 channels dropped, e.g. 'EEG 000' "
+                              "('000' is not in the 'eeg' vocabulary); 'EEG 001' (")
+    assert "'EEG 004' ('004' is not in the 'eeg' vocabulary); and 27 more." in message and "EEG 005" not in message
+    assert ('set channel_map in the data section of the recipe, e.g. `channel_map: {"EEG 000": fp1, "EEG 001": '
+            'fp2}`') in message and "`EEG 000,fp1`" in message and "\n" not in message
+    assert len(message) < 800
+    with pytest.raises(DataError, match=r"and 27 more; the channel_map given names none of them \('X 1'\)"):
+        PickChannels(explicit={"X 1": "fp1"}).apply(raw, EEG, {})
+    assert describe_dropped({"EKG": "'ekg' is not in the 'ecg' vocabulary"}) == \
+        "1 channel dropped, e.g. 'EKG' ('ekg' is not in the 'ecg' vocabulary)"
+    assert '`channel_map: {"PLETH": i}`' in no_channel_message(ECG, {"PLETH": "not ecg"})

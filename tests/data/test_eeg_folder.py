@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import mne
+import numpy as np
 import pytest
 
 from neurorvq.data.channels import clean_channel_name
@@ -137,3 +139,94 @@ def test_recordings_at_mixed_sampling_rates_all_reach_the_spec_rate(set_file, tm
     assert dm.summary["recordings_loaded"] == 3 and dm.summary["recordings_skipped"] == 0
     shapes = {ws.signals.shape for ws in dm.datasets["train"].sets}
     assert shapes == {(3, 19, 800)}  # 12 s at 200 Hz whatever the source rate
+
+
+# ------------------------------------------------------------------------------------------------ channel_map
+OWN_MAP = {"EEG 000": "fp1", "EEG 001": "fp2", "EEG 002": "cz", "EEG 003": "oz"}
+
+
+def _anonymised_edf(path: Path, n_channels: int, seconds: float = 8.0) -> Path:
+    """An EDF whose channels are named ``EEG 000`` ... (an anonymised export): channel k is a 10 Hz sine of
+    (k + 1) x 10 uV at 200 Hz, so the rows can be told apart after loading."""
+    pytest.importorskip("edfio", reason="mne.export.export_raw writes EDF with edfio")
+    sfreq = 200.0
+    t = np.arange(int(seconds * sfreq)) / sfreq
+    data = np.stack([(k + 1) * 10e-6 * np.sin(2 * np.pi * 10 * t) for k in range(n_channels)])
+    info = mne.create_info([f"EEG {k:03d}" for k in range(n_channels)], sfreq, "eeg")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mne.export.export_raw(path, mne.io.RawArray(data, info, verbose="error"), fmt="edf", overwrite=True,
+                          verbose="error")
+    return path
+
+
+@pytest.mark.parametrize("form", ["dict", "csv", "json"])
+def test_own_channel_names_through_a_channel_map(tmp_path, form):
+    edf = _anonymised_edf(tmp_path / "data" / "sub-01" / "rec.edf", 6)
+    assert mne.io.read_raw_edf(edf, verbose="error").ch_names[:2] == ["EEG 000", "EEG 001"]
+    if form == "csv":
+        channel_map = tmp_path / "channels.csv"
+        channel_map.write_text("recording,electrode\n# EEG 004 and EEG 005 are not used\n"
+                               + "".join(f"{k},{v.upper()}\n" for k, v in OWN_MAP.items()))
+    elif form == "json":
+        channel_map = tmp_path / "channels.json"
+        channel_map.write_text(json.dumps(OWN_MAP))
+    else:
+        channel_map = OWN_MAP
+    dm = EEGFolderDataModule(str(tmp_path / "data"), channel_map=channel_map if form == "dict" else str(channel_map),
+                             steps=LIGHT_STEPS, val_fraction=0, test_fraction=0, verbose=False)
+    dm.setup()
+    (ws,) = dm.datasets["train"].sets
+    spec = dm.spec
+    assert ws.channels == ["fp1", "fp2", "cz", "oz"] and ws.signals.shape == (2, 4, 800)
+    assert ws.channel_ids.tolist() == [spec.channel_index(n) for n in ("fp1", "fp2", "cz", "oz")]
+    std = ws.signals.std(axis=(0, 2))  # 10, 20, 30, 40 uV sines: the rows are EEG 000 ... EEG 003, in order
+    assert np.allclose(std / std[0], [1, 2, 3, 4], rtol=0.05), std
+    dropped = dm.summary["dropped_channels"]
+    assert set(dropped) == {"EEG 004", "EEG 005"} and "not in the 'eeg' vocabulary" in dropped["EEG 004"]
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["channel_ids"][0].tolist() == ws.channel_ids.tolist()
+
+
+def test_without_a_map_the_refusal_says_what_to_set(tmp_path):
+    _anonymised_edf(tmp_path / "sub-01" / "rec.edf", 6)
+    with pytest.raises(DataError) as caught:
+        EEGFolderDataModule(str(tmp_path), steps=LIGHT_STEPS, strict=True, verbose=False).setup()
+    message = str(caught.value)
+    assert "rec.edf: no channel maps onto the 'eeg' vocabulary: 6 channels dropped, e.g. 'EEG 000' (" in message
+    assert "; and 1 more." in message and "EEG 005" not in message
+    assert 'set channel_map in the data section of the recipe, e.g. `channel_map: {"EEG 000": fp1' in message
+    with pytest.warns(RecordingSkippedWarning, match="set channel_map in the data section"):
+        with pytest.raises(DataError, match="none of the 1 EEG folder recordings"):
+            EEGFolderDataModule(str(tmp_path), steps=LIGHT_STEPS, verbose=False).setup()
+
+
+def test_map_naming_channels_a_file_lacks(tmp_path):
+    """A typo, or the map of another export, stops loading with the file and the names; a folder mixing
+    montages opts in with channel_map_partial."""
+    _anonymised_edf(tmp_path / "sub-01" / "wide.edf", 6)
+    narrow = _anonymised_edf(tmp_path / "sub-02" / "narrow.edf", 4)
+    wide_map = {**OWN_MAP, "EEG 004": "o1", "EEG 005": "o2"}
+    dm = EEGFolderDataModule(str(tmp_path), channel_map=wide_map, steps=LIGHT_STEPS, verbose=False)
+    with pytest.raises(ConfigError, match=rf"^{narrow} lacks 2 channel\(s\) named in channel_map: 'EEG 004', "
+                                          r"'EEG 005' \(its 4 channels: 'EEG 000', 'EEG 001', 'EEG 002', 'EEG 003'\)\. "
+                                          r"Correct these names .* set channel_map_partial: true"):
+        dm.setup()
+    dm = EEGFolderDataModule(str(tmp_path), channel_map=wide_map, channel_map_partial=True, steps=LIGHT_STEPS,
+                             val_fraction=0, test_fraction=0, verbose=False)
+    dm.setup()
+    sets = {Path(ws.recording).name: ws for ws in dm.datasets["train"].sets}
+    assert sets["wide.edf"].channels == ["fp1", "fp2", "cz", "oz", "o1", "o2"]
+    assert sets["narrow.edf"].channels == ["fp1", "fp2", "cz", "oz"] and dm.summary["channel_sets"] == 2
+    assert "absent from some recordings" in dm.summary["dropped_channels"]["EEG 005"]
+
+
+def test_bad_channel_maps_fail_at_construction(tmp_path):
+    with pytest.raises(ConfigError, match=r"'EEG 002' -> 'czz', closest: cz"):
+        EEGFolderDataModule(str(tmp_path), channel_map={"EEG 000": "fp1", "EEG 002": "czz"})
+    with pytest.raises(ConfigError, match=r"'EEG 000' and 'EEG 001' both map to 'fp1'"):
+        EEGFolderDataModule(str(tmp_path), channel_map={"EEG 000": "fp1", "EEG 001": "Fp1"})
+    (tmp_path / "map.csv").write_text("EEG 000;fp1\n")
+    with pytest.raises(ConfigError, match=r"map\.csv', line 1: expected two columns old,new"):
+        EEGFolderDataModule(str(tmp_path), channel_map=str(tmp_path / "map.csv"))
+    with pytest.raises(ConfigError, match=r"steps has none: add \{step: PickChannels\}"):
+        EEGFolderDataModule(str(tmp_path), channel_map=OWN_MAP, steps=[{"step": "Resample"}])

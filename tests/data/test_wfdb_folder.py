@@ -16,6 +16,7 @@ from neurorvq.data.preprocess import DataError
 from neurorvq.data.windows import RecordingSkippedWarning
 from neurorvq.datamodules.wfdb_folder import (WFDBFolderDataModule, header_record_line, read_wfdb, segment_names,
                                               volt_factor)
+from neurorvq.errors import ConfigError
 from neurorvq.registry import get_modality
 
 LIGHT_STEPS = [{"step": "PickChannels"}, {"step": "Resample"}]
@@ -175,3 +176,28 @@ def test_missing_or_empty_root_and_multi_segment_headers(tmp_path):
     assert segment_names(tmp_path / "multi.hea") == ["multi_1", "multi_2"]
     infos = WFDBFolderDataModule(str(tmp_path), verbose=False).find_recordings()
     assert [i.path.name for i in infos] == ["multi.hea"]  # segments are read through their master header
+
+
+def test_own_lead_names_through_a_channel_map(tmp_path):
+    fs, seconds = 250.0, 20.0
+    lead = pqrst(seconds, fs)
+    write_record(tmp_path / "data" / "subj", "rec1", np.stack([lead, 1.5 * lead, 0.2 * lead + 1.0], axis=1),
+                 ["ECG 000", "ECG 001", "PLETH"], ["mV", "mV", "NU"], fs)
+    root = str(tmp_path / "data")
+    with pytest.raises(DataError, match=r"rec1\.hea: no channel maps onto the 'ecg' vocabulary: 3 channels dropped, "
+                                        r"e\.g\. 'ECG 000' \('000' is not in the 'ecg' vocabulary\).* set channel_map"):
+        WFDBFolderDataModule(root, steps=LIGHT_STEPS, strict=True, verbose=False).setup()
+    (tmp_path / "leads.tsv").write_text("old\tnew\nECG 000\tI\nECG 001\tII\n")
+    dm = WFDBFolderDataModule(root, channel_map=str(tmp_path / "leads.tsv"), steps=LIGHT_STEPS, verbose=False)
+    dm.setup()
+    (ws,) = dm.datasets["train"].sets
+    spec = get_modality("ecg")
+    assert ws.channels == ["i", "ii"] and ws.channel_ids.tolist() == [spec.channel_index("i"), spec.channel_index("ii")]
+    r_peaks = np.abs(ws.signals).max(axis=(0, 2))
+    assert 1.3 < r_peaks[1] / r_peaks[0] < 1.7, r_peaks  # 'ECG 001' (1.5 x) is lead ii
+    assert set(dm.summary["dropped_channels"]) == {"PLETH"}
+    with pytest.raises(ConfigError, match=r"rec1\.hea lacks 1 channel\(s\) named in channel_map: 'ECG 002'"):
+        WFDBFolderDataModule(root, channel_map={"ECG 000": "i", "ECG 002": "iii"}, steps=LIGHT_STEPS,
+                             verbose=False).setup()
+    with pytest.raises(ConfigError, match=r"'ECG 000' -> 'lead1'"):
+        WFDBFolderDataModule(root, channel_map={"ECG 000": "lead1"})
