@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 import shutil
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -160,14 +163,86 @@ def tokenize(ckpt: str, data: str, out: str, split: str = "test", overwrite: boo
 
 
 # ------------------------------------------------------------------------------------ reconstruct
+def _checkpoint_folder(ckpt: str) -> Path | None:
+    """The folder a checkpoint's outputs belong in: a file's parent, a ``save_pretrained`` folder itself, None for
+    a Hub id (nothing local)."""
+    path = Path(ckpt)
+    if path.is_dir():
+        return path
+    return path.parent if path.is_file() else None
+
+
+def _checkpoint_label(ckpt: str) -> str:
+    """Short name of a checkpoint for titles: its file or folder name, or the Hub id."""
+    path = Path(ckpt)
+    return path.name if path.exists() else str(ckpt)
+
+
+def reconstruct_output_folder(ckpt: str) -> Path:
+    """Where ``reconstruct``'s "auto" outputs go: beside the checkpoint (see :func:`_checkpoint_folder`) when that
+    folder is writable, else ``runs/reconstruct/<checkpoint stem>`` under the current folder (said on stdout)."""
+    folder = _checkpoint_folder(ckpt)
+    if folder is not None and os.access(folder, os.W_OK):
+        return folder
+    stem = (Path(ckpt).name if folder is None or Path(ckpt).is_dir() else Path(ckpt).stem) or "checkpoint"
+    fallback = Path("runs") / "reconstruct" / stem
+    why = f"the checkpoint's folder '{folder}' is not writable" if folder is not None else \
+        f"'{ckpt}' is not a local file or folder"
+    print(f"reconstruct: {why}; writing outputs to '{fallback}' instead")
+    return fallback
+
+
+def _output_paths(ckpt: str, split: str, figure: str | None, report: str | None) -> tuple[Path | None, Path | None]:
+    """Resolve ``figure``/``report`` ("auto", None or a path) to paths; the folder is computed only if needed."""
+    folder: Path | None = None
+
+    def auto(suffix: str) -> Path:
+        nonlocal folder
+        folder = folder or reconstruct_output_folder(ckpt)
+        return folder / f"reconstruction_{split}{suffix}"
+
+    figure_path = None if not figure else auto(".png") if figure == "auto" else Path(figure)
+    if not report:
+        return figure_path, None
+    if report == "auto":
+        return figure_path, figure_path.with_suffix(".json") if figure_path is not None else auto(".json")
+    return figure_path, Path(report)
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with non-finite floats (an unused codebook's perplexity) as None: strict JSON has no NaN."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _source(name: str) -> str:
+    """Absolute path of a local file or folder (so a report read elsewhere still names it); a Hub id unchanged."""
+    path = Path(name)
+    return str(path.resolve()) if path.exists() else name
+
+
 def reconstruct(ckpt: str, data: str, split: str = "test", max_batches: int | None = None,
-                figure: str | None = "reconstruction.png", device: str = "auto",
-                overrides: Sequence[str] = ()) -> dict[str, float]:
+                figure: str | None = "auto", device: str = "auto", overrides: Sequence[str] = (),
+                report: str | None = "auto") -> dict[str, float]:
     """Reconstruct a split; print raw and per-band MSE (method.md §7.1) and the codebook usage on the split
-    (:mod:`neurorvq.eval.codebook`), and write a figure. Returns the MSE table."""
+    (:mod:`neurorvq.eval.codebook`); write a figure of the split's first window and a JSON report of the printed
+    tables with their context (checkpoint, data, split, windows counted). Returns the MSE table.
+
+    ``figure``: "auto" = ``reconstruction_<split>.png`` beside the checkpoint (a file's folder, or inside a
+    ``save_pretrained`` folder), or under ``runs/reconstruct/<checkpoint stem>/`` when that folder is not writable
+    or the checkpoint is a Hub id; None = no figure; anything else = that path. ``report``: "auto" = the figure's
+    path with ``.json`` (the "auto" folder when there is no figure); None = no report; anything else = that path.
+    """
     from neurorvq.eval.bands import BandErrors, format_table
     from neurorvq.eval.codebook import CodebookUsage, format_usage
+    from neurorvq.eval.figures import window_mse
     from neurorvq.tasks.tokenizer import load_tokenizer
+    from neurorvq.token_files import weights_hash
 
     tokenizer = load_tokenizer(ckpt).eval()
     datamodule = load_datamodule(data, overrides)
@@ -177,7 +252,8 @@ def reconstruct(ckpt: str, data: str, split: str = "test", max_batches: int | No
     spec = tokenizer.spec
     errors = BandErrors(spec.bands, spec.sampling_rate)
     usage: CodebookUsage | None = None
-    first: tuple[Any, ...] | None = None
+    first: dict[str, Any] | None = None
+    windows = batches = 0
     with torch.no_grad():
         for i, batch in enumerate(split_loader(datamodule, split)):
             if max_batches is not None and i >= max_batches:
@@ -189,22 +265,59 @@ def reconstruct(ckpt: str, data: str, split: str = "test", max_batches: int | No
             if usage is None:
                 usage = CodebookUsage(tokens.shape[1], tokens.shape[2], tokenizer.quantizer.codebooks.shape[-2])
             usage.update(tokens)
+            windows += x.shape[0]
+            batches += 1
             if first is None:
-                first = (x[0].cpu().numpy(), rec[0].cpu().numpy(), batch["channel_ids"].reshape(-1, x.shape[1])[0])
+                subject = batch.get("subject")
+                first = {"signal": x[0].cpu().numpy(), "reconstruction": rec[0].cpu().numpy(),
+                         "channel_ids": batch["channel_ids"].reshape(-1, x.shape[1])[0].tolist(),
+                         "subject": int(subject.reshape(-1)[0]) if torch.is_tensor(subject) else None}
     table = errors.table()
     print(format_table(table, f"reconstruction MSE, {split} split, standardised signals ({spec.name})"))
-    if usage is not None:
-        print("\n" + format_usage(usage.table(), f"codebook usage on the {split} split: share of codes used "
+    usage_table = usage.table() if usage is not None else None
+    if usage_table is not None:
+        print("\n" + format_usage(usage_table, f"codebook usage on the {split} split: share of codes used "
                                    "(perplexity)"))
-    if figure and first is not None:
-        from neurorvq.eval.figures import reconstruction_figure
-
-        names = [spec.channels[int(i)] for i in first[2]]
-        fig = reconstruction_figure(first[0], first[1], names, spec.sampling_rate, max_channels=4)
-        Path(figure).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(figure, dpi=110)
-        print(f"figure written to {figure}")
+    figure_path, report_path = _output_paths(ckpt, split, figure, report)
+    shown: dict[str, Any] | None = None
+    if first is not None:
+        names = [spec.channels[i] for i in first["channel_ids"]]
+        shown = {"window": 0, "subject": first["subject"], "channels": names,
+                 "mse": window_mse(first["signal"], first["reconstruction"])}
+    if figure_path is not None and shown is not None:
+        _write_figure(figure_path, first, shown, split, _checkpoint_label(ckpt), spec)
+        print(f"figure written to {figure_path}")
+    if report_path is not None:
+        result = {"checkpoint": _source(ckpt), "config_hash": spec.config_hash(),
+                  "weights_hash": weights_hash(tokenizer), "data": _source(data), "overrides": list(overrides),
+                  "split": split, "windows": windows, "batches": batches, "max_batches": max_batches,
+                  "modality": spec.name, "unit": spec.unit, "sampling_rate": spec.sampling_rate, "mse": table,
+                  "mse_definition": "per-window standardised signals; bands: zero-phase Butterworth of order 2 "
+                                    "(method.md §7.1)",
+                  "bands": [list(b) for b in spec.bands], "codebook_usage": usage_table,
+                  "figure": None if figure_path is None or shown is None else {"path": str(figure_path.resolve()),
+                                                                               **shown},
+                  "written": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        report_path.write_text(json.dumps(_json_safe(result), indent=2, ensure_ascii=False) + "\n")
+        print(f"report written to {report_path}")
     return table
+
+
+def _write_figure(path: Path, first: dict[str, Any], shown: dict[str, Any], split: str, checkpoint: str,
+                  spec) -> None:
+    """Save the first window's figure (signals in the spec's unit, as the data yields them) to ``path``."""
+    import matplotlib.pyplot as plt
+
+    from neurorvq.eval.figures import reconstruction_figure, reconstruction_title
+
+    title = reconstruction_title(split, window=shown["window"], subject=shown["subject"], checkpoint=checkpoint,
+                                 mse=shown["mse"])
+    fig = reconstruction_figure(first["signal"], first["reconstruction"], shown["channels"], spec.sampling_rate,
+                                max_channels=4, title=title, unit=spec.unit)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 # ------------------------------------------------------------------------------------ demo

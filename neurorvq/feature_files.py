@@ -79,7 +79,7 @@ class FeatureShard:
 def write_feature_shard(path: Path, pooled: torch.Tensor, channel_ids: torch.Tensor, info: dict[str, Any],
                         per_token: torch.Tensor | None = None, extras: dict[str, torch.Tensor] | None = None) -> None:
     """Write one shard atomically (a shard is either complete or absent). ``info`` gets the format fields."""
-    from safetensors.torch import save_file
+    from neurorvq.safetensors_io import write_safetensors
 
     tensors = {"pooled": pooled.float().contiguous().cpu(), "channel_ids": channel_ids.long().contiguous().cpu()}
     if per_token is not None:
@@ -89,7 +89,7 @@ def write_feature_shard(path: Path, pooled: torch.Tensor, channel_ids: torch.Ten
     info = {"format": FORMAT, "format_version": FORMAT_VERSION, **info, "windows": int(pooled.shape[0]),
             "per_token": per_token is not None}
     tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={"info": json.dumps(info)})
+    write_safetensors(tmp, tensors, {"info": json.dumps(info)})
     tmp.replace(path)
 
 

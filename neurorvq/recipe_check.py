@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from neurorvq.errors import ConfigError
+from neurorvq.suggest import did_you_mean
 
 
 def _init_params(class_path: str) -> list[str] | None:
@@ -72,5 +73,8 @@ def check_recipe_fields(argv: Sequence[str]) -> None:
         unknown = sorted(fields - set(valid))
         if unknown:
             where = f"{key}.init_args" if key != "trainer" else "trainer"
-            raise ConfigError(f"recipe field(s) {[f'{where}.{u}' for u in unknown]} are not parameters of "
-                              f"{class_path}; valid: {sorted(valid)}")
+            hints = [did_you_mean(u, valid) for u in unknown]
+            named = "; ".join(f"'{where}.{u}'{hint.replace('; ', ': ', 1)}" for u, hint in zip(unknown, hints))
+            listing = ("`neurorvq fit --help` lists every trainer field" if key == "trainer"
+                       else f"valid: {sorted(valid)}")
+            raise ConfigError(f"recipe field(s) not parameters of {class_path}: {named} ({listing})")

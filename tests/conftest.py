@@ -30,3 +30,16 @@ def fixtures_dir() -> Path:
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return _require(DATA, "shared recordings")
+
+
+def cli_error(args: list[str], capsys: pytest.CaptureFixture) -> str:
+    """Run ``neurorvq ARGS`` as a user would; assert it exits with the user-error status and no traceback; return
+    the one error message (stderr)."""
+    from neurorvq.cli import main
+
+    capsys.readouterr()
+    status = main(args)
+    err = capsys.readouterr().err
+    assert status == 2, f"expected exit status 2, got {status}; stderr: {err}"
+    assert "Traceback" not in err and "error: " in err
+    return err

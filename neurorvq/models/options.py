@@ -6,6 +6,7 @@ from typing import Any, Mapping
 
 from neurorvq.errors import ConfigError
 from neurorvq.registry import ModalitySpec, get_modality
+from neurorvq.suggest import did_you_mean
 
 
 def resolve_overrides(spec: ModalitySpec | str, overrides: Mapping[str, Any], defaults: Mapping[str, Any],
@@ -18,8 +19,9 @@ def resolve_overrides(spec: ModalitySpec | str, overrides: Mapping[str, Any], de
     fields = set(base.to_dict())
     unknown = sorted(set(overrides) - fields - set(defaults))
     if unknown:
-        raise ConfigError(f"unknown {what} override(s) {unknown}; valid: spec fields {sorted(fields)} and model "
-                          f"options {sorted(defaults)}")
+        hints = "".join(f" {u!r}{did_you_mean(u, fields | set(defaults))}" for u in unknown)
+        raise ConfigError(f"unknown {what} override(s):{hints} (valid: model options {sorted(defaults)} and spec "
+                          f"fields {sorted(fields)})")
     spec_changes = {k: v for k, v in overrides.items() if k in fields and k not in defaults}
     options = {**defaults, **{k: v for k, v in overrides.items() if k in defaults}}
     return (base.replace(**spec_changes) if spec_changes else base), options

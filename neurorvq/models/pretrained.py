@@ -67,7 +67,7 @@ class PretrainedMixin:
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``directory`` (created if needed)."""
-        from safetensors.torch import save_file
+        from neurorvq.safetensors_io import write_safetensors
 
         from neurorvq import __version__
 
@@ -76,7 +76,7 @@ class PretrainedMixin:
         config = {"kind": self.model_kind, "neurorvq_version": __version__, **self.config()}
         (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2))
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        save_file(state, str(directory / WEIGHTS_NAME), metadata={"kind": self.model_kind})
+        write_safetensors(directory / WEIGHTS_NAME, state, {"kind": self.model_kind})
         return directory
 
     @classmethod

@@ -134,15 +134,20 @@ class TokenizerTask(L.LightningModule):
         experiment = getattr(self.logger, "experiment", None)
         if experiment is None or not hasattr(experiment, "add_figure"):
             return
-        from neurorvq.eval.figures import reconstruction_figure
+        from neurorvq.eval.figures import reconstruction_figure, reconstruction_title, window_mse
 
         batch = self._val_batch
         with torch.no_grad():
             rec, _ = self.tokenizer(batch["signal"], batch["channel_ids"])
         ids = batch["channel_ids"].reshape(-1, batch["signal"].shape[1])[0].tolist()
         names = [self.spec.channels[i] for i in ids]
-        fig = reconstruction_figure(batch["signal"][0].float().cpu().numpy(), rec[0].float().cpu().numpy(),
-                                    names, self.spec.sampling_rate, max_channels=self.hparams.figure_channels)
+        signal, reconstruction = batch["signal"][0].float().cpu().numpy(), rec[0].float().cpu().numpy()
+        subject = batch.get("subject")
+        title = reconstruction_title("val", window=0, epoch=self.current_epoch, mse=window_mse(signal, reconstruction),
+                                     subject=int(subject.reshape(-1)[0]) if subject is not None else None)
+        # batches carry signals in the spec's unit (module docstring), and so does the reconstruction
+        fig = reconstruction_figure(signal, reconstruction, names, self.spec.sampling_rate,
+                                    max_channels=self.hparams.figure_channels, title=title, unit=self.spec.unit)
         experiment.add_figure("val/reconstruction", fig, global_step=self.global_step)
 
     # ------------------------------------------------------------------------------------ optimisation

@@ -6,6 +6,7 @@ import math
 
 import lightning as L
 import pytest
+from lightning.pytorch.loggers import Logger
 import torch
 
 from neurorvq.datamodules.synthetic import SyntheticDataModule
@@ -137,3 +138,44 @@ def test_logs_every_loss_and_codebook_figures(tmp_path):
     for name in ("loss", "code", "amp", "phase", "sig"):
         assert f"train/{name}" in keys and f"val/{name}" in keys
     assert {"train_codebook/usage_b3_d1", "train_codebook/perplexity_b0_d0", "val_codebook/usage_b2_d0"} <= keys
+
+
+class FigureLogger(Logger):
+    """Keeps the figures a task logs, as TensorBoard's ``experiment.add_figure`` would receive them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.figures: list[tuple[str, object, int]] = []
+
+    @property
+    def experiment(self):
+        return self
+
+    def add_figure(self, tag: str, figure, global_step: int) -> None:
+        self.figures.append((tag, figure, global_step))
+
+    name = "figures"
+    version = 0
+
+    def log_metrics(self, metrics, step=None) -> None:
+        pass
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        pass
+
+
+def test_validation_figure_names_epoch_split_mse_and_unit(tmp_path):
+    import matplotlib.pyplot as plt
+
+    logger = FigureLogger()
+    trainer(tmp_path, max_epochs=2, limit_train_batches=1, limit_val_batches=1, logger=logger,
+            enable_checkpointing=False).fit(TokenizerTask(tokenizer=TINY, figure_every_n_epochs=1,
+                                                          figure_channels=2), datamodule())
+    assert [(tag, step) for tag, _, step in logger.figures] == [("val/reconstruction", 1), ("val/reconstruction", 2)]
+    fig = logger.figures[-1][1]
+    title = fig._suptitle.get_text()
+    assert title.startswith("val split, window 0 | epoch 1 | MSE ") and title.endswith("(standardised)")
+    assert [a.get_ylabel() for a in fig.axes] == ["c3\namplitude (µV)", "|FFT| amplitude (µV)",
+                                                  "cz\namplitude (µV)", "|FFT| amplitude (µV)"]
+    assert fig.axes[3].get_xlabel() == "frequency (Hz)"
+    plt.close("all")

@@ -1,0 +1,84 @@
+"""Parsers and runners of the project subcommands ``tokenize``, ``reconstruct`` and ``demo`` (jsonargparse)."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+DESCRIPTIONS = {
+    "tokenize": "Write the token ids of a dataset split (format: neurorvq.token_files).",
+    "reconstruct": "Reconstruct a dataset split; print raw and per-band MSE and the codebook usage, write a figure.",
+    "demo": "Encode and reconstruct generated signals with a freshly initialised tokenizer.",
+}
+
+
+def project_parser(command: str):
+    """The jsonargparse parser of ``neurorvq <command>``."""
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(prog=f"neurorvq {command}", description=DESCRIPTIONS[command])
+    if command in ("tokenize", "reconstruct"):
+        parser.add_argument("--ckpt", required=True, help="TokenizerTask .ckpt, save_pretrained folder, or official "
+                            "checkpoint")
+        parser.add_argument("--data", required=True, help="recipe YAML (its data: section) or data YAML with "
+                            "class_path/init_args")
+        parser.add_argument("--split", default="test", help="train | val | test | predict")
+        parser.add_argument("--set", type=list[str], default=[],
+                            help="data init_args overrides, key=value (repeat --set, or --set+ to append)")
+        parser.add_argument("--max_batches", type=Optional[int], default=None)
+        parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    if command == "tokenize":
+        parser.add_argument("--out", required=True, help="output folder")
+        parser.add_argument("--overwrite", type=bool, default=False, help="replace tokens of another tokenizer")
+        parser.add_argument("--shard_windows", type=int, default=4096)
+    if command == "reconstruct":
+        parser.add_argument("--figure", type=Optional[str], default="auto",
+                            help="PNG of one window; auto = reconstruction_<split>.png beside the checkpoint; "
+                            "null = none")
+        parser.add_argument("--report", type=Optional[str], default="auto",
+                            help="JSON of the printed tables with their context; auto = beside the figure; null = none")
+    if command == "demo":
+        parser.add_argument("--modality", default="eeg")
+        parser.add_argument("--channels", type=int, default=16)
+        parser.add_argument("--seconds", type=float, default=4.0)
+        parser.add_argument("--batch", type=int, default=2)
+        parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def run_project_command(command: str, argv: Sequence[str]) -> int:
+    """Parse ``argv`` and run ``neurorvq <command>``; returns the exit status."""
+    from neurorvq import commands
+
+    argv = _single_set_values(list(argv))
+    args = project_parser(command).parse_args(argv)
+    if command == "demo":
+        commands.demo(args.modality, args.channels, args.seconds, args.batch, args.seed)
+    elif command == "tokenize":
+        commands.tokenize(args.ckpt, args.data, args.out, args.split, args.overwrite, args.shard_windows,
+                          args.max_batches, args.device, list(args.set))
+    else:
+        commands.reconstruct(args.ckpt, args.data, args.split, args.max_batches, args.figure, args.device,
+                             list(args.set), report=args.report)
+    return 0
+
+
+def _single_set_values(argv: list[str]) -> list[str]:
+    """``--set key=value`` (as documented) appends like ``--set+``: jsonargparse reads a bare ``--set`` value as the
+    whole list and refuses ``key=value``; several ``--set`` items all apply."""
+    out = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--set" and i + 1 < len(argv) and not argv[i + 1].lstrip().startswith("["):
+            out += ["--set+", argv[i + 1]]
+            i += 2
+            continue
+        if arg.startswith("--set=") and not arg[6:].lstrip().startswith("["):
+            out += ["--set+", arg[6:]]
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
+
+__all__ = ["DESCRIPTIONS", "project_parser", "run_project_command"]

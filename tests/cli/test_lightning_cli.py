@@ -1,0 +1,60 @@
+"""fit/validate/test/predict through the neurorvq CLI: a missing --ckpt_path, resuming a finished run (and
+extending it), and a run that fails before its first step leaving no version_N folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REPO, cli_error
+from neurorvq.cli import main, run
+from neurorvq.cli.lightning_cli import DropEmptyRunFolder
+
+QUICKSTART = REPO / "recipes" / "quickstart.yaml"
+TINY = "{encoder_depth: 1, decoder_depth: 1, n_quantizers: 2, codebook_size: 32, code_dim: 8}"
+
+
+def quick(root: Path, *extra: str) -> list[str]:
+    return ["fit", "--config", str(QUICKSTART), f"--model.init_args.tokenizer={TINY}", "--trainer.max_epochs=1",
+            "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1", f"--trainer.default_root_dir={root}",
+            "--data.init_args.train_windows=32", "--data.init_args.val_windows=16", *extra]
+
+
+def versions(root: Path) -> list[str]:
+    return sorted(p.name for p in (root / "lightning_logs").glob("version_*"))
+
+
+def test_a_missing_checkpoint_is_refused_before_anything_is_made(tmp_path, capsys):
+    err = cli_error(quick(tmp_path, f"--ckpt_path={tmp_path / 'nope.ckpt'}"), capsys)
+    assert "nope.ckpt' does not exist" in err and "leave --ckpt_path out" in err
+    assert not (tmp_path / "lightning_logs").exists()
+    err = cli_error(["validate", "--config", str(QUICKSTART), "--ckpt_path", str(tmp_path / "gone.ckpt")], capsys)
+    assert "gone.ckpt' does not exist" in err
+
+
+def test_resuming_a_finished_run_says_how_to_extend_it(tmp_path, capsys):
+    assert main(quick(tmp_path)) == 0
+    last = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    assert last.is_file() and versions(tmp_path) == ["version_0"]
+    err = cli_error(quick(tmp_path, f"--ckpt_path={last}"), capsys)
+    assert "already finished 1 epoch(s) and max_epochs is 1" in err and "--trainer.max_epochs=2" in err
+    assert versions(tmp_path) == ["version_0"]  # the refused resume made no folder
+    # extending: raise max_epochs; training goes on from the checkpoint's epoch
+    assert main(quick(tmp_path, f"--ckpt_path={last}", "--trainer.max_epochs=2")) == 0
+    extended = sorted((tmp_path / "lightning_logs").glob("version_*/checkpoints/last.ckpt"))[-1]
+    state = torch.load(extended, map_location="cpu", weights_only=False)
+    assert state["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"] == 2 and state["global_step"] == 4
+
+
+def test_a_run_failing_before_its_first_step_leaves_no_version_folder(tmp_path, monkeypatch):
+    bad = quick(tmp_path, "--model.init_args.lr=-1")  # AdamW refuses it in configure_optimizers, inside fit
+    with pytest.raises(ValueError, match="Invalid learning rate"):
+        run(bad)
+    assert versions(tmp_path) == []
+    # without the cleanup the saved config would be left in a version folder: the callback is what removes it
+    monkeypatch.setattr(DropEmptyRunFolder, "on_exception", lambda *args: None)
+    with pytest.raises(ValueError):
+        run(bad)
+    assert versions(tmp_path) == ["version_0"]
