@@ -2,8 +2,9 @@
 
 Every subcommand has a one-line purpose in :data:`COMMANDS` and its own ``--help``. The training subcommands
 (``fit``, ``validate``, ``test``, ``predict``) are LightningCLI's (:mod:`neurorvq.cli.lightning_cli`); the others
-parse their options with jsonargparse (``tokenize``, ``reconstruct``, ``demo``: :mod:`neurorvq.cli.project`) or
-pass the recipe's dotted overrides through (``cv``, ``cv-report``: :mod:`neurorvq.crossval.command`).
+parse their options with jsonargparse, strictly (:mod:`neurorvq.cli.parsing`): ``tokenize``, ``reconstruct``,
+``demo`` (:mod:`neurorvq.cli.project`), ``cv`` and ``cv-report`` (:mod:`neurorvq.crossval.command`; ``cv`` hands
+the recipe's dotted overrides, ``--model...``, ``--trainer...``, to LightningCLI).
 
 A user's mistake — a :class:`~neurorvq.errors.NeuroRVQError` (config, input or checkpoint error) — prints one
 message and exits with status 2, without a traceback; ``--debug`` (anywhere on the line) or ``NEURORVQ_DEBUG=1``

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+from neurorvq.cli.parsing import repeatable
+
 DESCRIPTIONS = {
     "tokenize": "Write the token ids of a dataset split (format: neurorvq.token_files).",
     "reconstruct": "Reconstruct a dataset split; print raw and per-band MSE and the codebook usage, write a figure.",
@@ -49,7 +51,7 @@ def run_project_command(command: str, argv: Sequence[str]) -> int:
     """Parse ``argv`` and run ``neurorvq <command>``; returns the exit status."""
     from neurorvq import commands
 
-    argv = _single_set_values(list(argv))
+    argv = repeatable(argv, "--set")  # --set key=value, as documented, also repeated
     args = project_parser(command).parse_args(argv)
     if command == "demo":
         commands.demo(args.modality, args.channels, args.seconds, args.batch, args.seed)
@@ -60,25 +62,6 @@ def run_project_command(command: str, argv: Sequence[str]) -> int:
         commands.reconstruct(args.ckpt, args.data, args.split, args.max_batches, args.figure, args.device,
                              list(args.set), report=args.report)
     return 0
-
-
-def _single_set_values(argv: list[str]) -> list[str]:
-    """``--set key=value`` (as documented) appends like ``--set+``: jsonargparse reads a bare ``--set`` value as the
-    whole list and refuses ``key=value``; several ``--set`` items all apply."""
-    out = []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--set" and i + 1 < len(argv) and not argv[i + 1].lstrip().startswith("["):
-            out += ["--set+", argv[i + 1]]
-            i += 2
-            continue
-        if arg.startswith("--set=") and not arg[6:].lstrip().startswith("["):
-            out += ["--set+", arg[6:]]
-        else:
-            out.append(arg)
-        i += 1
-    return out
 
 
 __all__ = ["DESCRIPTIONS", "project_parser", "run_project_command"]

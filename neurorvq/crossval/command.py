@@ -13,14 +13,22 @@ per-fold difference of two runs and its 95% interval; ``--curve 0=A 5=B 15=C`` t
 
 from __future__ import annotations
 
-import argparse
-from typing import Sequence
+from typing import Any, Optional, Sequence
 
+from neurorvq.cli.parsing import parse_strict, repeatable, split_recipe_overrides
 from neurorvq.crossval.runner import BASELINES  # the package's __init__ imports the runner anyway
 
 
-def cv_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _parser(**kwargs: Any):
+    from jsonargparse import ArgumentParser
+
+    return ArgumentParser(exit_on_error=False, **kwargs)
+
+
+def cv_parser():
+    """The options of ``neurorvq cv`` (jsonargparse); the recipe's overrides are split off first
+    (:func:`~neurorvq.cli.parsing.split_recipe_overrides`)."""
+    parser = _parser(
         prog="neurorvq cv", description="Subject-independent k-fold fine-tuning from a recipe; resumable per fold. "
         "Other arguments (e.g. --trainer.max_epochs=3, --model=other.yaml) go to the recipe as in neurorvq fit; "
         "{fold} in one of them becomes each fold's index (e.g. --model.init_args.fm=runs/fm_fold{fold}/last.ckpt: "
@@ -35,7 +43,7 @@ def cv_parser() -> argparse.ArgumentParser:
                         help="what a fold holds out: subjects (subject-independent) or recordings (within-subject)")
     parser.add_argument("--monitor", default="val/balanced_accuracy", help="validation metric selecting the epoch")
     parser.add_argument("--mode", default="max", choices=("max", "min"))
-    parser.add_argument("--allow_missing_classes", action="store_true",
+    parser.add_argument("--allow_missing_classes", action="store_true", default=False,
                         help="accept test folds that miss some classes (otherwise an error)")
     parser.add_argument("--baseline", default=None, choices=BASELINES,
                         help="instead of the recipe's model: a supervised baseline (eegnet, shallow_convnet), a "
@@ -44,8 +52,8 @@ def cv_parser() -> argparse.ArgumentParser:
                         "(logistic regression on the recipe FM's frozen features, pooled by model.init_args.pooling)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="training seeds on fixed folds (e.g. --seeds 0 1 2): every fold is trained once per "
-                        "seed; tables give mean ± std and a 95%% t-interval over the per-fold means")
-    parser.add_argument("--grid", action="append", default=None, metavar="KEY=[V1,V2,...]",
+                        "seed; tables give mean ± std and a 95% t-interval over the per-fold means")
+    parser.add_argument("--grid", type=Optional[list[str]], default=None, metavar="KEY=[V1,V2,...]",
                         help="settings chosen per fold on its validation groups, e.g. "
                         "--grid \"model.init_args.lr=[1e-3, 3e-4, 1e-4]\" (repeatable; at most 3 settings in all)")
     parser.add_argument("--folds_file", default=None,
@@ -63,7 +71,8 @@ def run_cv_command(argv: Sequence[str]) -> int:
 
     from neurorvq.crossval.runner import CVSettings, run_cv
 
-    args, overrides = cv_parser().parse_known_args(list(argv))
+    own, overrides = split_recipe_overrides(argv)
+    args = parse_strict(cv_parser(), repeatable(own, "--grid"))
     settings = CVSettings(recipe=args.config, overrides=list(overrides), n_folds=args.folds, seed=args.seed,
                           val_fraction=args.val_fraction, group_by=args.group_by, monitor=args.monitor,
                           mode=args.mode, require_all_classes=not args.allow_missing_classes, name=args.name,
@@ -82,27 +91,28 @@ def run_report_command(argv: Sequence[str]) -> int:
 
     from neurorvq.crossval.report import combine, paired_report
 
-    parser = argparse.ArgumentParser(prog="neurorvq cv-report",
-                                     description="One Markdown table of several neurorvq cv output folders.")
+    parser = _parser(prog="neurorvq cv-report", description="One Markdown table of several neurorvq cv output folders.")
     parser.add_argument("folders", nargs="+", help="output folders of finished neurorvq cv runs")
     parser.add_argument("--out", default=None, help="also write the table to this file")
-    parser.add_argument("--paired", action="store_true",
+    parser.add_argument("--paired", action="store_true", default=False,
                         help="two folders run on identical folds: the per-fold difference (first minus second), "
-                        "its mean and 95%% t-interval")
+                        "its mean and 95% t-interval")
     parser.add_argument("--metric", default="balanced_accuracy", help="metric of the paired comparison or curve")
-    parser.add_argument("--curve", action="store_true",
+    parser.add_argument("--curve", action="store_true", default=False,
                         help="the folders are X=FOLDER points of a pretraining curve (X: pretraining epochs or "
                         "steps of the fine-tuned FM, 0 = from scratch), e.g. 0=runs/cv/scratch 15=runs/cv/fm: "
-                        "per-fold scores, 95%% intervals, paired differences with the first point")
+                        "per-fold scores, 95% intervals, paired differences with the first point")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="curve: only these training seeds")
     parser.add_argument("--figure", default=None, help="curve: also write this PNG")
     parser.add_argument("--xlabel", default="pretraining epochs", help="curve: what X counts")
-    parser.add_argument("--reference", action="append", default=None, metavar="FOLDER",
+    parser.add_argument("--reference", type=Optional[list[str]], default=None, metavar="FOLDER",
                         help="curve figure: a dashed line at this cv run's mean (e.g. the best baseline)")
     parser.add_argument("--chance", type=float, default=None, help="curve figure: chance level")
-    args = parser.parse_args(list(argv))
+    args = parse_strict(parser, repeatable(argv, "--reference"))
     if args.paired and len(args.folders) != 2:
-        parser.error(f"--paired compares exactly two runs; got {len(args.folders)} folders")
+        from neurorvq.errors import ConfigError
+
+        raise ConfigError(f"cv-report --paired compares exactly two runs; got {len(args.folders)} folders")
     if args.curve:
         table = curve_report(args)
     else:
@@ -113,7 +123,7 @@ def run_report_command(argv: Sequence[str]) -> int:
     return 0
 
 
-def curve_report(args: argparse.Namespace) -> str:
+def curve_report(args: Any) -> str:
     """``cv-report --curve``: the curve's Markdown table (and figure with ``--figure``)."""
     from neurorvq.crossval.curve import curve_figure, curve_markdown, curve_points, parse_point
     from neurorvq.crossval.report import read_records, read_summary
