@@ -3,9 +3,10 @@
 A :class:`ModalitySpec` is everything a model needs to know about a kind of biosignal: sampling rate,
 patch length, the multi-scale temporal branches, the transformer and quantizer sizes, and the channel
 vocabulary whose order is part of the checkpoint format. Modalities are data, not code paths: EEG, ECG
-and EMG ship registered (``neurorvq.modalities``) and third-party packages add theirs through the
+and EMG ship registered (``neurorvq.modalities``), third-party packages add theirs through the
 ``neurorvq.modalities`` entry-point group (an entry point names a ``ModalitySpec`` or a callable
-returning one).
+returning one), and a spec saved to a file (:meth:`ModalitySpec.save`, JSON or YAML) is registered by naming
+the file wherever a modality name is expected (``get_modality("ppg.json")``, a recipe's ``modality:``).
 """
 
 from __future__ import annotations
@@ -14,16 +15,22 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from importlib import import_module, metadata
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from neurorvq.errors import ConfigError
+from neurorvq.suggest import close_matches
 
 ENTRY_POINT_GROUP = "neurorvq.modalities"
 _BUILTIN_MODULES = ("neurorvq.modalities.eeg", "neurorvq.modalities.ecg", "neurorvq.modalities.emg",
                     "neurorvq.modalities.semg200")
+SPEC_FILE_SUFFIXES = (".json", ".yaml", ".yml")
+"""Suffixes of a spec file; a modality argument ending in one of them is a path, never a name."""
+_SUFFIX_TEXT = ".json, .yaml or .yml"
 
 
 @dataclass(frozen=True)
@@ -217,10 +224,7 @@ class ModalitySpec:
 
     def replace(self, **changes: Any) -> "ModalitySpec":
         """A copy with ``changes`` applied and validated; unknown fields raise a :class:`ConfigError`."""
-        known = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(changes) - known)
-        if unknown:
-            raise ConfigError(f"unknown ModalitySpec field(s) {unknown}; valid fields: {sorted(known)}")
+        _check_fields(changes)
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -232,28 +236,124 @@ class ModalitySpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ModalitySpec":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown ModalitySpec field(s) {unknown}; valid fields: {sorted(known)}")
+        """The spec of ``data`` (the form :meth:`to_dict` writes), validated.
+
+        Raises :class:`ConfigError` for unknown or missing fields and values of the wrong kind.
+        """
+        _check_fields(data)
+        fields = dataclasses.fields(cls)
+        required = [f.name for f in fields if f.default is dataclasses.MISSING
+                    and f.default_factory is dataclasses.MISSING]
+        missing = [name for name in required if name not in data]
+        if missing:
+            raise ConfigError(f"missing ModalitySpec field(s) {missing}; required: {required}")
         values = dict(data)
-        values["branches"] = tuple(
-            b if isinstance(b, TemporalBranch) else TemporalBranch(**{k: tuple(v) if v is not None else None
-                                                                     for k, v in b.items()})
-            for b in values.get("branches", ())
-        )
-        for key in ("channels",):
-            if key in values:
-                values[key] = tuple(values[key])
-        if "bands" in values:
-            values["bands"] = tuple(tuple(b) for b in values["bands"])
-        return cls(**values)
+        for key in ("channels", "branches", "bands"):
+            if isinstance(values.get(key), (str, Mapping)):
+                raise ConfigError(f"modality '{data.get('name')}': {key} is {values[key]!r}; give a list")
+        try:
+            values["branches"] = tuple(_branch_from_dict(i, b) for i, b in enumerate(values["branches"]))
+            values["channels"] = tuple(values["channels"])
+            if "bands" in values:
+                values["bands"] = tuple(tuple(band) for band in values["bands"])
+            return cls(**values)
+        except ConfigError:
+            raise
+        except (TypeError, ValueError) as exc:  # e.g. a string where a number belongs, a band of two values
+            raise ConfigError(f"modality '{data.get('name')}': a value has the wrong form ({exc}); see "
+                              "ModalitySpec.to_dict() of a built-in spec for the expected form") from exc
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the spec to ``path`` (``.json``, or ``.yaml``/``.yml``) and return it.
+
+        The file holds :meth:`to_dict`; naming it as a modality (``get_modality("ppg.json")``, a recipe's
+        ``modality: ppg.json``) registers it in any process, so it is how a spec reaches ``neurorvq fit``.
+        """
+        path = Path(path).expanduser()
+        suffix = path.suffix.lower()
+        if suffix not in SPEC_FILE_SUFFIXES:
+            raise ConfigError(f"modality file '{path}': use a name ending in {_SUFFIX_TEXT}")
+        data = json.loads(json.dumps(self.to_dict()))  # tuples -> lists: plain JSON/YAML values
+        if suffix == ".json":
+            text = _json_text(data)
+        else:
+            import yaml
+
+            text = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, allow_unicode=True)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ModalitySpec":
+        """The spec saved in ``path`` by :meth:`save` (JSON or YAML), validated but not registered.
+
+        Raises :class:`ConfigError` naming the file when it is missing, unreadable, not JSON/YAML, not a mapping
+        of spec fields, or fails the spec's validation.
+        """
+        path = Path(path).expanduser()
+        where = f"modality file '{path}'"
+        if not path.is_file():
+            what = "is a folder" if path.is_dir() else "does not exist"
+            if not path.is_absolute():
+                what += f" (relative paths start at the current folder, {Path.cwd()})"
+            raise ConfigError(f"{where} {what}; write it with ModalitySpec.save(path) or give the name of a "
+                              "registered modality")
+        if path.suffix.lower() not in SPEC_FILE_SUFFIXES:
+            raise ConfigError(f"{where}: use a name ending in {_SUFFIX_TEXT}")
+        import yaml
+
+        is_json = path.suffix.lower() == ".json"
+        try:
+            text = path.read_text(encoding="utf-8")
+            data = json.loads(text) if is_json else yaml.safe_load(text)
+        except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:  # JSONDecodeError is a ValueError
+            raise ConfigError(f"{where} cannot be read as {'JSON' if is_json else 'YAML'}: {exc}") from exc
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where} holds a {type(data).__name__}, not a mapping of ModalitySpec fields; write "
+                              "it with ModalitySpec.save(path)")
+        try:
+            return cls.from_dict(data)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
 
     def config_hash(self) -> str:
         """Short hash of everything but ``doc``: equal hashes mean interchangeable tokens."""
         d = self.to_dict()
         d.pop("doc", None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _json_text(data: Mapping[str, Any]) -> str:
+    """``data`` as JSON with one field per line (one branch per line): short enough to read, and diffable."""
+    def value_text(key: str, value: Any) -> str:
+        if key == "branches":
+            return "[\n" + ",\n".join(f"    {json.dumps(b)}" for b in value) + "\n  ]"
+        return json.dumps(value, ensure_ascii=False)
+
+    return "{\n" + ",\n".join(f"  {json.dumps(k)}: {value_text(k, v)}" for k, v in data.items()) + "\n}\n"
+
+
+def _check_fields(names: Iterable[str]) -> None:
+    """Refuse names that are not :class:`ModalitySpec` fields, with the closest valid ones."""
+    known = sorted(f.name for f in dataclasses.fields(ModalitySpec))
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        close = [match for u in unknown for match in close_matches(u, known, 1)]
+        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+        raise ConfigError(f"unknown ModalitySpec field(s) {unknown}{hint}; valid fields: {known}")
+
+
+def _branch_from_dict(index: int, value: Any) -> TemporalBranch:
+    """``branches[index]`` of a spec dict as a :class:`TemporalBranch` (a branch passes through)."""
+    if isinstance(value, TemporalBranch):
+        return value
+    known = [f.name for f in dataclasses.fields(TemporalBranch)]
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"branches[{index}] is {value!r}; give a mapping of TemporalBranch fields {known}")
+    unknown = sorted(set(value) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown TemporalBranch field(s) {unknown} in branches[{index}]; valid fields: {known}")
+    return TemporalBranch(**{k: tuple(v) if v is not None else None for k, v in value.items()})
 
 
 # ------------------------------------------------------------------------------------------ registry
@@ -359,10 +459,49 @@ def refresh_entry_points() -> list[str]:
         return sorted(set(_REGISTRY) - before)
 
 
-def get_modality(name: str | ModalitySpec) -> ModalitySpec:
-    """The registered spec called ``name`` (case-insensitive); a spec passes through unchanged."""
+def is_spec_file(value: Any) -> bool:
+    """Whether a modality argument names a spec file (a path object, or a string ending in ``.json``, ``.yaml`` or
+    ``.yml``) rather than a registered name."""
+    if isinstance(value, os.PathLike):
+        return True
+    return isinstance(value, str) and value.strip().lower().endswith(SPEC_FILE_SUFFIXES)
+
+
+def _differences(a: ModalitySpec, b: ModalitySpec) -> list[str]:
+    """``field: a_value vs b_value`` for the fields (``doc`` aside) where ``a`` and ``b`` differ."""
+    da, db = a.to_dict(), b.to_dict()
+    return [f"{k}: {da[k]!r} vs {db[k]!r}" for k in da if k != "doc" and da[k] != db[k]]
+
+
+def register_spec_file(path: str | os.PathLike) -> ModalitySpec:
+    """Load the spec saved in ``path`` (:meth:`ModalitySpec.load`) and register it under its name.
+
+    Idempotent: when an equal spec (``doc`` aside) is registered under that name, that one is returned. A different
+    spec registered under the name raises :class:`ConfigError` listing the differences.
+    """
+    spec = ModalitySpec.load(path)
+    _discover()  # the built-ins first: a file must not take their names
+    with _LOCK:
+        existing = _REGISTRY.get(spec.name)
+        if existing is None:
+            return register_modality(spec)
+        if existing == spec:
+            return existing
+        diffs = _differences(spec, existing)
+        shown = "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5 else "")
+        raise ConfigError(
+            f"modality file '{path}' defines '{spec.name}', but a different '{spec.name}' is already registered "
+            f"(file vs registered: {shown}). Give the file's spec a new name (\"name\": \"{spec.name}_v2\"), or use "
+            f"the registered one by its name '{spec.name}'")
+
+
+def get_modality(name: str | os.PathLike | ModalitySpec) -> ModalitySpec:
+    """The spec for ``name``: a registered name (case-insensitive), a spec file (see :func:`register_spec_file`;
+    relative paths start at the current folder), or a spec (returned unchanged)."""
     if isinstance(name, ModalitySpec):
         return name
+    if is_spec_file(name):
+        return register_spec_file(name.strip() if isinstance(name, str) else name)
     _discover()
     key = str(name).strip().lower()
     with _LOCK:
@@ -370,9 +509,13 @@ def get_modality(name: str | ModalitySpec) -> ModalitySpec:
             _load_pending_entry_points()
         if key not in _REGISTRY:
             broken = "".join(f"; plug-in failure: {msg}" for msg in _FAILED_ENTRY_POINTS.values())
+            if any(c in key for c in "./\\"):  # a path with another suffix: not a name either
+                raise ConfigError(f"unknown modality '{name}': a spec file's name must end in "
+                                  f"{_SUFFIX_TEXT}; registered: {sorted(_REGISTRY)}{broken}")
             raise ConfigError(f"unknown modality '{name}'; registered: {sorted(_REGISTRY)}. Register it with "
-                              "neurorvq.register_modality(ModalitySpec(...)) or an entry point in group "
-                              f"'{ENTRY_POINT_GROUP}'{broken}")
+                              "neurorvq.register_modality(ModalitySpec(...)), an entry point in group "
+                              f"'{ENTRY_POINT_GROUP}', or name a file written by ModalitySpec.save "
+                              f"(e.g. '{key}.json'){broken}")
         return _REGISTRY[key]
 
 

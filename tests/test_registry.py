@@ -1,8 +1,9 @@
-"""Modality registry: built-in specs, registration, validation, serialisation, channel ids, entry points."""
+"""Modality registry: built-in specs, registration, validation, serialisation, spec files, channel ids, entry points."""
 
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -15,6 +16,7 @@ from neurorvq.registry import (
     ModalitySpec,
     TemporalBranch,
     get_modality,
+    is_spec_file,
     list_modalities,
     refresh_entry_points,
     register_modality,
@@ -255,6 +257,22 @@ def test_from_dict_rejects_unknown_keys() -> None:
         ModalitySpec.from_dict(data)
 
 
+def test_from_dict_names_missing_fields_and_bad_branches() -> None:
+    data = small_spec().to_dict()
+    with pytest.raises(ConfigError, match=r"missing ModalitySpec field\(s\) \['num_heads'\]"):
+        ModalitySpec.from_dict({k: v for k, v in data.items() if k != "num_heads"})
+    with pytest.raises(ConfigError, match=r"branches\[1\] is 5; give a mapping"):
+        ModalitySpec.from_dict({**data, "branches": [data["branches"][0], 5]})
+    with pytest.raises(ConfigError, match=r"unknown TemporalBranch field\(s\) \['kernel'\] in branches\[0\]"):
+        ModalitySpec.from_dict({**data, "branches": [{"kernel": [3], "pools": [2]}]})
+    with pytest.raises(ConfigError, match="channels is 'abc'; give a list"):
+        ModalitySpec.from_dict({**data, "channels": "abc"})
+    with pytest.raises(ConfigError, match="wrong form"):
+        ModalitySpec.from_dict({**data, "patch_length": "sixty-four"})
+    with pytest.raises(ConfigError, match=r"\['embed_dims'\] \(did you mean 'embed_dim'\?\)"):
+        ModalitySpec.from_dict({**data, "embed_dims": 64})
+
+
 def test_config_hash() -> None:
     a, b = small_spec(), small_spec(doc="same numbers, other words")
     assert a == b
@@ -273,6 +291,120 @@ def test_config_hash_ignores_int_vs_float() -> None:
     same = eeg.replace(sampling_rate=200, mlp_ratio=4)
     assert same == eeg
     assert same.config_hash() == eeg.config_hash()
+
+
+# ------------------------------------------------------------------------------------------ spec files
+@pytest.mark.parametrize("suffix", [".json", ".yaml", ".yml"])
+@pytest.mark.parametrize("name", ["eeg", "ecg", "semg200"])
+def test_save_load_round_trip(tmp_path, name, suffix) -> None:
+    spec = get_modality(name)
+    path = spec.save(tmp_path / f"spec{suffix}")
+    again = ModalitySpec.load(path)
+    assert again == spec and again.doc == spec.doc and again.config_hash() == spec.config_hash()
+
+
+def test_saved_json_has_one_field_per_line(tmp_path) -> None:
+    import json
+
+    text = small_spec().save(tmp_path / "regtest.json").read_text()
+    assert json.loads(text)["embed_dim"] == 64
+    assert '  "channels": ["a", "b", "c"],' in text.splitlines()
+    assert '    {"kernel_sizes": [31, 15], "pools": [2, 4], "paddings": [15, 7], "strides": [1, 1]},' in text
+
+
+def test_save_refuses_other_suffixes(tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"spec.txt'.*\.json, \.yaml or \.yml"):
+        small_spec().save(tmp_path / "spec.txt")
+
+
+def test_get_modality_registers_a_spec_file_once(tmp_path, monkeypatch, registered) -> None:
+    small_spec().save(tmp_path / "regtest.yaml")
+    monkeypatch.chdir(tmp_path)
+    registered.append("regtest")
+    spec = get_modality("regtest.yaml")  # relative to the current folder
+    assert spec == small_spec() and "regtest" in list_modalities()
+    assert get_modality("regtest") is spec
+    assert get_modality("regtest.yaml") is spec and get_modality(tmp_path / "regtest.yaml") is spec  # idempotent
+
+
+def test_spec_file_equal_to_a_registered_spec_reuses_it(tmp_path, registered) -> None:
+    in_code = register_modality(small_spec(doc="registered in code"))
+    registered.append("regtest")
+    small_spec(doc="other words, same numbers").save(tmp_path / "regtest.json")
+    assert get_modality(str(tmp_path / "regtest.json")) is in_code
+
+
+def test_spec_file_clashing_with_a_registered_spec_is_named(tmp_path, registered) -> None:
+    registered.append("regtest")
+    first = register_modality(small_spec())
+    path = small_spec(num_heads=8, max_patches=10).save(tmp_path / "regtest.json")
+    with pytest.raises(ConfigError) as info:
+        get_modality(path)
+    message = str(info.value)
+    assert f"modality file '{path}' defines 'regtest', but a different 'regtest' is already registered" in message
+    assert "num_heads: 8 vs 4" in message and "max_patches: 10 vs 256" in message and '"regtest_v2"' in message
+    assert get_modality("regtest") is first  # nothing replaced
+
+
+def test_spec_file_cannot_take_a_builtin_name(tmp_path) -> None:
+    eeg = get_modality("eeg")
+    path = eeg.replace(encoder_depth=2).save(tmp_path / "eeg.json")
+    with pytest.raises(ConfigError, match="a different 'eeg' is already registered.*encoder_depth: 2 vs 12"):
+        get_modality(path)
+    assert get_modality("eeg") is eeg
+    assert get_modality(eeg.save(tmp_path / "same.json")) is eeg  # the built-in's own numbers: reused
+
+
+def test_missing_spec_file_is_named(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=rf"modality file 'ppg.json' does not exist \(relative paths start at the "
+                                          rf"current folder, {re.escape(str(tmp_path))}\)"):
+        get_modality("ppg.json")
+    (tmp_path / "folder.json").mkdir()
+    with pytest.raises(ConfigError, match="modality file 'folder.json' is a folder"):
+        get_modality("folder.json")
+
+
+@pytest.mark.parametrize("file_name, text, expected", [
+    ("bad.json", "{not json", r"modality file '.*bad.json' cannot be read as JSON: Expecting property name"),
+    ("bad.yaml", "name: [ppg", r"modality file '.*bad.yaml' cannot be read as YAML"),
+    ("list.json", "[1, 2]", r"modality file '.*list.json' holds a list, not a mapping of ModalitySpec fields"),
+    ("empty.yaml", "", r"modality file '.*empty.yaml' holds a NoneType, not a mapping"),
+])
+def test_malformed_spec_file_is_named(tmp_path, file_name, text, expected) -> None:
+    (tmp_path / file_name).write_text(text)
+    with pytest.raises(ConfigError, match=expected):
+        get_modality(str(tmp_path / file_name))
+
+
+def test_invalid_spec_in_a_file_names_the_file_and_the_field(tmp_path) -> None:
+    import json
+
+    data = small_spec().to_dict()
+    for changes, expected in ((dict(embed_dim=60), "embed_dim is 60 .* set embed_dim=64"),
+                              (dict(embed_dims=64), r"unknown ModalitySpec field\(s\) \['embed_dims'\]"),
+                              (dict(num_heads=None), "wrong form")):
+        path = tmp_path / "regtest.json"
+        path.write_text(json.dumps({**data, **changes}))
+        with pytest.raises(ConfigError, match=rf"^modality file '{re.escape(str(path))}': .*{expected}"):
+            ModalitySpec.load(path)
+    assert "regtest" not in list_modalities()
+
+
+def test_a_name_with_another_suffix_is_not_a_spec_file() -> None:
+    assert is_spec_file("ppg.json") and is_spec_file(" PPG.YML ") and is_spec_file(Path("ppg"))
+    assert not is_spec_file("ppg") and not is_spec_file("ppg.txt")
+    with pytest.raises(ConfigError, match=r"unknown modality 'ppg.txt': a spec file's name must end in \.json"):
+        get_modality("ppg.txt")
+
+
+def test_a_tokenizer_is_built_from_a_spec_file(tmp_path, registered) -> None:
+    from neurorvq.models.tokenizer import NeuroRVQTokenizer
+
+    registered.append("regtest")
+    path = small_spec().save(tmp_path / "regtest.json")
+    model = NeuroRVQTokenizer(str(path), encoder_depth=1, decoder_depth=0, codebook_size=16, code_dim=8)
+    assert model.spec == small_spec().replace(encoder_depth=1, decoder_depth=0, codebook_size=16, code_dim=8)
 
 
 # ------------------------------------------------------------------------------------------ channel ids

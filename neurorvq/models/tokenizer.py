@@ -194,11 +194,15 @@ class NeuroRVQTokenizer(PretrainedMixin, nn.Module):
                                amplitude, patch_rec, rec, targets, losses)
 
     def forward(self, x: torch.Tensor, channels: ChannelsLike) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Reconstruct ``x``; returns ``(reconstruction [B, C, time] in the input unit, figures)``.
+        """Reconstruct ``x``; returns ``(reconstruction, outputs)``, the training forward.
 
-        ``figures``: scalar losses ``loss`` (total), ``code``, ``amp``, ``phase``, ``sig``; ``code_per_level
-        [S, N]``; ``usage [S, N]`` (fraction of codes used in this batch) and ``perplexity [S, N]``; and
-        ``tokens [B, S, N, L]``. All are tensors (no host synchronisation).
+        ``reconstruction``: ``[B, C, time]`` in the input unit. ``outputs``: a dict of tensors (no host
+        synchronisation): the scalar losses ``loss`` (the total, to minimise), ``code``, ``amp``, ``phase`` and
+        ``sig``; the codebook loss per branch ``code_per_branch [S]`` and per level ``code_per_level [S, N]``;
+        ``usage [S, N]`` (fraction of codes used in this batch) and ``perplexity [S, N]``; ``std_x`` and
+        ``std_rec [B, L, T]`` (the per-sample standardised patches and their reconstruction that ``sig``
+        compares; ``T = patch_length``); and the token ids ``tokens [B, S, N, L]`` (``L = C x patches``,
+        channel-major).
         """
         out = self.forward_details(x, channels)
         return out.reconstruction, {**out.losses, "tokens": out.tokens}

@@ -21,6 +21,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from neurorvq.errors import ConfigError
+from neurorvq.registry import get_modality
 from neurorvq.feature_files import (check_output_dir, clear_feature_files, format_files, shard_info,
                                     shard_name, write_feature_shard, write_manifest)
 from neurorvq.models.fm import NeuroRVQFoundationModel
@@ -51,7 +52,7 @@ class FeatureExtractionTask(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         model = load_fm(fm)
-        if modality is not None and model.spec.name != modality:
+        if modality is not None and model.spec.name != get_modality(modality).name:
             raise ConfigError(f"foundation model '{fm}' is a '{model.spec.name}' model but modality is '{modality}'; "
                               "give a checkpoint of that modality or leave modality out")
         model.eval().requires_grad_(False)

@@ -38,6 +38,7 @@ import torch
 
 from neurorvq.errors import CheckpointError, ConfigError
 from neurorvq.models.fm import NeuroRVQFoundationModel
+from neurorvq.registry import get_modality
 from neurorvq.tasks.classification import ClassificationTask, balanced_class_weights, single_montage
 from neurorvq.tasks.optim import SCHEDULES, lr_scheduler
 
@@ -203,7 +204,7 @@ class FinetuneTask(ClassificationTask):
             "official" if self.provenance == "official" else "block")
         self.schedule = schedule if schedule != "auto" else (
             "official_linear" if self.decay_mode == "official" else "cosine")
-        if model.spec.name != modality:
+        if model.spec.name != get_modality(modality).name:  # modality may name a spec file (ppg.json)
             raise ConfigError(f"foundation model '{fm}' is a '{model.spec.name}' model but modality is '{modality}'")
         if model.options["pretraining"]:
             model.drop_pretraining_parts()  # as the official loader: mask token, norm_pre and token heads go

@@ -22,6 +22,7 @@ import lightning as L
 import torch
 
 from neurorvq.errors import ConfigError
+from neurorvq.registry import get_modality
 from neurorvq.models.fm import NeuroRVQFoundationModel, masked_token_loss
 from neurorvq.tasks.masking import random_token_mask
 from neurorvq.tasks.optim import warmup_cosine_scheduler, weight_decay_groups
@@ -62,7 +63,7 @@ class PretrainTask(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         frozen = load_tokenizer(tokenizer).eval()
-        if frozen.spec.name != modality:
+        if frozen.spec.name != get_modality(modality).name:  # modality may name a spec file (ppg.json)
             raise ConfigError(f"tokenizer '{tokenizer}' is a '{frozen.spec.name}' tokenizer but modality is "
                               f"'{modality}'")
         overrides = dict(fm or {})

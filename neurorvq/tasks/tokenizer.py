@@ -17,6 +17,7 @@ import torch
 
 from neurorvq.errors import NeuroRVQError
 from neurorvq.models.tokenizer import NeuroRVQTokenizer
+from neurorvq.registry import ModalitySpec, get_modality
 from neurorvq.tasks.optim import warmup_cosine_scheduler, weight_decay_groups
 
 SCALAR_LOSSES = ("loss", "code", "amp", "phase", "sig")
@@ -50,14 +51,19 @@ class TokenizerTask(L.LightningModule):
             self.tokenizer = load_tokenizer(init_from, **overrides)
         else:
             self.tokenizer = NeuroRVQTokenizer(modality, **overrides)
-        if self.tokenizer.spec.name != modality:
+        expected = get_modality(modality).name  # modality may name a spec file (ppg.json)
+        if self.tokenizer.spec.name != expected:
             raise NeuroRVQError(f"init_from '{init_from}' holds a '{self.tokenizer.spec.name}' tokenizer but "
-                                f"modality is '{modality}'")
+                                f"modality is '{expected}'")
         self._val_batch: dict[str, torch.Tensor] | None = None
 
     @property
     def spec(self):
         return self.tokenizer.spec
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # the spec itself: the checkpoint reloads without the registry or the spec file its recipe named
+        checkpoint["modality_spec"] = self.spec.to_dict()
 
     def forward(self, signal: torch.Tensor, channel_ids: torch.Tensor):
         return self.tokenizer(signal, channel_ids)
@@ -176,7 +182,9 @@ def load_tokenizer(path: str | Path, **overrides: Any) -> NeuroRVQTokenizer:
         hparams = ckpt.get("hyper_parameters", {})
         if "modality" not in hparams:
             raise CheckpointError(f"'{p}' is not a TokenizerTask checkpoint (no 'modality' hyper-parameter)")
-        model = NeuroRVQTokenizer(hparams["modality"], **{**dict(hparams.get("tokenizer") or {}), **overrides})
+        stored = ckpt.get("modality_spec")
+        modality = ModalitySpec.from_dict(stored) if stored else hparams["modality"]
+        model = NeuroRVQTokenizer(modality, **{**dict(hparams.get("tokenizer") or {}), **overrides})
         state = {k[len("tokenizer."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("tokenizer.")}
         from neurorvq.models.pretrained import check_state_dict
 

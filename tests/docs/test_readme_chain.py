@@ -6,6 +6,9 @@ from __future__ import annotations
 import shlex
 import shutil
 
+import lightning.pytorch  # noqa: F401  (imported at collection: Lightning's log handler keeps the stderr of its
+#                          first import, which inside a capsys test would be closed afterwards)
+
 from conftest import REPO
 from neurorvq.cli import main
 
