@@ -259,9 +259,9 @@ def reconstruct(ckpt: str, data: str, split: str = "test", max_batches: int | No
             if max_batches is not None and i >= max_batches:
                 break
             x = batch["signal"].to(dev)
-            rec, figures = tokenizer(x, batch["channel_ids"].to(dev))
+            rec, outputs = tokenizer(x, batch["channel_ids"].to(dev))
             errors.update(x.double().cpu().numpy(), rec.double().cpu().numpy())
-            tokens = figures["tokens"]
+            tokens = outputs["tokens"]
             if usage is None:
                 usage = CodebookUsage(tokens.shape[1], tokens.shape[2], tokenizer.quantizer.codebooks.shape[-2])
             usage.update(tokens)

@@ -37,9 +37,13 @@ def _collect(argv: Sequence[str]) -> tuple[dict[str, Any], list[tuple[str, str]]
         elif arg.startswith("--config="):
             value = arg.split("=", 1)[1]
         else:
-            if arg.startswith("--") and "=" in arg:
+            key, _, value = arg[2:].partition("=") if arg.startswith("--") and "=" in arg else ("", "", "")
+            if key in ("model", "data") and value and not value.endswith((".yaml", ".yml", ".json")):
+                # "--data=package.Class" swaps the class: the recipe's fields were for the old one
+                merged[key] = {"class_path": value, "init_args": {}}
+            elif key:
                 # "--trainer.callbacks+=..." appends to a list (jsonargparse): the field is "callbacks"
-                dotted.append((arg[2:].split("=", 1)[0].removesuffix("+"), arg))
+                dotted.append((key.removesuffix("+"), arg))
             continue
         path = Path(value)
         if path.is_file():

@@ -43,3 +43,20 @@ def cli_error(args: list[str], capsys: pytest.CaptureFixture) -> str:
     assert status == 2, f"expected exit status 2, got {status}; stderr: {err}"
     assert "Traceback" not in err and "error: " in err
     return err
+
+
+def anonymised_edf(path: Path, n_channels: int, seconds: float = 8.0) -> Path:
+    """An EDF whose channels are named ``EEG 000`` ... (an anonymised export): channel k is a 10 Hz sine of
+    (k + 1) x 10 uV at 200 Hz, so the rows can be told apart after loading."""
+    import mne
+    import numpy as np
+
+    pytest.importorskip("edfio", reason="mne.export.export_raw writes EDF with edfio")
+    sfreq = 200.0
+    t = np.arange(int(seconds * sfreq)) / sfreq
+    data = np.stack([(k + 1) * 10e-6 * np.sin(2 * np.pi * 10 * t) for k in range(n_channels)])
+    info = mne.create_info([f"EEG {k:03d}" for k in range(n_channels)], sfreq, "eeg")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mne.export.export_raw(path, mne.io.RawArray(data, info, verbose="error"), fmt="edf", overwrite=True,
+                          verbose="error")
+    return path

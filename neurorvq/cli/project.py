@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from neurorvq.cli.parsing import repeatable
+from neurorvq.cli.parsing import parse_strict, repeatable
 
 DESCRIPTIONS = {
     "tokenize": "Write the token ids of a dataset split (format: neurorvq.token_files).",
@@ -17,7 +17,7 @@ def project_parser(command: str):
     """The jsonargparse parser of ``neurorvq <command>``."""
     from jsonargparse import ArgumentParser
 
-    parser = ArgumentParser(prog=f"neurorvq {command}", description=DESCRIPTIONS[command])
+    parser = ArgumentParser(prog=f"neurorvq {command}", description=DESCRIPTIONS[command], exit_on_error=False)
     if command in ("tokenize", "reconstruct"):
         parser.add_argument("--ckpt", required=True, help="TokenizerTask .ckpt, save_pretrained folder, or official "
                             "checkpoint")
@@ -52,7 +52,7 @@ def run_project_command(command: str, argv: Sequence[str]) -> int:
     from neurorvq import commands
 
     argv = repeatable(argv, "--set")  # --set key=value, as documented, also repeated
-    args = project_parser(command).parse_args(argv)
+    args = parse_strict(project_parser(command), argv)
     if command == "demo":
         commands.demo(args.modality, args.channels, args.seconds, args.batch, args.seed)
     elif command == "tokenize":

@@ -73,27 +73,27 @@ class TokenizerTask(L.LightningModule):
         # the data pipeline validated the batch: no input checks (they would synchronise the device)
         self.tokenizer.check_inputs = False
         try:
-            _, figures = self.tokenizer(batch["signal"], batch["channel_ids"])
+            _, outputs = self.tokenizer(batch["signal"], batch["channel_ids"])
         finally:
             self.tokenizer.check_inputs = True
         batch_size = batch["signal"].shape[0]
         on_step = stage == "train"
         for name in SCALAR_LOSSES:
-            self.log(f"{stage}/{name}", figures[name], on_step=on_step, on_epoch=not on_step,
+            self.log(f"{stage}/{name}", outputs[name], on_step=on_step, on_epoch=not on_step,
                      prog_bar=name == "loss", batch_size=batch_size, sync_dist=not on_step)
-        return figures
+        return outputs
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        figures = self._step(batch, "train")
+        outputs = self._step(batch, "train")
         if self._is_logging_step():
-            self._stop_if_diverged(figures)
-            self._log_codebooks(figures, "train")
-        return figures["loss"]
+            self._stop_if_diverged(outputs)
+            self._log_codebooks(outputs, "train")
+        return outputs["loss"]
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        figures = self._step(batch, "val")
+        outputs = self._step(batch, "val")
         if batch_idx == 0:
-            self._log_codebooks(figures, "val")
+            self._log_codebooks(outputs, "val")
             self._val_batch = {k: v[:1].detach() for k, v in batch.items() if torch.is_tensor(v)}
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -109,8 +109,8 @@ class TokenizerTask(L.LightningModule):
         every = getattr(self.trainer, "log_every_n_steps", 50) if self._trainer is not None else 1
         return self.global_step % max(1, every) == 0
 
-    def _stop_if_diverged(self, figures: dict[str, torch.Tensor]) -> None:
-        values = torch.stack([figures[n].detach().float() for n in SCALAR_LOSSES])
+    def _stop_if_diverged(self, outputs: dict[str, torch.Tensor]) -> None:
+        values = torch.stack([outputs[n].detach().float() for n in SCALAR_LOSSES])
         finite = torch.isfinite(values)
         if bool(finite.all()):  # one host read per logging step, where logging reads values anyway
             return
@@ -122,8 +122,8 @@ class TokenizerTask(L.LightningModule):
             f"checkpoint is kept{f' at {ckpt}' if ckpt else ''}: resume from it with a lower lr, gradient "
             "clipping (trainer.gradient_clip_val) or 32-bit precision")
 
-    def _log_codebooks(self, figures: dict[str, torch.Tensor], stage: str) -> None:
-        usage, perplexity = figures["usage"].detach(), figures["perplexity"].detach()
+    def _log_codebooks(self, outputs: dict[str, torch.Tensor], stage: str) -> None:
+        usage, perplexity = outputs["usage"].detach(), outputs["perplexity"].detach()
         for s in range(usage.shape[0]):
             for n in range(usage.shape[1]):
                 self.log(f"{stage}_codebook/usage_b{s}_d{n}", usage[s, n], on_step=stage == "train",

@@ -3,6 +3,7 @@ extending it), and a run that fails before its first step leaving no version_N f
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,27 @@ def test_a_run_failing_before_its_first_step_leaves_no_version_folder(tmp_path, 
     with pytest.raises(ValueError):
         run(bad)
     assert versions(tmp_path) == ["version_0"]
+
+
+@pytest.mark.parametrize("case", ["lacks", "same_electrode", "malformed"])
+def test_channel_map_mistakes_are_one_message(tmp_path, capsys, case):
+    """`neurorvq fit` on an EEG folder whose channels are 'EEG 000'...: a map naming channels the file lacks, two
+    channels on one electrode and a malformed map file each exit with status 2 and one message naming them."""
+    from conftest import anonymised_edf
+
+    anonymised_edf(tmp_path / "data" / "sub-01" / "rec.edf", 4)
+    maps = {"lacks": '{"EEG 000": fp1, "EEG 001": fp2, "EEG 009": cz}',
+            "same_electrode": '{"EEG 000": fp1, "EEG 001": FP1}'}
+    if case == "malformed":
+        (tmp_path / "map.csv").write_text("EEG 000,fp1\nEEG 001 fp2\n")
+        channel_map = str(tmp_path / "map.csv")
+    else:
+        channel_map = maps[case]
+    err = cli_error(["fit", "--config", str(QUICKSTART), f"--model.init_args.tokenizer={TINY}",
+                     "--data=neurorvq.datamodules.eeg_folder.EEGFolderDataModule",
+                     f"--data.init_args.root={tmp_path / 'data'}", f"--data.init_args.channel_map={channel_map}",
+                     "--trainer.max_epochs=1", f"--trainer.default_root_dir={tmp_path}"], capsys)
+    expected = {"lacks": r"rec.edf lacks 1 channel\(s\) named in channel_map: 'EEG 009'",
+                "same_electrode": r"'EEG 000' and 'EEG 001' both map to 'fp1'",
+                "malformed": r"map.csv', line 2: expected two columns"}[case]
+    assert re.search(expected, err), err

@@ -39,3 +39,10 @@ def test_cv_options_parse_and_misspelt_ones_are_named():
 def test_cv_typo_is_one_message(capsys):
     err = cli_error(["cv", "--config", str(REPO / "recipes/finetune/semg_armband.yaml"), "--sedes", "0"], capsys)
     assert "--sedes" in err and "did you mean '--seeds'" in err
+
+
+def test_set_key_value_as_documented():
+    from neurorvq.cli.project import project_parser
+
+    argv = ["--ckpt", "c.ckpt", "--data", "d.yaml", "--set", "root=/x", "--set", "seed=1"]
+    assert parse_strict(project_parser("reconstruct"), repeatable(argv, "--set")).set == ["root=/x", "seed=1"]

@@ -11,6 +11,7 @@ import mne
 import numpy as np
 import pytest
 
+from conftest import anonymised_edf
 from neurorvq.data.channels import clean_channel_name
 from neurorvq.data.preprocess import DataError
 from neurorvq.data.windows import RecordingSkippedWarning
@@ -145,23 +146,9 @@ def test_recordings_at_mixed_sampling_rates_all_reach_the_spec_rate(set_file, tm
 OWN_MAP = {"EEG 000": "fp1", "EEG 001": "fp2", "EEG 002": "cz", "EEG 003": "oz"}
 
 
-def _anonymised_edf(path: Path, n_channels: int, seconds: float = 8.0) -> Path:
-    """An EDF whose channels are named ``EEG 000`` ... (an anonymised export): channel k is a 10 Hz sine of
-    (k + 1) x 10 uV at 200 Hz, so the rows can be told apart after loading."""
-    pytest.importorskip("edfio", reason="mne.export.export_raw writes EDF with edfio")
-    sfreq = 200.0
-    t = np.arange(int(seconds * sfreq)) / sfreq
-    data = np.stack([(k + 1) * 10e-6 * np.sin(2 * np.pi * 10 * t) for k in range(n_channels)])
-    info = mne.create_info([f"EEG {k:03d}" for k in range(n_channels)], sfreq, "eeg")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mne.export.export_raw(path, mne.io.RawArray(data, info, verbose="error"), fmt="edf", overwrite=True,
-                          verbose="error")
-    return path
-
-
 @pytest.mark.parametrize("form", ["dict", "csv", "json"])
 def test_own_channel_names_through_a_channel_map(tmp_path, form):
-    edf = _anonymised_edf(tmp_path / "data" / "sub-01" / "rec.edf", 6)
+    edf = anonymised_edf(tmp_path / "data" / "sub-01" / "rec.edf", 6)
     assert mne.io.read_raw_edf(edf, verbose="error").ch_names[:2] == ["EEG 000", "EEG 001"]
     if form == "csv":
         channel_map = tmp_path / "channels.csv"
@@ -188,7 +175,7 @@ def test_own_channel_names_through_a_channel_map(tmp_path, form):
 
 
 def test_without_a_map_the_refusal_says_what_to_set(tmp_path):
-    _anonymised_edf(tmp_path / "sub-01" / "rec.edf", 6)
+    anonymised_edf(tmp_path / "sub-01" / "rec.edf", 6)
     with pytest.raises(DataError) as caught:
         EEGFolderDataModule(str(tmp_path), steps=LIGHT_STEPS, strict=True, verbose=False).setup()
     message = str(caught.value)
@@ -203,8 +190,8 @@ def test_without_a_map_the_refusal_says_what_to_set(tmp_path):
 def test_map_naming_channels_a_file_lacks(tmp_path):
     """A typo, or the map of another export, stops loading with the file and the names; a folder mixing
     montages opts in with channel_map_partial."""
-    _anonymised_edf(tmp_path / "sub-01" / "wide.edf", 6)
-    narrow = _anonymised_edf(tmp_path / "sub-02" / "narrow.edf", 4)
+    anonymised_edf(tmp_path / "sub-01" / "wide.edf", 6)
+    narrow = anonymised_edf(tmp_path / "sub-02" / "narrow.edf", 4)
     wide_map = {**OWN_MAP, "EEG 004": "o1", "EEG 005": "o2"}
     dm = EEGFolderDataModule(str(tmp_path), channel_map=wide_map, steps=LIGHT_STEPS, verbose=False)
     with pytest.raises(ConfigError, match=rf"^{narrow} lacks 2 channel\(s\) named in channel_map: 'EEG 004', "
