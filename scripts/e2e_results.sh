@@ -8,7 +8,7 @@
 #   bash scripts/e2e_results.sh eeg      # EEGMMIDB eyes open/closed (S001, S003) and motor imagery (S001 by run)
 # Every step writes runs/e2e/<step>.log and appends "<step> <seconds>" to runs/e2e/timings.tsv; a finished step
 # is skipped when the script runs again and an interrupted one resumes (fits from last.ckpt, cv fold by fold;
-# delete runs/e2e/.done_<step> to redo a step). NEURORVQ_DATA overrides the data folder, SEEDS the training
+# to redo a step, delete runs/e2e/.done_<step> and the step's output folder). NEURORVQ_DATA overrides the data folder, SEEDS the training
 # seeds of the headline (default "0 1 2"), FT_EPOCHS the fine-tuning epochs (default: the official 20).
 # E2E_QUICK=1 checks the whole chain in minutes (2 batches per epoch, 1 epoch, 1 seed) into runs/e2e_quick.
 set -euo pipefail
@@ -62,9 +62,29 @@ last_ckpt() {  # last_ckpt DIR RECIPE: where fit_in leaves the recipe's last che
   echo "$1/runs/e2e/$(basename "$2" .yaml)/checkpoints/last.ckpt"
 }
 
+finished() {  # finished CKPT RECIPE ARGS...: whether CKPT already reached the run's max_epochs (last one in ARGS,
+  local ckpt=$1 recipe=$2; shift 2  # else the recipe's), e.g. a fit that ended before its step was recorded
+  local epochs; epochs=$(printf '%s\n' "$@" | sed -n 's/^--trainer\.max_epochs=//p' | tail -n 1)
+  "$PY" - "$ckpt" "$REPO/$recipe" "$epochs" <<'PY'
+import sys
+
+import yaml
+
+from neurorvq.cli.lightning_cli import finished_training
+
+ckpt, recipe, epochs = sys.argv[1:4]
+epochs = int(epochs) if epochs else (yaml.safe_load(open(recipe)).get("trainer") or {}).get("max_epochs")
+sys.exit(0 if finished_training(ckpt, epochs, None) else 1)
+PY
+}
+
 fit_in() {  # fit_in DIR RECIPE ARGS...: neurorvq fit of an e2e recipe inside DIR (its relative paths land there)
   local dir=$1 recipe=$2; shift 2
   mkdir -p "$dir"
+  local last; last=$(last_ckpt "$dir" "$recipe")
+  if [ -f "$last" ] && finished "$last" "$recipe" "${QUICK[@]}" "$@"; then
+    echo "[e2e] $last finished before: not trained again"; return 0
+  fi
   (cd "$dir" && "$NRVQ" fit --config "$REPO/$recipe" "${QUICK[@]}" "$@" --trainer.enable_progress_bar=false \
      $(resume "$(last_ckpt . "$recipe")")) || return 1
 }
@@ -144,11 +164,11 @@ eeg() {
   # the motor-imagery folds (S001's imagery runs 4, 8, 12, which no pretraining saw) the S001 one
   for subject in 1 3; do
     step "eeg_fm_s$subject" pretrain_fold recipes/e2e/eeg_fm.yaml "$OUT/eeg_fm_s$subject" "$tok" \
-         --data.init_args.root="$EEG" --data.init_args.subjects="[$subject]" --data.init_args.test_subjects=[]
+         --data.init_args.root="$EEG" --data.init_args.subjects="[$subject]" '--data.init_args.test_subjects=[]'
   done
   local last; last=$(last_ckpt . recipes/e2e/eeg_fm.yaml); last=${last#./}
   # eyes open/closed, leave-one-subject-out over S001 and S003
-  local eyes=(cv --config recipes/finetune/eegmmidb_eyes.yaml --folds 2 --data.init_args.subjects=[1,3] "${common[@]}")
+  local eyes=(cv --config recipes/finetune/eegmmidb_eyes.yaml --folds 2 '--data.init_args.subjects=[1,3]' "${common[@]}")
   local e=$OUT/cv/eyes
   step eyes_cv_logpower "$NRVQ" "${eyes[@]}" --out "$e/logpower" --baseline logpower --name "log-power + logistic"
   local folds=$e/logpower/folds.json
@@ -158,7 +178,7 @@ eeg() {
   eeg_rows "${eyes[@]}" -- "$e" "$folds" "$OUT/eeg_fm_eyes_fold{fold}/$last"
   # motor imagery within S001, leave-one-run-out
   local mi=(cv --config recipes/finetune/eegmmidb_motor_imagery.yaml --folds 3 --group_by recording
-            --data.init_args.subjects=[1] "${common[@]}" --task "EEGMMIDB imagery L/R, S001 by run (within-subject)")
+            '--data.init_args.subjects=[1]' "${common[@]}" --task "EEGMMIDB imagery L/R, S001 by run (within-subject)")
   local m=$OUT/cv/mi
   step mi_cv_logpower "$NRVQ" "${mi[@]}" --out "$m/logpower" --baseline logpower --name "log-power + logistic"
   eeg_rows "${mi[@]}" -- "$m" "$m/logpower/folds.json" "$OUT/eeg_fm_s1/$last"

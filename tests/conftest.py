@@ -32,20 +32,31 @@ def data_dir() -> Path:
     return _require(DATA, "shared recordings")
 
 
-def cli_error(args: list[str], capsys: pytest.CaptureFixture) -> str:
-    """Run ``neurorvq ARGS`` as a user would; assert it exits with the user-error status and no traceback; return
-    the one error message (stderr)."""
+@pytest.fixture
+def cli_error(capsys: pytest.CaptureFixture):
+    """``cli_error(args)``: run ``neurorvq ARGS`` as a user would; assert it exits with the user-error status and
+    no traceback; return the one error message (stderr). (A fixture: test modules cannot import from conftest,
+    another conftest.py of the suite may hold that module name.)"""
     from neurorvq.cli import main
 
-    capsys.readouterr()
-    status = main(args)
-    err = capsys.readouterr().err
-    assert status == 2, f"expected exit status 2, got {status}; stderr: {err}"
-    assert "Traceback" not in err and "error: " in err
-    return err
+    def run(args: list[str]) -> str:
+        capsys.readouterr()
+        status = main(args)
+        err = capsys.readouterr().err
+        assert status == 2, f"expected exit status 2, got {status}; stderr: {err}"
+        assert "Traceback" not in err and "error: " in err
+        return err
+
+    return run
 
 
-def anonymised_edf(path: Path, n_channels: int, seconds: float = 8.0) -> Path:
+@pytest.fixture
+def anonymised_edf():
+    """``anonymised_edf(path, n_channels, seconds=8.0)``, see :func:`write_anonymised_edf`."""
+    return write_anonymised_edf
+
+
+def write_anonymised_edf(path: Path, n_channels: int, seconds: float = 8.0) -> Path:
     """An EDF whose channels are named ``EEG 000`` ... (an anonymised export): channel k is a 10 Hz sine of
     (k + 1) x 10 uV at 200 Hz, so the rows can be told apart after loading."""
     import mne

@@ -13,7 +13,6 @@ import torch
 import yaml
 
 from neurorvq import NeuroRVQTokenizer
-from conftest import cli_error
 from neurorvq.cli import main
 from neurorvq.commands import reconstruct, reconstruct_output_folder
 from neurorvq.token_files import read_manifest, read_token_dir
@@ -58,7 +57,7 @@ def test_tokenize_round_trip(setup):
     assert torch.allclose(from_file, tokenizer.decode(direct_tokens, shard.channels, stats))
 
 
-def test_tokenize_refuses_other_tokenizers_folder(setup, capsys):
+def test_tokenize_refuses_other_tokenizers_folder(setup, capsys, cli_error):
     ckpt, data, tmp = setup
     out = tmp / "tokens"
     main(["tokenize", "--ckpt", str(ckpt), "--data", str(data), "--out", str(out)])
@@ -66,28 +65,28 @@ def test_tokenize_refuses_other_tokenizers_folder(setup, capsys):
     torch.manual_seed(1)
     other = tmp / "other"
     NeuroRVQTokenizer("eeg", **TINY).save_pretrained(other)
-    err = cli_error(["tokenize", "--ckpt", str(other), "--data", str(data), "--out", str(out)], capsys)
+    err = cli_error(["tokenize", "--ckpt", str(other), "--data", str(data), "--out", str(out)])
     assert re.search("holds tokens of another tokenizer.*--overwrite", err)
     main(["tokenize", "--ckpt", str(other), "--data", str(data), "--out", str(out), "--overwrite", "true"])
     assert read_manifest(out)["checkpoint"] == str(other)
     (tmp / "busy").mkdir()
     (tmp / "busy" / "notes.txt").write_text("mine")
-    err = cli_error(["tokenize", "--ckpt", str(ckpt), "--data", str(data), "--out", str(tmp / "busy")], capsys)
+    err = cli_error(["tokenize", "--ckpt", str(ckpt), "--data", str(data), "--out", str(tmp / "busy")])
     assert re.search("not empty", err)
 
 
-def test_checkpoint_of_another_modality_or_configuration(setup, capsys):
+def test_checkpoint_of_another_modality_or_configuration(setup, capsys, cli_error):
     ckpt, data, tmp = setup
     ecg = tmp / "ecg"
     NeuroRVQTokenizer("ecg", **TINY).save_pretrained(ecg)
-    err = cli_error(["tokenize", "--ckpt", str(ecg), "--data", str(data), "--out", str(tmp / "t")], capsys)
+    err = cli_error(["tokenize", "--ckpt", str(ecg), "--data", str(data), "--out", str(tmp / "t")])
     assert re.search("is a 'ecg' tokenizer but the data is 'eeg'", err)
-    err = cli_error(["reconstruct", "--ckpt", str(ecg), "--data", str(data), "--figure", "null"], capsys)
+    err = cli_error(["reconstruct", "--ckpt", str(ecg), "--data", str(data), "--figure", "null"])
     assert re.search("is a 'ecg' tokenizer but the data is 'eeg'", err)
     short = tmp / "short"
     NeuroRVQTokenizer("eeg", patch_length=100, branches=[{"kernel_sizes": [9, 5], "pools": [2, 2]}] * 4,
                       embed_dim=200, **TINY).save_pretrained(short)
-    err = cli_error(["reconstruct", "--ckpt", str(short), "--data", str(data), "--figure", "null"], capsys)
+    err = cli_error(["reconstruct", "--ckpt", str(short), "--data", str(data), "--figure", "null"])
     assert re.search("patch_length=100", err)
 
 
@@ -208,10 +207,10 @@ def test_token_files_get_ordinary_permissions(setup):
     assert plain == 0o640 and set(modes.values()) == {plain}
 
 
-def test_data_yaml_errors(setup, capsys):
+def test_data_yaml_errors(setup, capsys, cli_error):
     ckpt, _, tmp = setup
     bad = tmp / "bad.yaml"
     bad.write_text("trainer: {max_epochs: 1}\n")
-    assert re.search("no data class_path", cli_error(["reconstruct", "--ckpt", str(ckpt), "--data", str(bad)], capsys))
-    err = cli_error(["reconstruct", "--ckpt", str(ckpt), "--data", str(Path(tmp) / "missing.yaml")], capsys)
+    assert re.search("no data class_path", cli_error(["reconstruct", "--ckpt", str(ckpt), "--data", str(bad)]))
+    err = cli_error(["reconstruct", "--ckpt", str(ckpt), "--data", str(Path(tmp) / "missing.yaml")])
     assert re.search("is not a file", err)

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import cli_error
 from neurorvq.cli import main
 from neurorvq.errors import ConfigError
 
@@ -277,31 +276,31 @@ def test_official_size_in_paper_recipe():
 
 # A user's mistake prints one message (exit status 2, no traceback), also when jsonargparse wraps the error of a
 # recipe class it instantiates.
-def test_unknown_modality_is_named(tmp_path, capsys):
+def test_unknown_modality_is_named(tmp_path, capsys, cli_error):
     args = tiny_args(QUICKSTART, tmp_path) + ["--model.init_args.modality=eegg", "--data.init_args.modality=eeg"]
-    assert re.search(r"unknown modality 'eegg'; registered: \['ecg', 'eeg', 'emg'", cli_error(args, capsys))
+    assert re.search(r"unknown modality 'eegg'; registered: \['ecg', 'eeg', 'emg'", cli_error(args))
 
 
-def test_unknown_tokenizer_field_is_named(tmp_path, capsys):
+def test_unknown_tokenizer_field_is_named(tmp_path, capsys, cli_error):
     args = tiny_args(QUICKSTART, tmp_path) + ["--model.init_args.tokenizer={encoder_dept: 2}"]
-    err = cli_error(args, capsys)
+    err = cli_error(args)
     assert re.search(r"unknown tokenizer override\(s\): 'encoder_dept'; did you mean 'encoder_depth'", err)
     assert err.count("\n") <= 2  # the message and the --debug hint
 
 
-def test_unknown_recipe_field_is_named(tmp_path, capsys):
+def test_unknown_recipe_field_is_named(tmp_path, capsys, cli_error):
     args = tiny_args(QUICKSTART, tmp_path) + ["--model.init_args.learning_rate=0.1"]
     assert re.search(r"not parameters of neurorvq.tasks.tokenizer.TokenizerTask: 'model.init_args.learning_rate'"
-                     r".*valid: .*'lr'", cli_error(args, capsys))
+                     r".*valid: .*'lr'", cli_error(args))
 
 
-def test_unknown_field_in_a_recipe_file(tmp_path, capsys):
+def test_unknown_field_in_a_recipe_file(tmp_path, capsys, cli_error):
     recipe = tmp_path / "bad.yaml"
     recipe.write_text(QUICKSTART.read_text().replace("    batch_size: 16", "    batch_sise: 16"))
     assert re.search(r"'data.init_args.batch_sise': did you mean 'batch_size'",
-                     cli_error(["fit", "--config", str(recipe)], capsys))
+                     cli_error(["fit", "--config", str(recipe)]))
     recipe.write_text(QUICKSTART.read_text().replace("  max_epochs: 4", "  max_epoch: 4"))
-    err = cli_error(["fit", "--config", str(recipe)], capsys)
+    err = cli_error(["fit", "--config", str(recipe)])
     assert re.search(r"'trainer.max_epoch': did you mean 'max_epochs'", err) and "accumulate_grad_batches" not in err
 
 

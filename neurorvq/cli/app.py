@@ -138,14 +138,16 @@ def run(argv: Sequence[str]) -> int:
 
 
 def user_error(error: BaseException) -> NeuroRVQError | None:
-    """The :class:`NeuroRVQError` behind ``error``: itself, or one in its ``__cause__``/``__context__`` chain (a
-    recipe's class raising while jsonargparse instantiates it arrives wrapped in jsonargparse's ValueError)."""
+    """The :class:`NeuroRVQError` behind ``error``: itself, or one in its ``__cause__`` chain (a recipe's class
+    raising while jsonargparse instantiates it arrives wrapped in jsonargparse's ValueError)."""
     seen = set()
     while error is not None and id(error) not in seen:
         if isinstance(error, NeuroRVQError):
             return error
         seen.add(id(error))
-        error = error.__cause__ or error.__context__
+        # only a declared cause (`raise ... from`, as jsonargparse wraps a recipe class's error): an exception
+        # raised while another was being handled (e.g. during clean-up) stays a bug, with its traceback
+        error = error.__cause__
     return None
 
 

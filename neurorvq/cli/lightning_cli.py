@@ -34,11 +34,17 @@ def ckpt_path_argument(argv: Sequence[str]) -> str | None:
     return None
 
 
+def local_checkpoint(ckpt_path: str | None) -> bool:
+    """Whether ``ckpt_path`` names a local file or folder (not a special Lightning value or a URL)."""
+    return bool(ckpt_path) and ckpt_path not in ("null", "None") and \
+        ckpt_path.split(":")[0] not in SPECIAL_CKPT_PATHS and "://" not in ckpt_path
+
+
 def check_ckpt_exists(ckpt_path: str | None) -> None:
-    """Refuse a ``ckpt_path`` that is neither a special Lightning value nor an existing file."""
-    if not ckpt_path or ckpt_path in ("null", "None") or ckpt_path.split(":")[0] in SPECIAL_CKPT_PATHS:
+    """Refuse a local ``ckpt_path`` that exists neither as a file nor as a (sharded checkpoint) folder."""
+    if not local_checkpoint(ckpt_path):
         return
-    if not Path(ckpt_path).is_file():
+    if not Path(ckpt_path).exists():
         raise CheckpointError(f"--ckpt_path '{ckpt_path}' does not exist; give the checkpoint to resume from "
                               "(e.g. <run>/checkpoints/last.ckpt) or leave --ckpt_path out to start a new run")
 
@@ -50,8 +56,12 @@ def finished_training(ckpt_path: str, max_epochs: int | None, max_steps: int | N
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True)
     if not isinstance(ckpt, dict) or "epoch" not in ckpt:
         return None
-    progress = (ckpt.get("loops") or {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
+    fit_loop = (ckpt.get("loops") or {}).get("fit_loop", {})
+    progress = fit_loop.get("epoch_progress", {}).get("current", {})
     epochs_done = int(progress.get("processed", int(ckpt["epoch"]) + 1))
+    if int(progress.get("started", 0)) > epochs_done and fit_loop.get("epoch_loop.batch_progress", {}).get(
+            "is_last_batch"):  # saved at validation end, after the epoch's last batch but before it was counted
+        epochs_done += 1
     steps_done = int(ckpt.get("global_step", 0))
     if max_steps is not None and max_steps > 0 and steps_done >= max_steps:
         return (f"the checkpoint already reached max_steps={max_steps} (step {steps_done}); to train on, raise "
@@ -64,24 +74,34 @@ def finished_training(ckpt_path: str, max_epochs: int | None, max_steps: int | N
 
 
 class DropEmptyRunFolder(Callback):
-    """On an exception before the first optimiser step, delete the logger's new ``version_N`` folder when it holds
-    nothing but what the start of a run writes (saved config, hyper-parameters, empty event files)."""
+    """On an exception before the run processed any batch, delete the logger's new ``version_N`` folder (it holds
+    only what the start of a run writes: saved config, hyper-parameters, empty event files).
+
+    Conservative by construction: only a logger with its own ``log_dir`` (TensorBoard, CSV) is considered; a folder
+    that existed before the run, one holding a checkpoint, or any folder once a training, validation (not the
+    sanity check), test or predict batch has completed is kept; only global rank 0 deletes, without collectives."""
 
     def __init__(self) -> None:
-        self.existed: bool | None = None  # set by remember(trainer) before the run starts; None = unknown: keep
+        self.folder: Path | None = None  # set by remember(trainer) before the run, when the folder is new
+        self.progressed = False
 
     def remember(self, trainer: Any) -> None:
-        """Note whether the run folder exists before the run (a folder that did is never deleted)."""
-        log_dir = trainer.log_dir
-        self.existed = None if not log_dir else Path(log_dir).exists()
+        """Note the run folder if it does not exist yet (a folder that did is never deleted)."""
+        log_dir = getattr(trainer.logger, "log_dir", None) if trainer.logger is not None else None
+        self.folder = Path(log_dir) if log_dir and not Path(log_dir).exists() else None
+        self.progressed = False
+
+    def _progress(self, trainer: Any, *args: Any, **kwargs: Any) -> None:
+        if not trainer.sanity_checking:
+            self.progressed = True
+
+    on_train_batch_end = on_validation_batch_end = on_test_batch_end = on_predict_batch_end = _progress
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
-        log_dir = trainer.log_dir
-        if not log_dir or self.existed is not False or trainer.global_step > 0 or not trainer.is_global_zero:
+        if self.folder is None or self.progressed or not trainer.is_global_zero:
             return
-        folder = Path(log_dir)
-        if folder.is_dir() and not any(p.suffix == ".ckpt" for p in folder.rglob("*")):
-            shutil.rmtree(folder, ignore_errors=True)
+        if self.folder.is_dir() and not any(p.suffix == ".ckpt" for p in self.folder.rglob("*")):
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class NeuroRVQCLI(LightningCLI):
@@ -96,7 +116,7 @@ class NeuroRVQCLI(LightningCLI):
         self._remember_run_folder()
         ckpt_path = self.config[self.subcommand].get("ckpt_path")
         check_ckpt_exists(ckpt_path)
-        if ckpt_path and Path(str(ckpt_path)).is_file():
+        if local_checkpoint(ckpt_path) and Path(str(ckpt_path)).is_file():
             why = finished_training(str(ckpt_path), self.trainer.max_epochs, self.trainer.max_steps)
             if why:
                 raise ConfigError(f"nothing to resume from '{ckpt_path}': {why}")
@@ -117,7 +137,8 @@ def run_lightning_cli(argv: Sequence[str] | None) -> NeuroRVQCLI:
     args = list(sys.argv[1:] if argv is None else argv)
     check_recipe_fields(args)
     check_ckpt_exists(ckpt_path_argument(args))
-    saved, sys.argv = sys.argv, sys.argv[:1]  # the arguments are `args`; LightningCLI warns when both are given
+    # LightningCLI warns when sys.argv and `args` differ, and DDP starts its workers from sys.argv: make them agree
+    saved, sys.argv = sys.argv, [sys.argv[0], *args]
     try:
         return NeuroRVQCLI(L.LightningModule, L.LightningDataModule, subclass_mode_model=True,
                            subclass_mode_data=True, args=args, save_config_kwargs={"overwrite": True},
@@ -126,4 +147,5 @@ def run_lightning_cli(argv: Sequence[str] | None) -> NeuroRVQCLI:
         sys.argv = saved
 
 
-__all__ = ["DropEmptyRunFolder", "NeuroRVQCLI", "check_ckpt_exists", "finished_training", "run_lightning_cli"]
+__all__ = ["DropEmptyRunFolder", "NeuroRVQCLI", "check_ckpt_exists", "finished_training", "local_checkpoint",
+           "run_lightning_cli"]

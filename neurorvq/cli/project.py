@@ -17,7 +17,8 @@ def project_parser(command: str):
     """The jsonargparse parser of ``neurorvq <command>``."""
     from jsonargparse import ArgumentParser
 
-    parser = ArgumentParser(prog=f"neurorvq {command}", description=DESCRIPTIONS[command], exit_on_error=False)
+    parser = ArgumentParser(prog=f"neurorvq {command}", description=DESCRIPTIONS[command], exit_on_error=False,
+                            allow_abbrev=False)
     if command in ("tokenize", "reconstruct"):
         parser.add_argument("--ckpt", required=True, help="TokenizerTask .ckpt, save_pretrained folder, or official "
                             "checkpoint")

@@ -22,7 +22,7 @@ from neurorvq.crossval.runner import BASELINES  # the package's __init__ imports
 def _parser(**kwargs: Any):
     from jsonargparse import ArgumentParser
 
-    return ArgumentParser(exit_on_error=False, **kwargs)
+    return ArgumentParser(exit_on_error=False, allow_abbrev=False, **kwargs)
 
 
 def cv_parser():
@@ -127,14 +127,16 @@ def curve_report(args: Any) -> str:
     """``cv-report --curve``: the curve's Markdown table (and figure with ``--figure``)."""
     from neurorvq.crossval.curve import curve_figure, curve_markdown, curve_points, parse_point
     from neurorvq.crossval.report import read_records, read_summary
-    from neurorvq.crossval.stats import per_fold_means
+    from neurorvq.crossval.stats import check_identical_folds, per_fold_means, record_seed
 
     curve = curve_points([parse_point(p) for p in args.folders], args.metric, args.seeds)
     unit = args.xlabel.removeprefix("pretraining ")
     if args.figure:
         references = {}
-        for folder in args.reference or []:
-            scores = per_fold_means(read_records(folder), args.metric)
+        for folder in args.reference or []:  # the same seeds as the curve, on its folds
+            rows = [r for r in read_records(folder) if args.seeds is None or record_seed(r) in set(args.seeds)]
+            check_identical_folds(read_records(curve[0]["folder"]), rows, (curve[0]["folder"], str(folder)))
+            scores = per_fold_means(rows, args.metric)
             references[str(read_summary(folder).get("name", folder))] = sum(scores.values()) / max(len(scores), 1)
         curve_figure(curve, args.figure, args.metric, args.xlabel, args.chance, references)
     return curve_markdown(curve, args.metric, unit)

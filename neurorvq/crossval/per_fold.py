@@ -31,6 +31,16 @@ def fold_overrides(overrides: Sequence[str], index: int) -> list[str]:
     return [arg.replace(FOLD_FIELD, str(int(index))) for arg in overrides]
 
 
+def check_fold_fields(overrides: Sequence[str], grid: Sequence[str] | None = None) -> None:
+    """``{fold}`` only in ``--model...`` overrides: the data are loaded once for all folds (a per-fold data
+    override would silently keep the first fold's value) and a grid's settings are the same for every fold."""
+    misplaced = [arg for arg in overrides if FOLD_FIELD in arg and not arg.startswith("--model")]
+    misplaced += [f"--grid {item}" for item in (grid or []) if FOLD_FIELD in item]
+    if misplaced:
+        raise ConfigError(f"{FOLD_FIELD} is only replaced in --model... overrides (one checkpoint per fold); not in "
+                          f"{misplaced}: the data are loaded once for every fold and --grid settings are shared")
+
+
 def check_fold_paths(overrides: Sequence[str], indices: Sequence[int]) -> None:
     """Refuse, before any training, a per-fold override that names a file or folder missing for some fold.
 
@@ -54,4 +64,4 @@ def check_fold_paths(overrides: Sequence[str], indices: Sequence[int]) -> None:
                           "--only_folds)")
 
 
-__all__ = ["FOLD_FIELD", "check_fold_paths", "fold_overrides", "has_fold_field"]
+__all__ = ["FOLD_FIELD", "check_fold_fields", "check_fold_paths", "fold_overrides", "has_fold_field"]

@@ -33,10 +33,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from neurorvq.crossval.feature_models import CLASSICAL, FEATURE_MODELS, PROBE, FrozenFeatures, fit_feature_model, window_arrays
+from neurorvq.crossval.per_fold import (check_fold_fields, check_fold_paths, fold_overrides,
+                                        has_fold_field)
 from neurorvq.crossval.fold_data import FoldDataModule
 from neurorvq.crossval.grid import check_seeds, grid_settings
-from neurorvq.crossval.per_fold import check_fold_paths, fold_overrides, has_fold_field
+from neurorvq.crossval.per_fold import check_fold_fields, check_fold_paths, fold_overrides, has_fold_field
 from neurorvq.crossval.report import write_summary
 from neurorvq.crossval.sensitivity import sensitivity_cell, task_sensitivity
 from neurorvq.data.splits import Fold, load_folds, save_folds, subject_kfold
@@ -423,6 +424,7 @@ def run_cv(settings: CVSettings, out: str | Path, task: str | None = None) -> di
         architecture = settings.baseline if settings.baseline in DEEP_BASELINES else "eegnet"
         recipe, overrides = baseline_recipe(settings.recipe, settings.overrides, architecture, out)
         settings = replace(settings, recipe=recipe, overrides=overrides)
+    check_fold_fields(settings.overrides, settings.grid)
     first = settings.only_folds[0] if settings.only_folds else 0  # per-fold overrides: any fold can load the data
     check_fold_paths(settings.overrides, [first])
     loader = instantiate_recipe(settings.recipe, fold_overrides(settings.overrides, first), out / "data")

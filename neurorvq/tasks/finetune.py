@@ -38,7 +38,7 @@ import torch
 
 from neurorvq.errors import CheckpointError, ConfigError
 from neurorvq.models.fm import NeuroRVQFoundationModel
-from neurorvq.registry import get_modality
+from neurorvq.registry import ModalitySpec, get_modality
 from neurorvq.tasks.classification import ClassificationTask, balanced_class_weights, single_montage
 from neurorvq.tasks.optim import SCHEDULES, lr_scheduler
 
@@ -156,8 +156,10 @@ def load_fm(path: str, **overrides: Any) -> NeuroRVQFoundationModel:
         if not state:
             raise CheckpointError(f"'{p}' is not a PretrainTask checkpoint (no 'fm.' weights)")
         vocab, depth = state["head_bias"].shape[-1], state["head_bias"].shape[1]
-        model = NeuroRVQFoundationModel(hparams.get("modality", "eeg"), pretraining=True, vocab_size=vocab,
-                                        n_quantizers=depth, **dict(hparams.get("fm") or {}))
+        stored = ckpt.get("modality_spec")  # written by PretrainTask; older checkpoints name a registered modality
+        modality = ModalitySpec.from_dict(stored) if stored else hparams.get("modality", "eeg")
+        model = NeuroRVQFoundationModel(modality, pretraining=True, vocab_size=vocab, n_quantizers=depth,
+                                        **dict(hparams.get("fm") or {}))
         model.load_state_dict(state)
         return model
     return NeuroRVQFoundationModel.from_official(p, **overrides)

@@ -207,6 +207,8 @@ class PretrainTask(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.diagnostics is not None:
             checkpoint[CHECKPOINT_KEY] = self.diagnostics
+        # the spec itself, as TokenizerTask does: load_fm needs neither the registry nor a spec file
+        checkpoint["modality_spec"] = self.fm.spec.to_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.diagnostics = checkpoint.get(CHECKPOINT_KEY)

@@ -3,12 +3,15 @@ parsing with a suggestion; cv's own options are checked (a misspelt one is not s
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from conftest import REPO, cli_error
 from neurorvq.cli.parsing import parse_strict, repeatable, split_recipe_overrides
 from neurorvq.crossval.command import cv_parser
 from neurorvq.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_recipe_overrides_are_split_off_with_their_values():
@@ -36,8 +39,8 @@ def test_cv_options_parse_and_misspelt_ones_are_named():
         parse_strict(cv_parser(), ["--config", "r.yaml", "--baseline", "eegnett"])
 
 
-def test_cv_typo_is_one_message(capsys):
-    err = cli_error(["cv", "--config", str(REPO / "recipes/finetune/semg_armband.yaml"), "--sedes", "0"], capsys)
+def test_cv_typo_is_one_message(capsys, cli_error):
+    err = cli_error(["cv", "--config", str(REPO / "recipes/finetune/semg_armband.yaml"), "--sedes", "0"])
     assert "--sedes" in err and "did you mean '--seeds'" in err
 
 

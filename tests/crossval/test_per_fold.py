@@ -69,3 +69,13 @@ def test_a_fold_without_its_checkpoint_is_refused_before_training(armband, per_f
     run_cv(settings(armband, n_folds=3, only_folds=[1], extra=[f"--model.init_args.fm={per_fold_fms}/fm_{{fold}}"]),
            out)
     assert [p.parent.name for p in out.glob("fold_*/metrics.json")] == ["fold_1"]
+
+
+def test_fold_field_only_in_model_overrides():
+    from neurorvq.crossval.per_fold import check_fold_fields
+
+    check_fold_fields(["--model.init_args.fm=runs/fm_fold{fold}/last.ckpt"], ["model.init_args.lr=[1e-3]"])
+    with pytest.raises(ConfigError, match=r"only replaced in --model.*--data.init_args.root=d{fold}"):
+        check_fold_fields(["--data.init_args.root=d{fold}"])
+    with pytest.raises(ConfigError, match=r"--grid model.init_args.fm=\[a{fold}\]"):
+        check_fold_fields([], ["model.init_args.fm=[a{fold}]"])

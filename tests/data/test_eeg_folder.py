@@ -11,7 +11,6 @@ import mne
 import numpy as np
 import pytest
 
-from conftest import anonymised_edf
 from neurorvq.data.channels import clean_channel_name
 from neurorvq.data.preprocess import DataError
 from neurorvq.data.windows import RecordingSkippedWarning
@@ -147,7 +146,7 @@ OWN_MAP = {"EEG 000": "fp1", "EEG 001": "fp2", "EEG 002": "cz", "EEG 003": "oz"}
 
 
 @pytest.mark.parametrize("form", ["dict", "csv", "json"])
-def test_own_channel_names_through_a_channel_map(tmp_path, form):
+def test_own_channel_names_through_a_channel_map(tmp_path, form, anonymised_edf):
     edf = anonymised_edf(tmp_path / "data" / "sub-01" / "rec.edf", 6)
     assert mne.io.read_raw_edf(edf, verbose="error").ch_names[:2] == ["EEG 000", "EEG 001"]
     if form == "csv":
@@ -174,7 +173,7 @@ def test_own_channel_names_through_a_channel_map(tmp_path, form):
     assert batch["channel_ids"][0].tolist() == ws.channel_ids.tolist()
 
 
-def test_without_a_map_the_refusal_says_what_to_set(tmp_path):
+def test_without_a_map_the_refusal_says_what_to_set(tmp_path, anonymised_edf):
     anonymised_edf(tmp_path / "sub-01" / "rec.edf", 6)
     with pytest.raises(DataError) as caught:
         EEGFolderDataModule(str(tmp_path), steps=LIGHT_STEPS, strict=True, verbose=False).setup()
@@ -187,7 +186,7 @@ def test_without_a_map_the_refusal_says_what_to_set(tmp_path):
             EEGFolderDataModule(str(tmp_path), steps=LIGHT_STEPS, verbose=False).setup()
 
 
-def test_map_naming_channels_a_file_lacks(tmp_path):
+def test_map_naming_channels_a_file_lacks(tmp_path, anonymised_edf):
     """A typo, or the map of another export, stops loading with the file and the names; a folder mixing
     montages opts in with channel_map_partial."""
     anonymised_edf(tmp_path / "sub-01" / "wide.edf", 6)

@@ -4,6 +4,8 @@ size, the way a new process sees them: 'ppg' registered only through the spec fi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import os
 import re
 import shlex
@@ -15,9 +17,10 @@ import lightning.pytorch  # noqa: F401
 import pytest
 
 import neurorvq.registry
-from conftest import REPO
 from neurorvq.cli import main
 from neurorvq.registry import ModalitySpec, get_modality, unregister_modality
+
+REPO = Path(__file__).resolve().parents[2]
 
 DOC = REPO / "docs" / "adding-a-modality.md"
 RECIPE = REPO / "recipes" / "examples" / "ppg_tokenizer.yaml"

@@ -3,14 +3,17 @@ written at a tiny size from an empty folder: each output lands where the README'
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import shlex
 import shutil
 
 import lightning.pytorch  # noqa: F401  (imported at collection: Lightning's log handler keeps the stderr of its
 #                          first import, which inside a capsys test would be closed afterwards)
 
-from conftest import REPO
 from neurorvq.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
 
 TINY = ["--model.init_args.tokenizer={encoder_depth: 1, decoder_depth: 1, n_quantizers: 2, codebook_size: 32, "
         "code_dim: 8}", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",

@@ -77,3 +77,27 @@ def test_mismatching_tokenizer_is_refused(tokenizer_dir, tmp_path):
     NeuroRVQTokenizer("eeg", branches=[{"kernel_sizes": [21, 9], "pools": [2, 4]}] * 2, **TINY).save_pretrained(other)
     with pytest.raises(ConfigError, match="branches/patch length"):
         PretrainTask(str(other))
+
+
+def test_checkpoints_keep_the_spec_and_reload_without_the_registry(tokenizer_dir, tmp_path, monkeypatch):
+    """A PretrainTask checkpoint stores its modality spec: load_fm rebuilds the FM from it, not from the name."""
+    from neurorvq.tasks.finetune import load_fm
+
+    task = PretrainTask(str(tokenizer_dir), fm={"depth": 1}, lr=1e-3)
+    data = SyntheticDataModule(modality="eeg", channels=["c3", "cz", "c4"], window_seconds=2.0, train_windows=4,
+                               val_windows=4, batch_size=4)
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=tmp_path)
+    trainer.fit(task, data)
+    ckpt = tmp_path / "fm.ckpt"
+    trainer.save_checkpoint(ckpt)
+    assert torch.load(ckpt, map_location="cpu", weights_only=False)["modality_spec"] == task.fm.spec.to_dict()
+    import neurorvq.tasks.finetune as finetune
+
+    def no_registry(name):  # reloading must not look the modality up by name
+        raise AssertionError(f"looked up {name!r}")
+
+    monkeypatch.setattr(finetune, "get_modality", no_registry)
+    reloaded = load_fm(str(ckpt))
+    assert reloaded.spec == task.fm.spec
+    assert all(torch.equal(a, b) for a, b in zip(reloaded.state_dict().values(), task.fm.state_dict().values()))
