@@ -33,8 +33,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from neurorvq.crossval.per_fold import (check_fold_fields, check_fold_paths, fold_overrides,
-                                        has_fold_field)
+from neurorvq.crossval.feature_models import (CLASSICAL, FEATURE_MODELS, PROBE, FrozenFeatures, fit_feature_model,
+                                              window_arrays)
 from neurorvq.crossval.fold_data import FoldDataModule
 from neurorvq.crossval.grid import check_seeds, grid_settings
 from neurorvq.crossval.per_fold import check_fold_fields, check_fold_paths, fold_overrides, has_fold_field
