@@ -19,8 +19,9 @@ def write_safetensors(path: str | Path, tensors: Mapping[str, torch.Tensor],
     from safetensors.torch import save
 
     path = Path(path)
-    with open(path, "wb") as f:
-        f.write(save(dict(tensors), metadata=dict(metadata) if metadata is not None else None))
+    payload = save(dict(tensors), metadata=dict(metadata) if metadata is not None else None)  # before opening:
+    with open(path, "wb") as f:  # a refused tensor leaves no empty file behind
+        f.write(payload)
     return path
 
 
