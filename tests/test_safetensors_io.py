@@ -27,3 +27,11 @@ def test_files_follow_the_umask_and_read_back(tmp_path):
     for path in (tmp_path / "a.safetensors", tmp_path / "model" / "model.safetensors", tmp_path / "model" / "config.json"):
         assert stat.S_IMODE(path.stat().st_mode) == plain, path
     assert torch.equal(load_file(tmp_path / "a.safetensors")["x"], torch.arange(6).reshape(2, 3))
+
+
+def test_a_refused_tensor_leaves_no_file(tmp_path):
+    import pytest
+
+    with pytest.raises(ValueError, match="non contiguous"):
+        write_safetensors(tmp_path / "b.safetensors", {"x": torch.arange(6).reshape(2, 3).t()})
+    assert not (tmp_path / "b.safetensors").exists()
