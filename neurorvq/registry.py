@@ -22,8 +22,9 @@ from importlib import import_module, metadata
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from neurorvq.errors import ConfigError
+from neurorvq.errors import ConfigError, InputError
 from neurorvq.suggest import close_matches
+from neurorvq.vocabulary import decode_channel_name, decode_channel_names
 
 ENTRY_POINT_GROUP = "neurorvq.modalities"
 _BUILTIN_MODULES = ("neurorvq.modalities.eeg", "neurorvq.modalities.ecg", "neurorvq.modalities.emg",
@@ -129,7 +130,11 @@ class ModalitySpec:
                      "max_patches", "conv_channels", "groupnorm_groups", "encoder_depth", "decoder_depth",
                      "spatial_offset"):
             object.__setattr__(self, name, int(getattr(self, name)))
-        object.__setattr__(self, "channels", tuple(str(c).lower() for c in self.channels))
+        try:  # names from .mat/HDF5 files arrive as bytes: decode, never str(b"a1") -> "b'a1'"
+            names = decode_channel_names(self.channels, "channels")
+        except InputError as exc:
+            raise ConfigError(f"modality '{self.name}': {exc}") from None
+        object.__setattr__(self, "channels", tuple(str(c).lower() for c in names))
         object.__setattr__(
             self, "branches",
             tuple(b if isinstance(b, TemporalBranch) else TemporalBranch(**dict(b)) for b in self.branches),
@@ -526,30 +531,33 @@ def list_modalities() -> list[str]:
         return sorted(_REGISTRY)
 
 
-def resolve_channel_ids(spec: ModalitySpec, channels: Sequence[str | int]) -> list[int]:
-    """Vocabulary ids for ``channels`` (names, case-insensitive, or integer ids).
+def resolve_channel_ids(spec: ModalitySpec, channels: Sequence[str | bytes | int]) -> list[int]:
+    """Vocabulary ids for ``channels``: names (case-insensitive) or integer ids, as a list, tuple or 1-D numpy
+    array; bytes and numpy scalars are decoded (:func:`~neurorvq.vocabulary.decode_channel_names`).
 
     Raises :class:`~neurorvq.errors.InputError` listing every unknown name with its closest vocabulary
-    names, and every id outside ``[0, len(vocabulary))``.
+    names, and every id outside ``[0, len(vocabulary))``; and for entries that are neither names nor ids.
     """
-    from neurorvq.errors import InputError
-
+    if not isinstance(channels, (list, tuple)):
+        channels = decode_channel_names(channels)
     ids: list[int] = []
     unknown: list[str] = []
     for ch in channels:
-        if isinstance(ch, str):
-            idx = spec.channel_index(ch)
-            if idx is None:
-                close = spec.closest_channels(ch)
-                unknown.append(f"'{ch}'" + (f" (closest: {', '.join(close)})" if close else ""))
+        if not isinstance(ch, str):  # plain names skip all of this: the training path adds no work
+            if type(ch) is not int:  # bytes, numpy scalars (every earlier entry went to ids or unknown)
+                ch = decode_channel_name(ch, f"channels[{len(ids) + len(unknown)}]")
+            if type(ch) is int:
+                if not 0 <= ch < len(spec.channels):
+                    unknown.append(f"id {ch} (valid ids: 0..{len(spec.channels) - 1})")
+                else:
+                    ids.append(ch)
                 continue
-            ids.append(idx)
-        else:
-            idx = int(ch)
-            if not 0 <= idx < len(spec.channels):
-                unknown.append(f"id {idx} (valid ids: 0..{len(spec.channels) - 1})")
-                continue
-            ids.append(idx)
+        idx = spec.channel_index(ch)
+        if idx is None:
+            close = spec.closest_channels(ch)
+            unknown.append(f"'{ch}'" + (f" (closest: {', '.join(close)})" if close else ""))
+            continue
+        ids.append(idx)
     if unknown:
         raise InputError(
             f"channel(s) not in the '{spec.name}' vocabulary: {'; '.join(unknown)}. Rename them to vocabulary "

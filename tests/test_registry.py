@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from neurorvq.errors import ConfigError, InputError
@@ -431,6 +432,41 @@ def test_resolve_ids_out_of_range(bad) -> None:
     with pytest.raises(InputError) as info:
         resolve_channel_ids(eeg, [0, bad])
     assert f"id {bad}" in str(info.value) and "0..103" in str(info.value)
+
+
+def test_resolve_decodes_file_names_and_numpy_ids() -> None:
+    eeg = get_modality("eeg")
+    assert resolve_channel_ids(eeg, [b"a1", np.bytes_(b"CZ\x00"), np.str_("tp9"), np.int64(36)]) == [0, 36, 103, 36]
+    assert resolve_channel_ids(eeg, np.array([b"a1", b"cz"])) == [0, 36]
+    assert resolve_channel_ids(eeg, np.array([0, 36])) == [0, 36]
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["a1", "cz", "fz", 1.0], r"channels\[3\] is a float \(1\.0\): give a name \(str or bytes\) or an integer id"),
+    ([None], r"channels\[0\] is None"),
+    ([True], r"channels\[0\] is a bool"),
+    ("a1", r"channels is a single string"),
+])
+def test_resolve_refuses_what_is_neither_name_nor_id(bad, message) -> None:
+    with pytest.raises(InputError, match=message):
+        resolve_channel_ids(get_modality("eeg"), bad)
+
+
+def test_spec_with_bytes_or_numpy_channels_equals_the_str_one() -> None:
+    assert small_spec(channels=(b"A", np.bytes_(b"b\x00"), np.str_("C"))) == small_spec()
+    assert small_spec(channels=np.array([b"a", b"b", b"c"])) == small_spec()
+    eeg = get_modality("eeg")
+    assert eeg.replace(channels=tuple(c.encode() for c in eeg.channels)) == eeg  # an official list stored as bytes
+
+
+@pytest.mark.parametrize("channels, message", [
+    (("a", None), r"modality 'regtest': channels\[1\] is None"),
+    (("a", 1.5), r"modality 'regtest': channels\[1\] is a float \(1\.5\)"),
+    ("abc", r"modality 'regtest': channels is a single string \('abc'\)"),
+])
+def test_spec_channels_neither_names_nor_ids_are_a_config_error(channels, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        small_spec(channels=channels)
 
 
 # ------------------------------------------------------------------------------------------ entry points

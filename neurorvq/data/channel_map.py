@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
 
 from neurorvq.data.preprocess import PickChannels, Pipeline
-from neurorvq.errors import ConfigError
+from neurorvq.errors import ConfigError, InputError
 from neurorvq.registry import ModalitySpec
+from neurorvq.vocabulary import decode_channel_name, decode_channel_names
 
 ChannelMapValue = Union[Mapping[str, str], str, os.PathLike, None]
 """What a ``channel_map`` option accepts: a mapping, a file path, or ``None`` (no map)."""
@@ -102,9 +103,11 @@ def _check(pairs: Sequence[tuple[str | None, Any, Any]], origin: str, spec: Moda
 
 
 def _name(value: Any, where: str, what: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise ConfigError(f"{where}: the {what} is {value!r}, not a name")
-    text = str(value).strip()
+    """``value`` (str, bytes, numpy string or integer) as a stripped name; a :class:`ConfigError` otherwise."""
+    try:
+        text = str(decode_channel_name(value, f"the {what}")).strip()
+    except InputError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     if not text:
         raise ConfigError(f"{where}: the {what} is empty")
     return text
@@ -203,7 +206,7 @@ def with_channel_map(pipeline: Pipeline, channel_map: Mapping[str, str]) -> Pipe
 def absent_channels(channel_map: Mapping[str, str], names: Sequence[str]) -> list[str]:
     """Names of ``channel_map`` that are not among a recording's channel ``names`` (case-insensitive, as
     :func:`~neurorvq.data.channels.map_channels` matches them), in map order."""
-    present = {str(n).strip().lower() for n in names}
+    present = {str(n).strip().lower() for n in decode_channel_names(names, "recording channel names")}
     return [old for old in channel_map if old.strip().lower() not in present]
 
 
@@ -215,6 +218,7 @@ def check_recording_channels(channel_map: Mapping[str, str], names: Sequence[str
     and the missing names (a typo, or the map of another export), unless ``partial`` (a folder mixing
     montages), where the missing names are returned as ``{name: reason}`` for the summary's dropped channels.
     """
+    names = [str(n) for n in decode_channel_names(names, "recording channel names")]
     missing = absent_channels(channel_map, names)
     if not missing:
         return {}

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from neurorvq.registry import ModalitySpec
+from neurorvq.vocabulary import decode_channel_names
 
 # Aliases per modality: cleaned recording name -> vocabulary name (only used when the vocabulary lacks the name).
 ALIASES: dict[str, dict[str, str]] = {
@@ -58,14 +59,17 @@ class ChannelMap:
     dropped: dict[str, str] = field(default_factory=dict)
 
 
-def map_channels(recording_names: Sequence[str], spec: ModalitySpec, *,
+def map_channels(recording_names: Sequence[str | bytes], spec: ModalitySpec, *,
                  explicit: Mapping[str, str] | None = None,
                  aliases: Mapping[str, str] | None = None) -> ChannelMap:
     """Map ``recording_names`` onto ``spec.channels`` (see the module docstring for the rules).
 
-    ``explicit`` keys are matched case-insensitively against the raw recording names; ``aliases`` default
-    to :data:`ALIASES` of the modality.
+    ``recording_names`` may come straight from a ``.mat``/HDF5 reader: bytes and numpy strings are decoded, a
+    number is read as its text (:func:`~neurorvq.vocabulary.decode_channel_names`); ``dropped`` keys are the
+    decoded names. ``explicit`` keys are matched case-insensitively against the raw recording names; ``aliases``
+    default to :data:`ALIASES` of the modality.
     """
+    recording_names = [str(n) for n in decode_channel_names(recording_names, "recording channel names")]
     vocabulary = set(spec.channels)
     explicit_map = {k.strip().lower(): v.lower() for k, v in (explicit or {}).items()}
     alias_map = dict(ALIASES.get(spec.name, {}) if aliases is None else aliases)

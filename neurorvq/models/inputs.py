@@ -9,8 +9,11 @@ import torch
 
 from neurorvq.errors import InputError
 from neurorvq.registry import ModalitySpec, resolve_channel_ids
+from neurorvq.vocabulary import decode_channel_names
 
-ChannelsLike = Union[Sequence[Union[str, int]], torch.Tensor]
+ChannelsLike = Union[Sequence[Union[str, bytes, int]], torch.Tensor]
+"""Channel names or vocabulary ids: a list/tuple/1-D numpy array (bytes and numpy scalars are decoded, see
+:func:`~neurorvq.vocabulary.decode_channel_names`), or an int tensor of ids ``[C]`` or ``[B, C]``."""
 
 
 class PreparedInput(NamedTuple):
@@ -35,9 +38,9 @@ def channel_id_tensor(spec: ModalitySpec, channels: ChannelsLike, device: torch.
             raise InputError(f"channel ids {bad} are outside the '{spec.name}' vocabulary (valid: 0.."
                              f"{len(spec.channels) - 1})")
         return ids
-    if isinstance(channels, str):
+    if isinstance(channels, (str, bytes)):
         raise InputError("channels must be a list of names or ids, one per row of x, not a single string")
-    return torch.tensor(resolve_channel_ids(spec, list(channels)), dtype=torch.long, device=device)
+    return torch.tensor(resolve_channel_ids(spec, channels), dtype=torch.long, device=device)
 
 
 def check_finite(x: torch.Tensor, channels: ChannelsLike | None = None) -> None:
@@ -47,7 +50,7 @@ def check_finite(x: torch.Tensor, channels: ChannelsLike | None = None) -> None:
         b, c = (int(v) for v in bad.any(dim=-1).nonzero()[0])
         name = ""
         if channels is not None and not torch.is_tensor(channels):
-            name = f" ('{list(channels)[c]}')"
+            name = f" ('{decode_channel_names(channels)[c]}')"
         n_bad = int(bad[b, c].sum())
         raise InputError(f"x holds NaN/Inf at sample {b}, channel {c}{name} ({n_bad} values); clean or reject "
                          "that window before the model (the data pipeline rejects such windows)")
@@ -104,13 +107,27 @@ def embedding_ids(spec: ModalitySpec, channels: ChannelsLike, a: int,
         ids = channels.to(device=device, dtype=torch.long)
         spatial = (ids + spec.spatial_offset).repeat_interleave(a, dim=-1)
         return spatial, (spec.max_patches - a + torch.arange(a, device=device)).repeat(ids.shape[-1])
+    if isinstance(channels, (str, bytes)):
+        raise InputError("channels must be a list of names or ids, one per channel, not a single string")
     # the common case, cached: a training step copies nothing to the device
-    return _embedding_ids(spec, tuple(channels), a, device)
+    key = tuple(channels)
+    try:
+        return _embedding_ids(spec, key, a, device)
+    except TypeError:  # an unhashable entry (a list, an array): name it, else let the TypeError through
+        decode_channel_names(key)
+        raise
 
 
 @functools.lru_cache(maxsize=256)
 def _embedding_ids(spec: ModalitySpec, channels: tuple, a: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Spatial ``[C*A]`` and temporal ``[C*A]`` ids of a channel list (read-only tensors, never modified)."""
+    """Spatial ``[C*A]`` and temporal ``[C*A]`` ids of a channel list (read-only tensors, never modified).
+
+    Plain names and ids are the key as given (a hit costs one lookup); any other form (bytes, numpy scalars) is
+    decoded on its first miss and shares the tensors of its plain form.
+    """
+    plain = tuple(decode_channel_names(channels))
+    if plain != channels:
+        return _embedding_ids(spec, plain, a, device)
     ids = torch.tensor(resolve_channel_ids(spec, channels), dtype=torch.long)
     spatial = (ids + spec.spatial_offset).repeat_interleave(a)
     temporal = (spec.max_patches - a + torch.arange(a)).repeat(len(channels))

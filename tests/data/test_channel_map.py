@@ -121,3 +121,13 @@ def test_recording_lacking_map_names():
         check_recording_channels(wide, names, "/data/a.edf")
     noted = check_recording_channels(wide, names, "/data/a.edf", partial=True)
     assert set(noted) == {"EEG 040", "EEG 041"} and "absent from some recordings" in noted["EEG 040"]
+
+
+def test_bytes_and_numpy_names_in_a_map_are_decoded():
+    import numpy as np
+
+    from neurorvq.data.channel_map import load_channel_map
+    from neurorvq.registry import get_modality
+
+    loaded = load_channel_map({b"EEG 000": b"FP1", np.str_("EEG 001"): np.bytes_(b"fp2\x00")}, get_modality("eeg"))
+    assert loaded == {"EEG 000": "fp1", "EEG 001": "fp2"}

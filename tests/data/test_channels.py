@@ -8,6 +8,7 @@ import pytest
 from neurorvq import get_modality
 from neurorvq.data.channels import clean_channel_name, describe_dropped, map_channels, no_channel_message
 from neurorvq.data.preprocess import DataError, PickChannels
+from neurorvq.errors import InputError
 
 EEG = get_modality("eeg")
 ECG = get_modality("ecg")
@@ -56,6 +57,21 @@ def test_ecg_aliases_only_for_missing_names(data_dir):
     ptb = wfdb.rdheader(str(data_dir / "ptbdb" / "patient001" / "s0010_re"))
     assert map_channels(ptb.sig_name, ECG).names == ["i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4",
                                                       "v5", "v6", "vx", "vy", "vz"]
+
+
+def test_names_from_mat_or_hdf5_files():
+    """Bytes, NUL-padded fixed-width strings and numpy string arrays map as their text."""
+    as_str = map_channels(["EEG Fp1-REF", "Cz", "EKG"], EEG)
+    for names in ([b"EEG Fp1-REF", b"Cz", b"EKG"], np.array([b"EEG Fp1-REF", b"Cz", b"EKG"], dtype="S16"),
+                  np.array(["EEG Fp1-REF", "Cz", "EKG"])):
+        mapping = map_channels(names, EEG)
+        assert (mapping.picks, mapping.names, mapping.dropped) == (as_str.picks, as_str.names, as_str.dropped)
+    assert list(as_str.dropped) == ["EKG"]
+
+
+def test_recording_name_neither_text_nor_number_is_refused():
+    with pytest.raises(InputError, match=r"recording channel names\[1\] is None"):
+        map_channels(["Cz", None], EEG)
 
 
 def test_duplicates_dropped():

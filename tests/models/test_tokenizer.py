@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -132,6 +133,52 @@ def test_nan_names_sample_and_channel():
     x[1, 2, 17] = float("inf")
     with pytest.raises(InputError, match="NaN/Inf"):
         small_model()(x, CHANNELS)
+
+
+@pytest.mark.parametrize("channels", [
+    [b"Fp1", b"cz", b"O2"],
+    [np.bytes_(b"Fp1\x00\x00"), np.bytes_(b"cz"), np.bytes_(b"O2")],  # HDF5 fixed-width, NUL-padded
+    np.array([b"Fp1", b"cz", b"O2"]),
+    [np.str_("Fp1"), np.str_("cz"), np.str_("O2")],
+    np.array(["Fp1", "cz", "O2"]),
+    "ids",
+], ids=["bytes", "np.bytes_", "bytes-array", "np.str_", "str-array", "np.int64"])
+def test_file_channel_names_give_the_str_tokens(channels):
+    model = small_model()
+    if isinstance(channels, str):
+        channels = [np.int64(model.spec.channel_index(c)) for c in CHANNELS]
+    x = signal()
+    tokens, stats = model.encode(x, CHANNELS, return_amplitude_stats=True)
+    assert torch.equal(model.encode(x, channels), tokens)
+    assert torch.equal(model.decode(tokens, channels, stats), model.decode(tokens, CHANNELS, stats))
+    model.check_inputs = False  # the training path: names go straight to the cached embedding ids
+    assert torch.equal(model.encode(x, channels), tokens)
+
+
+def test_bytes_and_str_names_share_cached_embedding_ids():
+    from neurorvq.models.inputs import embedding_ids
+
+    spec, cpu = small_model().spec, torch.device("cpu")
+    by_str = embedding_ids(spec, ["fp1", "cz"], 2, cpu)
+    by_bytes = embedding_ids(spec, [b"fp1", b"cz"], 2, cpu)
+    assert all(a is b for a, b in zip(by_str, by_bytes))
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["Fp1", "cz", 1.0], r"channels\[2\] is a float \(1\.0\): give a name \(str or bytes\) or an integer id"),
+    (["Fp1", None, "O2"], r"channels\[1\] is None"),
+    ([b"Fp1", b"\xffcz", b"O2"], r"channels\[1\] is bytes b'\\xffcz' that are not UTF-8"),
+    (b"cz", "not a single string"),
+])
+def test_channels_neither_names_nor_ids_are_refused(bad, message):
+    model = small_model()
+    with pytest.raises(InputError, match=message):
+        model.encode(signal(), bad)
+    # unchecked, a float would hit a cached list with the int in its place (1.0 == 1 as a cache key)
+    if not any(isinstance(v, float) for v in bad):
+        model.check_inputs = False
+        with pytest.raises(InputError, match=message):
+            model.encode(signal(), bad)
 
 
 def test_unknown_channels_listed_with_closest():
