@@ -30,12 +30,16 @@ DATA = {"class_path": "neurorvq.datamodules.synthetic.SyntheticDataModule",
                       "val_windows": 4, "test_windows": 4, "batch_size": 4}}
 
 
-def _trainer(root: Path):
+def _fit_one_step(task, data, checkpoint: Path) -> None:
+    """One optimiser step of ``task`` on ``data``, then its weights-only Lightning checkpoint."""
     import lightning as L
 
-    return L.Trainer(accelerator="cpu", devices=1, max_steps=1, logger=False, enable_checkpointing=False,
-                     enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                     limit_val_batches=0, default_root_dir=root)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=1, logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                            limit_val_batches=0, default_root_dir=tmp)
+        trainer.fit(task, data)
+        trainer.save_checkpoint(checkpoint, weights_only=True)
 
 
 def main(out: Path) -> None:
@@ -51,19 +55,12 @@ def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     data = SyntheticDataModule(**DATA["init_args"])
-    task = TokenizerTask(modality="ecg", tokenizer=TINY)
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = _trainer(Path(tmp))
-        trainer.fit(task, data)
-        trainer.save_checkpoint(out / "tokenizer_task.ckpt", weights_only=True)
+    _fit_one_step(TokenizerTask(modality="ecg", tokenizer=TINY), data, out / "tokenizer_task.ckpt")
     tokenizer = load_tokenizer(str(out / "tokenizer_task.ckpt")).eval()
     tokenizer.save_pretrained(out / "tokenizer")
 
-    pretrain = PretrainTask(str(out / "tokenizer"), modality="ecg", fm={"depth": 1}, lr=1e-3)
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = _trainer(Path(tmp))
-        trainer.fit(pretrain, data)
-        trainer.save_checkpoint(out / "pretrain_task.ckpt", weights_only=True)
+    _fit_one_step(PretrainTask(str(out / "tokenizer"), modality="ecg", fm={"depth": 1}, lr=1e-3), data,
+                  out / "pretrain_task.ckpt")
     fm = load_fm(str(out / "pretrain_task.ckpt")).eval()
     fm.save_pretrained(out / "fm")
 
