@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import torch
 
 from neurorvq.errors import ConfigError, InputError
+from neurorvq.file_io import read_yaml
 
 SPLITS = ("train", "val", "test", "predict")
 
@@ -29,7 +30,7 @@ def load_datamodule(data: str, overrides: Sequence[str] = ()):
     path = Path(data)
     if not path.is_file():
         raise ConfigError(f"--data '{data}' is not a file: give a recipe YAML or a data YAML with class_path")
-    config = yaml.safe_load(path.read_text()) or {}
+    config = read_yaml(path, "data file") or {}
     section = config.get("data", config)
     if not isinstance(section, dict) or "class_path" not in section:
         raise ConfigError(f"'{data}' has no data class_path (expected a recipe with a 'data:' section, or "

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from neurorvq.errors import ConfigError
+from neurorvq.file_io import read_yaml
 from neurorvq.suggest import did_you_mean
 
 
@@ -26,7 +27,6 @@ def _init_params(class_path: str) -> list[str] | None:
 
 def _collect(argv: Sequence[str]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Merged ``model``/``data``/``trainer`` sections of the ``--config`` files and the dotted overrides."""
-    import yaml
 
     merged: dict[str, Any] = {}
     dotted: list[tuple[str, str]] = []
@@ -47,7 +47,7 @@ def _collect(argv: Sequence[str]) -> tuple[dict[str, Any], list[tuple[str, str]]
             continue
         path = Path(value)
         if path.is_file():
-            config = yaml.safe_load(path.read_text()) or {}
+            config = read_yaml(path) or {}
             for key in ("model", "data", "trainer"):
                 if isinstance(config.get(key), dict):
                     merged.setdefault(key, {}).update(config[key])

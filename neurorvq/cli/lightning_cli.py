@@ -19,6 +19,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LightningCLI
 
 from neurorvq.errors import CheckpointError, ConfigError
+from neurorvq.file_io import torch_load
 
 SPECIAL_CKPT_PATHS = ("last", "best", "hpc", "registry")
 
@@ -51,9 +52,7 @@ def check_ckpt_exists(ckpt_path: str | None) -> None:
 
 def finished_training(ckpt_path: str, max_epochs: int | None, max_steps: int | None) -> str | None:
     """Why resuming ``ckpt_path`` would train nothing (it already reached ``max_epochs``/``max_steps``), or None."""
-    import torch
-
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True)
+    ckpt = torch_load(ckpt_path, weights_only=False, mmap=True)
     if not isinstance(ckpt, dict) or "epoch" not in ckpt:
         return None
     fit_loop = (ckpt.get("loops") or {}).get("fit_loop", {})
@@ -134,12 +133,18 @@ def run_lightning_cli(argv: Sequence[str] | None) -> NeuroRVQCLI:
 
     from neurorvq.recipe_check import check_recipe_fields
 
+    import warnings
+
     args = list(sys.argv[1:] if argv is None else argv)
     check_recipe_fields(args)
-    check_ckpt_exists(ckpt_path_argument(args))
-    # LightningCLI warns when sys.argv and `args` differ, and DDP starts its workers from sys.argv: make them agree
+    ckpt_path = ckpt_path_argument(args)
+    check_ckpt_exists(ckpt_path)
+    if local_checkpoint(ckpt_path) and Path(ckpt_path).is_file():
+        torch_load(ckpt_path, weights_only=False, mmap=True)  # LightningCLI reads it first: a damaged one is named
+    # DDP starts its workers from sys.argv: it must hold the arguments (LightningCLI's warning about both is moot)
     saved, sys.argv = sys.argv, [sys.argv[0], *args]
     try:
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended", category=UserWarning)
         return NeuroRVQCLI(L.LightningModule, L.LightningDataModule, subclass_mode_model=True,
                            subclass_mode_data=True, args=args, save_config_kwargs={"overwrite": True},
                            auto_configure_optimizers=False, trainer_defaults={"callbacks": [DropEmptyRunFolder()]})

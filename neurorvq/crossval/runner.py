@@ -43,6 +43,7 @@ from neurorvq.crossval.sensitivity import sensitivity_cell, task_sensitivity
 from neurorvq.data.splits import Fold, load_folds, save_folds, subject_kfold
 from neurorvq.data.windows import WindowDataset
 from neurorvq.errors import ConfigError
+from neurorvq.file_io import read_yaml, torch_load
 
 GROUPINGS = ("subject", "recording")
 DONE_FILE = "metrics.json"
@@ -104,7 +105,7 @@ def baseline_recipe(recipe: str, overrides: Sequence[str], architecture: str, ou
     the other model overrides are dropped (they belong to the replaced model)."""
     import yaml
 
-    config = yaml.safe_load(Path(recipe).read_text()) or {}
+    config = read_yaml(recipe) or {}
     original = dict((config.get("model") or {}).get("init_args") or {})
     init_args = {"architecture": architecture, "modality": original.get("modality", "eeg"),
                  "num_classes": original.get("num_classes", 2)}
@@ -297,8 +298,6 @@ def run_fold(settings: CVSettings, pool: WindowDataset, fold: Fold, spec: Any, o
              seed: int | None = None) -> dict[str, Any]:
     """Train (every setting of the grid), select on validation, test once and measure channel sensitivity for
     one fold and training seed; returns (and writes) its ``metrics.json`` record. ``out`` is the run's folder."""
-    import torch
-
     seed_overrides = [] if seed is None else [f"--seed_everything={seed}"]
     candidates = grid_settings(settings.grid)
     overrides = fold_overrides(settings.overrides, fold.index)
@@ -314,7 +313,7 @@ def run_fold(settings: CVSettings, pool: WindowDataset, fold: Fold, spec: Any, o
     metrics = {k.removeprefix("test/"): float(v) for k, v in (results[0] if results else {}).items()
                if k.startswith("test/") and k != "test/loss"}
     sensitivity = task_sensitivity(cli.model, fold_data.test_dataloader(), cli.trainer.strategy.root_device)
-    epoch = torch.load(selected, map_location="cpu", weights_only=False).get("epoch")
+    epoch = torch_load(selected, weights_only=False).get("epoch")
     has_val = len(fold.val) > 0
     record = {"fold": fold.index, "seed": seed if seed is not None else cli.config.get("seed_everything"),
               "name": settings.name or model_name(cli.model),

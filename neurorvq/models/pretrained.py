@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from neurorvq.errors import CheckpointError
+from neurorvq.file_io import load_safetensors, torch_load, write_atomic
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -47,10 +48,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint file '{path}' does not exist")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        return load_safetensors(path)
+    obj = torch_load(path, weights_only=True)
     for wrapper in ("state_dict", "model", "module"):
         if isinstance(obj, Mapping) and wrapper in obj and isinstance(obj[wrapper], Mapping):
             obj = obj[wrapper]
@@ -74,7 +73,7 @@ class PretrainedMixin:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         config = {"kind": self.model_kind, "neurorvq_version": __version__, **self.config()}
-        (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2))
+        write_atomic(directory / CONFIG_NAME, json.dumps(config, indent=2))
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         write_safetensors(directory / WEIGHTS_NAME, state, {"kind": self.model_kind})
         return directory
@@ -104,7 +103,11 @@ class PretrainedMixin:
             if not f.is_file():
                 raise CheckpointError(f"'{path}' lacks {f.name}; it must hold {CONFIG_NAME} and {WEIGHTS_NAME} "
                                       "written by save_pretrained")
-        config = json.loads(config_file.read_text())
+        try:
+            config = json.loads(config_file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise CheckpointError(f"'{config_file}' cannot be read as JSON ({error}): the file is damaged; write the "
+                                  "folder again with save_pretrained or use another copy") from None
         if config.get("kind") != cls.model_kind:
             raise CheckpointError(f"'{path}' holds a {config.get('kind')!r}, not a {cls.model_kind!r}")
         spec = ModalitySpec.from_dict(config["spec"])

@@ -37,6 +37,7 @@ from typing import Any
 import torch
 
 from neurorvq.errors import CheckpointError, ConfigError
+from neurorvq.file_io import torch_load
 from neurorvq.models.fm import NeuroRVQFoundationModel
 from neurorvq.registry import ModalitySpec, get_modality
 from neurorvq.tasks.classification import ClassificationTask, balanced_class_weights, single_montage
@@ -150,7 +151,7 @@ def load_fm(path: str, **overrides: Any) -> NeuroRVQFoundationModel:
     if not p.is_file():
         raise CheckpointError(f"foundation-model checkpoint '{p}' does not exist")
     if p.suffix == ".ckpt":
-        ckpt = torch.load(str(p), map_location="cpu", weights_only=False)
+        ckpt = torch_load(p, weights_only=False)
         state = {k[len("fm."):]: v for k, v in ckpt.get("state_dict", {}).items() if k.startswith("fm.")}
         hparams = ckpt.get("hyper_parameters", {})
         if not state:

@@ -16,6 +16,7 @@ import lightning as L
 import torch
 
 from neurorvq.errors import NeuroRVQError
+from neurorvq.file_io import torch_load
 from neurorvq.models.tokenizer import NeuroRVQTokenizer
 from neurorvq.registry import ModalitySpec, get_modality
 from neurorvq.tasks.optim import warmup_cosine_scheduler, weight_decay_groups
@@ -178,7 +179,7 @@ def load_tokenizer(path: str | Path, **overrides: Any) -> NeuroRVQTokenizer:
         raise CheckpointError(f"checkpoint '{p}' does not exist (expected a .ckpt, a save_pretrained folder or an "
                               "official .pt/.safetensors file)")
     if p.suffix == ".ckpt":
-        ckpt = torch.load(str(p), map_location="cpu", weights_only=False)
+        ckpt = torch_load(p, weights_only=False)
         hparams = ckpt.get("hyper_parameters", {})
         if "modality" not in hparams:
             raise CheckpointError(f"'{p}' is not a TokenizerTask checkpoint (no 'modality' hyper-parameter)")

@@ -1,0 +1,70 @@
+"""Damaged files fail with one message naming the file and what to do; writes are atomic (issue: integrity)."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from neurorvq import NeuroRVQTokenizer
+from neurorvq.errors import CheckpointError, ConfigError
+from neurorvq.file_io import read_yaml, torch_load, write_atomic
+from neurorvq.tasks.tokenizer import load_tokenizer
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {"encoder_depth": 1, "decoder_depth": 1, "n_quantizers": 2, "codebook_size": 8, "code_dim": 4}
+
+
+def truncate(path: Path, keep: float = 0.5) -> Path:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def test_a_yaml_syntax_error_names_file_line_and_column(tmp_path, cli_error):
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text("trainer:\n  max_epochs: 2\n  devices: [1, 2\nmodel: {}\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml', line 4, column 6: YAML syntax error \(expected ',' or ']'"):
+        read_yaml(recipe)
+    err = cli_error(["fit", "--config", str(recipe)])
+    assert "bad.yaml', line 4, column 6: YAML syntax error" in err
+
+
+def test_truncated_checkpoints_name_the_file(tmp_path, cli_error):
+    ckpt = tmp_path / "last.ckpt"
+    torch.save({"epoch": 0, "state_dict": {"w": torch.zeros(1000)}, "hyper_parameters": {"modality": "eeg"}}, ckpt)
+    truncate(ckpt)
+    with pytest.raises(CheckpointError, match=r"last.ckpt' cannot be read as a PyTorch checkpoint: the file is "
+                                              r"damaged or incomplete"):
+        load_tokenizer(str(ckpt))
+    with pytest.raises(CheckpointError, match="last.ckpt"):
+        torch_load(ckpt, weights_only=False, mmap=True)
+    err = cli_error(["fit", "--config", str(REPO / "recipes" / "quickstart.yaml"), f"--ckpt_path={ckpt}"])
+    assert "last.ckpt' cannot be read" in err
+
+
+def test_damaged_save_pretrained_files_name_the_file(tmp_path):
+    folder = NeuroRVQTokenizer("ecg", **TINY).save_pretrained(tmp_path / "tok")
+    truncate(folder / "model.safetensors")
+    with pytest.raises(CheckpointError, match=r"model.safetensors' cannot be read as a safetensors file"):
+        NeuroRVQTokenizer.from_pretrained(folder)
+    NeuroRVQTokenizer("ecg", **TINY).save_pretrained(folder)
+    (folder / "config.json").write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError, match=r"config.json' cannot be read as JSON"):
+        NeuroRVQTokenizer.from_pretrained(folder)
+
+
+def test_a_failed_write_leaves_no_file_under_its_name(tmp_path, monkeypatch):
+    target = tmp_path / "model.safetensors"
+    write_atomic(target, b"old")
+
+    def disk_full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(OSError, match=r"could not write '.*model.safetensors' \(0.0 MB; .* MB free\): No space"):
+        write_atomic(target, b"new contents")
+    assert target.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
