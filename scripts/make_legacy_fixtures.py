@@ -7,9 +7,10 @@ Run once, at the commit named in the output's ``legacy.json``, from the reposito
 
 It writes (ECG-sized model, 1-block transformers, 2 RVQ levels x 8 codes: about 1.5 MB in all):
 ``tokenizer/`` and ``fm/`` (``save_pretrained`` folders), ``tokenizer_task.ckpt`` (a TokenizerTask checkpoint
-with its ``modality_spec``; the test derives the older form without it), ``pretrain_task.ckpt`` (a PretrainTask checkpoint), ``tokens/`` (a format-1 token folder), ``legacy_ecg.json`` (a
-flat spec file), ``inputs.safetensors`` (signals, channel ids, and the ids and FM features they must give) and
-``legacy.json`` (the hashes and preprocessing configs that caches and token folders are keyed by).
+with its ``modality_spec``; the test derives the older form without it), ``pretrain_task.ckpt`` (a PretrainTask
+checkpoint), ``tokens/`` (a format-1 token folder), ``legacy_ecg.json`` (a flat spec file), ``inputs.safetensors``
+(signals, channel ids, and the ids and FM features they must give) and ``legacy.json`` (the hashes and
+preprocessing configs that caches and token folders are keyed by).
 """
 
 from __future__ import annotations
