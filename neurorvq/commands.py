@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import torch
 
 from neurorvq.errors import ConfigError, InputError
-from neurorvq.file_io import read_yaml
+from neurorvq.file_io import read_yaml, write_atomic
 
 SPLITS = ("train", "val", "test", "predict")
 
@@ -300,7 +300,7 @@ def reconstruct(ckpt: str, data: str, split: str = "test", max_batches: int | No
                                                                                **shown},
                   "written": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         report_path.parent.mkdir(parents=True, exist_ok=True)
-        report_path.write_text(json.dumps(_json_safe(result), indent=2, ensure_ascii=False) + "\n")
+        write_atomic(report_path, json.dumps(_json_safe(result), indent=2, ensure_ascii=False) + "\n")
         print(f"report written to {report_path}")
     return table
 

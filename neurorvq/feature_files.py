@@ -34,6 +34,7 @@ from typing import Any, Iterator
 import torch
 
 from neurorvq.errors import ConfigError, InputError
+from neurorvq.file_io import write_atomic
 
 FORMAT = "neurorvq-features"
 FORMAT_VERSION = 1
@@ -79,7 +80,7 @@ class FeatureShard:
 def write_feature_shard(path: Path, pooled: torch.Tensor, channel_ids: torch.Tensor, info: dict[str, Any],
                         per_token: torch.Tensor | None = None, extras: dict[str, torch.Tensor] | None = None) -> None:
     """Write one shard atomically (a shard is either complete or absent). ``info`` gets the format fields."""
-    from neurorvq.safetensors_io import write_safetensors
+    from neurorvq.file_io import write_safetensors
 
     tensors = {"pooled": pooled.float().contiguous().cpu(), "channel_ids": channel_ids.long().contiguous().cpu()}
     if per_token is not None:
@@ -88,9 +89,7 @@ def write_feature_shard(path: Path, pooled: torch.Tensor, channel_ids: torch.Ten
         tensors[key] = value.long().reshape(-1).contiguous().cpu()
     info = {"format": FORMAT, "format_version": FORMAT_VERSION, **info, "windows": int(pooled.shape[0]),
             "per_token": per_token is not None}
-    tmp = path.with_suffix(".tmp")
-    write_safetensors(tmp, tensors, {"info": json.dumps(info)})
-    tmp.replace(path)
+    write_safetensors(path, tensors, {"info": json.dumps(info)}, tmp=path.with_suffix(".tmp"))  # complete or absent
 
 
 def shard_info(path: Path) -> dict[str, Any]:
@@ -226,10 +225,8 @@ def clear_feature_files(directory: str | Path) -> None:
 def write_manifest(directory: str | Path, manifest: dict[str, Any]) -> Path:
     """Write ``manifest.json`` atomically (with the format fields); call it after every shard is written."""
     path = Path(directory) / MANIFEST
-    tmp = path.with_name(MANIFEST + ".tmp")
-    tmp.write_text(json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, **manifest}, indent=2))
-    tmp.replace(path)
-    return path
+    return write_atomic(path, json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, **manifest}, indent=2),
+                        tmp=path.with_name(MANIFEST + ".tmp"))
 
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "FeatureShard", "check_output_dir", "clear_feature_files",

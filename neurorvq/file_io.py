@@ -1,15 +1,20 @@
-"""Reading recipes, checkpoints and weight files with failures that name the file and say what to do.
+"""Reading and writing recipes, checkpoints and weight files so that damage is named and never left behind.
 
-A damaged or incomplete file (a write interrupted by a killed process or a full disk, a truncated copy) otherwise
-fails deep inside PyYAML, PyTorch or safetensors with a message that names neither the file nor a remedy. These
-readers turn those failures into the project's errors (:class:`~neurorvq.errors.ConfigError` for recipes,
-:class:`~neurorvq.errors.CheckpointError` for weights), which the CLI prints as one message.
+Reading: a damaged or incomplete file (a write interrupted by a killed process or a full disk, a truncated copy)
+otherwise fails deep inside PyYAML, PyTorch or safetensors with a message that names neither the file nor a
+remedy. These readers turn those failures into the project's errors (:class:`~neurorvq.errors.ConfigError` for
+recipes, :class:`~neurorvq.errors.CheckpointError` for weights), which the CLI prints as one message.
+
+Writing: :func:`write_atomic` goes through a temporary name renamed when complete, so a failed write leaves no
+file under the final name. :func:`write_safetensors` uses it: safetensors' own ``save_file`` creates its file with
+mode 600, while shards, feature files and ``save_pretrained`` weights are meant to be shared like the JSON beside
+them (``open()`` applies the umask).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from neurorvq.errors import CheckpointError, ConfigError
 
@@ -70,15 +75,16 @@ def load_safetensors(path: str | Path) -> dict[str, Any]:
                               f"{str(error).splitlines()[0][:160]})") from None
 
 
-def write_atomic(path: str | Path, data: bytes | str) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, renamed when complete: an
-    interrupted or failed write (a full disk) leaves no file under the final name. Ordinary permissions (umask).
-    A failure is a :class:`OSError` naming the path and the free space."""
+def write_atomic(path: str | Path, data: bytes | str, tmp: str | Path | None = None) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder (``tmp``, default a hidden
+    ``.<name>.<pid>.tmp``; a file format may name its own, which its clean-up recognises), renamed when complete:
+    an interrupted or failed write (a full disk) leaves no file under the final name. Ordinary permissions
+    (umask). A failure is a :class:`OSError` naming the path and the free space."""
     import os
     import shutil
 
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = Path(tmp) if tmp is not None else path.with_name(f".{path.name}.{os.getpid()}.tmp")
     payload = data.encode() if isinstance(data, str) else data
     try:
         with open(tmp, "wb") as f:
@@ -95,4 +101,15 @@ def write_atomic(path: str | Path, data: bytes | str) -> Path:
     return path
 
 
-__all__ = ["DAMAGED", "load_safetensors", "read_yaml", "torch_load", "write_atomic"]
+def write_safetensors(path: str | Path, tensors: Mapping[str, Any], metadata: Mapping[str, str] | None = None,
+                      tmp: str | Path | None = None) -> Path:
+    """Write ``tensors`` (contiguous CPU tensors) with string ``metadata`` to ``path`` (:func:`write_atomic`, so
+    ordinary permissions and complete-or-absent; ``tmp`` as there); returns the path. A tensor safetensors
+    refuses leaves no file."""
+    from safetensors.torch import save
+
+    payload = save(dict(tensors), metadata=dict(metadata) if metadata is not None else None)
+    return write_atomic(path, payload, tmp)
+
+
+__all__ = ["DAMAGED", "load_safetensors", "read_yaml", "torch_load", "write_atomic", "write_safetensors"]

@@ -57,7 +57,7 @@ class TokenShard:
 def write_shard(path: Path, tokens: torch.Tensor, stats: AmplitudeStats, channel_ids: torch.Tensor,
                 info: dict[str, Any], extras: dict[str, torch.Tensor] | None = None) -> None:
     """Write one shard (contents: the module docstring) to ``path`` atomically, with ordinary file permissions."""
-    from neurorvq.safetensors_io import write_safetensors
+    from neurorvq.file_io import write_safetensors
 
     dtype = torch.int16 if int(info["codebook_size"]) <= 32767 else torch.int32
     tensors = {"tokens": tokens.to(dtype).contiguous().cpu(),
@@ -66,9 +66,7 @@ def write_shard(path: Path, tokens: torch.Tensor, stats: AmplitudeStats, channel
                "channel_ids": channel_ids.long().contiguous().cpu()}
     for key, value in (extras or {}).items():
         tensors[key] = value.long().contiguous().cpu()
-    tmp = path.with_suffix(".tmp")
-    write_safetensors(tmp, tensors, {"info": json.dumps(info)})  # the umask's mode, as manifest.json
-    tmp.replace(path)  # a shard is either complete or absent
+    write_safetensors(path, tensors, {"info": json.dumps(info)}, tmp=path.with_suffix(".tmp"))  # complete or absent
 
 
 def read_tokens(path: str | Path) -> TokenShard:

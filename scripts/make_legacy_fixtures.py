@@ -79,7 +79,7 @@ def main(out: Path) -> None:
     with torch.no_grad():
         tokens = tokenizer.encode(x, ids)
         features, _ = fm.embed(x, ids)
-    from neurorvq.safetensors_io import write_safetensors
+    from neurorvq.file_io import write_safetensors
 
     write_safetensors(out / "inputs.safetensors", {"signal": x, "channel_ids": ids, "tokens": tokens.contiguous(),
                                                    "fm_features": features.contiguous()})

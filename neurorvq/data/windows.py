@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from neurorvq.data.channels import map_channels
 from neurorvq.data.preprocess import (DataError, PickChannels, Pipeline, Recording, RejectionReport, cut_windows,
                                       steps_from_config)
 from neurorvq.errors import ConfigError
+from neurorvq.file_io import write_atomic
 from neurorvq.registry import ModalitySpec, get_modality
 
 SPLITS = ("train", "val", "test")
@@ -918,9 +918,8 @@ class RecordingDataModule(SplitLoaders, L.LightningDataModule):
                         "skipped": tally.get("skipped", {}), "dropped_channels": tally.get("dropped", {}),
                         "windows_kept": tally["report"].kept if "report" in tally else 0,
                         "rejected": dict(tally["report"].rejected) if "report" in tally else {}}
-                tmp = sidecar.with_name(_CACHE_SUMMARY + ".tmp")
-                tmp.write_text(json.dumps(part, indent=1, sort_keys=True))
-                os.replace(tmp, sidecar)
+                write_atomic(sidecar, json.dumps(part, indent=1, sort_keys=True),
+                             tmp=sidecar.with_name(_CACHE_SUMMARY + ".tmp"))
             else:
                 part = json.loads(sidecar.read_text())
                 for path, reason in part["skipped"].items():  # what an in-memory load would have warned about

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from neurorvq.errors import CheckpointError
-from neurorvq.file_io import load_safetensors, torch_load, write_atomic
+from neurorvq.file_io import load_safetensors, torch_load, write_atomic, write_safetensors
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -66,8 +66,6 @@ class PretrainedMixin:
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``directory`` (created if needed)."""
-        from neurorvq.safetensors_io import write_safetensors
-
         from neurorvq import __version__
 
         directory = Path(directory)

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import torch
 
 from neurorvq.eval.codebook import add_code_counts, code_perplexity
-from neurorvq.file_io import torch_load
+from neurorvq.file_io import torch_load, write_atomic
 
 CHECKPOINT_KEY = "neurorvq_pretrain_diagnostics"
 DIAGNOSTICS_FILE = "pretrain_diagnostics.json"
@@ -108,10 +108,7 @@ def write_diagnostics_json(table: dict[str, Any], folder: str | os.PathLike) -> 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / DIAGNOSTICS_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(table, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, json.dumps(table, indent=2) + "\n", tmp=path.with_name(path.name + ".tmp"))
 
 
 def read_pretrain_diagnostics(ckpt_path: str | os.PathLike) -> dict[str, Any] | None:
