@@ -464,6 +464,21 @@ def refresh_entry_points() -> list[str]:
         return sorted(set(_REGISTRY) - before)
 
 
+SPEC_CHECKPOINT_KEY = "modality_spec"
+"""Key under which TokenizerTask and PretrainTask checkpoints store their spec (:meth:`ModalitySpec.to_dict`), so
+they reload without the registry or the spec file their recipe named."""
+
+
+def checkpoint_modality(ckpt: Mapping[str, Any]) -> "ModalitySpec | str | None":
+    """The modality a Lightning checkpoint was trained on: its stored spec (:data:`SPEC_CHECKPOINT_KEY`), else the
+    ``modality`` hyper-parameter (a registered name or a spec file, as checkpoints written before the spec was
+    stored), else None."""
+    stored = ckpt.get(SPEC_CHECKPOINT_KEY)
+    if stored:
+        return ModalitySpec.from_dict(stored)
+    return (ckpt.get("hyper_parameters") or {}).get("modality")
+
+
 def is_spec_file(value: Any) -> bool:
     """Whether a modality argument names a spec file (a path object, or a string ending in ``.json``, ``.yaml`` or
     ``.yml``) rather than a registered name."""

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from neurorvq import NeuroRVQTokenizer
 from neurorvq.data.preprocess import Pipeline
 from neurorvq.models.fm import NeuroRVQFoundationModel
-from neurorvq.registry import get_modality, unregister_modality
+from neurorvq.registry import SPEC_CHECKPOINT_KEY, get_modality, unregister_modality
 from neurorvq.tasks.finetune import load_fm
 from neurorvq.tasks.tokenizer import load_tokenizer
 from neurorvq.token_files import read_manifest, read_token_dir, weights_hash
@@ -29,7 +29,7 @@ INPUTS = load_file(LEGACY / "inputs.safetensors")
 def test_tokenizers_give_the_same_ids_and_hashes(source, tmp_path):
     if source == "tokenizer_task_no_spec.ckpt":  # as written before checkpoints stored their spec
         ckpt = torch.load(LEGACY / "tokenizer_task.ckpt", map_location="cpu", weights_only=False)
-        del ckpt["modality_spec"]
+        del ckpt[SPEC_CHECKPOINT_KEY]
         torch.save(ckpt, tmp_path / source)
     path = LEGACY / source if source != "tokenizer_task_no_spec.ckpt" else tmp_path / source
     tokenizer = (NeuroRVQTokenizer.from_pretrained(path) if source == "tokenizer" else load_tokenizer(str(path))).eval()

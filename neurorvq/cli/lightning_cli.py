@@ -4,8 +4,9 @@ from costing a run folder.
 * ``--ckpt_path`` naming a missing file is refused before anything is built.
 * Resuming a run that already reached ``max_epochs`` (or ``max_steps``) says so and how to extend it (raise
   ``--trainer.max_epochs``), instead of Lightning's bare "max_epochs reached".
-* A run that fails before its first training step leaves no ``version_N`` folder behind (only its saved config
-  would be in it).
+* A run that fails before it processed any batch leaves no ``version_N`` folder behind (only its saved config
+  would be in it; :class:`DropEmptyRunFolder`).
+* A damaged ``--ckpt_path`` is named before LightningCLI reads it (:func:`~neurorvq.file_io.torch_load`).
 """
 
 from __future__ import annotations

@@ -50,9 +50,17 @@ def repeatable(argv: Sequence[str], option: str) -> list[str]:
     return out
 
 
+def strict_parser(prog: str, description: str):
+    """A jsonargparse parser for :func:`parse_strict`: errors are raised (not printed and exited) and options
+    cannot be abbreviated (``--val`` is not ``--val_fraction``)."""
+    from jsonargparse import ArgumentParser
+
+    return ArgumentParser(prog=prog, description=description, exit_on_error=False, allow_abbrev=False)
+
+
 def parse_strict(parser: Any, argv: Sequence[str]) -> Any:
-    """``parser.parse_args(argv)`` for a jsonargparse parser built with ``exit_on_error=False``; an unknown or
-    invalid option becomes a :class:`ConfigError` naming it (with the closest option for a misspelt one)."""
+    """``parser.parse_args(argv)`` for a :func:`strict_parser`; an unknown or invalid option becomes a
+    :class:`ConfigError` naming it (with the closest option for a misspelt one)."""
     from argparse import ArgumentError
 
     try:
@@ -67,4 +75,4 @@ def parse_strict(parser: Any, argv: Sequence[str]) -> Any:
         raise ConfigError(f"{message}{hint} (`{parser.prog} --help` lists the options)") from None
 
 
-__all__ = ["RECIPE_ROOTS", "parse_strict", "repeatable", "split_recipe_overrides"]
+__all__ = ["RECIPE_ROOTS", "parse_strict", "repeatable", "split_recipe_overrides", "strict_parser"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from neurorvq.cli.parsing import parse_strict, repeatable
+from neurorvq.cli.parsing import parse_strict, repeatable, strict_parser
 
 DESCRIPTIONS = {
     "tokenize": "Write the token ids of a dataset split (format: neurorvq.token_files).",
@@ -15,10 +15,7 @@ DESCRIPTIONS = {
 
 def project_parser(command: str):
     """The jsonargparse parser of ``neurorvq <command>``."""
-    from jsonargparse import ArgumentParser
-
-    parser = ArgumentParser(prog=f"neurorvq {command}", description=DESCRIPTIONS[command], exit_on_error=False,
-                            allow_abbrev=False)
+    parser = strict_parser(f"neurorvq {command}", DESCRIPTIONS[command])
     if command in ("tokenize", "reconstruct"):
         parser.add_argument("--ckpt", required=True, help="TokenizerTask .ckpt, save_pretrained folder, or official "
                             "checkpoint")

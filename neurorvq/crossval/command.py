@@ -15,21 +15,15 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
-from neurorvq.cli.parsing import parse_strict, repeatable, split_recipe_overrides
+from neurorvq.cli.parsing import parse_strict, repeatable, split_recipe_overrides, strict_parser
 from neurorvq.crossval.runner import BASELINES  # the package's __init__ imports the runner anyway
-
-
-def _parser(**kwargs: Any):
-    from jsonargparse import ArgumentParser
-
-    return ArgumentParser(exit_on_error=False, allow_abbrev=False, **kwargs)
 
 
 def cv_parser():
     """The options of ``neurorvq cv`` (jsonargparse); the recipe's overrides are split off first
     (:func:`~neurorvq.cli.parsing.split_recipe_overrides`)."""
-    parser = _parser(
-        prog="neurorvq cv", description="Subject-independent k-fold fine-tuning from a recipe; resumable per fold. "
+    parser = strict_parser(
+        "neurorvq cv", "Subject-independent k-fold fine-tuning from a recipe; resumable per fold. "
         "Other arguments (e.g. --trainer.max_epochs=3, --model=other.yaml) go to the recipe as in neurorvq fit; "
         "{fold} in one of them becomes each fold's index (e.g. --model.init_args.fm=runs/fm_fold{fold}/last.ckpt: "
         "one FM pretrained per fold without its test subjects).")
@@ -91,7 +85,7 @@ def run_report_command(argv: Sequence[str]) -> int:
 
     from neurorvq.crossval.report import combine, paired_report
 
-    parser = _parser(prog="neurorvq cv-report", description="One Markdown table of several neurorvq cv output folders.")
+    parser = strict_parser("neurorvq cv-report", "One Markdown table of several neurorvq cv output folders.")
     parser.add_argument("folders", nargs="+", help="output folders of finished neurorvq cv runs")
     parser.add_argument("--out", default=None, help="also write the table to this file")
     parser.add_argument("--paired", action="store_true", default=False,

@@ -39,7 +39,7 @@ import torch
 from neurorvq.errors import CheckpointError, ConfigError
 from neurorvq.file_io import torch_load
 from neurorvq.models.fm import NeuroRVQFoundationModel
-from neurorvq.registry import ModalitySpec, get_modality
+from neurorvq.registry import checkpoint_modality, get_modality
 from neurorvq.tasks.classification import ClassificationTask, balanced_class_weights, single_montage
 from neurorvq.tasks.optim import SCHEDULES, lr_scheduler
 
@@ -157,9 +157,7 @@ def load_fm(path: str, **overrides: Any) -> NeuroRVQFoundationModel:
         if not state:
             raise CheckpointError(f"'{p}' is not a PretrainTask checkpoint (no 'fm.' weights)")
         vocab, depth = state["head_bias"].shape[-1], state["head_bias"].shape[1]
-        stored = ckpt.get("modality_spec")  # written by PretrainTask; older checkpoints name a registered modality
-        modality = ModalitySpec.from_dict(stored) if stored else hparams.get("modality", "eeg")
-        model = NeuroRVQFoundationModel(modality, pretraining=True, vocab_size=vocab, n_quantizers=depth,
+        model = NeuroRVQFoundationModel(checkpoint_modality(ckpt) or "eeg", pretraining=True, vocab_size=vocab, n_quantizers=depth,
                                         **dict(hparams.get("fm") or {}))
         model.load_state_dict(state)
         return model

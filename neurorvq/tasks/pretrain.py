@@ -22,7 +22,7 @@ import lightning as L
 import torch
 
 from neurorvq.errors import ConfigError
-from neurorvq.registry import get_modality
+from neurorvq.registry import SPEC_CHECKPOINT_KEY, get_modality
 from neurorvq.models.fm import NeuroRVQFoundationModel, masked_token_loss
 from neurorvq.tasks.masking import random_token_mask
 from neurorvq.tasks.optim import warmup_cosine_scheduler, weight_decay_groups
@@ -208,7 +208,7 @@ class PretrainTask(L.LightningModule):
         if self.diagnostics is not None:
             checkpoint[CHECKPOINT_KEY] = self.diagnostics
         # the spec itself, as TokenizerTask does: load_fm needs neither the registry nor a spec file
-        checkpoint["modality_spec"] = self.fm.spec.to_dict()
+        checkpoint[SPEC_CHECKPOINT_KEY] = self.fm.spec.to_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.diagnostics = checkpoint.get(CHECKPOINT_KEY)

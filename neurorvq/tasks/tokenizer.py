@@ -18,7 +18,7 @@ import torch
 from neurorvq.errors import NeuroRVQError
 from neurorvq.file_io import torch_load
 from neurorvq.models.tokenizer import NeuroRVQTokenizer
-from neurorvq.registry import ModalitySpec, get_modality
+from neurorvq.registry import SPEC_CHECKPOINT_KEY, checkpoint_modality, get_modality
 from neurorvq.tasks.optim import warmup_cosine_scheduler, weight_decay_groups
 
 SCALAR_LOSSES = ("loss", "code", "amp", "phase", "sig")
@@ -64,7 +64,7 @@ class TokenizerTask(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # the spec itself: the checkpoint reloads without the registry or the spec file its recipe named
-        checkpoint["modality_spec"] = self.spec.to_dict()
+        checkpoint[SPEC_CHECKPOINT_KEY] = self.spec.to_dict()
 
     def forward(self, signal: torch.Tensor, channel_ids: torch.Tensor):
         return self.tokenizer(signal, channel_ids)
@@ -183,9 +183,7 @@ def load_tokenizer(path: str | Path, **overrides: Any) -> NeuroRVQTokenizer:
         hparams = ckpt.get("hyper_parameters", {})
         if "modality" not in hparams:
             raise CheckpointError(f"'{p}' is not a TokenizerTask checkpoint (no 'modality' hyper-parameter)")
-        stored = ckpt.get("modality_spec")
-        modality = ModalitySpec.from_dict(stored) if stored else hparams["modality"]
-        model = NeuroRVQTokenizer(modality, **{**dict(hparams.get("tokenizer") or {}), **overrides})
+        model = NeuroRVQTokenizer(checkpoint_modality(ckpt), **{**dict(hparams.get("tokenizer") or {}), **overrides})
         state = {k[len("tokenizer."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("tokenizer.")}
         from neurorvq.models.pretrained import check_state_dict
 
