@@ -5,7 +5,8 @@ vocabulary and its order are part of the checkpoint format (method.md §2.4): do
 alias it here; aliases such as T7/T3 belong in the data pipeline.
 """
 
-from neurorvq.registry import ModalitySpec, TemporalBranch, register_modality
+from neurorvq.families.neurorvq import TemporalBranch
+from neurorvq.registry import ModalitySpec, register_modality
 
 EEG_CHANNELS_V1: tuple[str, ...] = (
     "a1", "a2", "af3", "af4", "af7", "af8", "afz", "c1", "c2", "c3",

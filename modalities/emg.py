@@ -7,7 +7,8 @@ Published there: 1000 Hz, patch 200 samples (0.2 s), the 16-channel vocabulary (
 10 heads, depths 12/3, input unit uV, and the report bands.
 """
 
-from neurorvq.registry import ModalitySpec, TemporalBranch, register_modality
+from neurorvq.families.neurorvq import TemporalBranch
+from neurorvq.registry import ModalitySpec, register_modality
 
 EMG_CHANNELS_V1: tuple[str, ...] = tuple(sorted(f"c{i}" for i in range(1, 17)))
 

@@ -14,7 +14,8 @@ NeuroRVQ model exists at this rate):
 """
 
 from neurorvq.modalities.emg import EMG_CHANNELS_V1
-from neurorvq.registry import ModalitySpec, TemporalBranch, register_modality
+from neurorvq.families.neurorvq import TemporalBranch
+from neurorvq.registry import ModalitySpec, register_modality
 
 SEMG200 = register_modality(
     ModalitySpec(

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from neurorvq.errors import ConfigError, InputError
+from neurorvq.families.neurorvq import ARCHITECTURE_FIELDS, NeuroRVQConfig, TemporalBranch, branch_from_value
 from neurorvq.suggest import close_matches
 from neurorvq.vocabulary import decode_channel_name, decode_channel_names
 
@@ -32,50 +33,6 @@ _BUILTIN_MODULES = ("neurorvq.modalities.eeg", "neurorvq.modalities.ecg", "neuro
 SPEC_FILE_SUFFIXES = (".json", ".yaml", ".yml")
 """Suffixes of a spec file; a modality argument ending in one of them is a path, never a name."""
 _SUFFIX_TEXT = ".json, .yaml or .yml"
-
-
-@dataclass(frozen=True)
-class TemporalBranch:
-    """One branch of the multi-scale temporal encoder: a stack of ``Conv -> GroupNorm -> GELU -> AvgPool``.
-
-    Each stage ``i`` convolves along time with kernel ``kernel_sizes[i]`` (zero padding ``paddings[i]``,
-    stride ``strides[i]``), then average-pools by ``pools[i]`` (kernel = stride = pool, remainder dropped).
-    ``paddings`` defaults to ``k // 2`` per stage ("same" length for odd kernels), ``strides`` to 1.
-    """
-
-    kernel_sizes: tuple[int, ...]
-    pools: tuple[int, ...]
-    paddings: tuple[int, ...] | None = None
-    strides: tuple[int, ...] | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "kernel_sizes", tuple(int(k) for k in self.kernel_sizes))
-        object.__setattr__(self, "pools", tuple(int(p) for p in self.pools))
-        n = len(self.kernel_sizes)
-        pads = tuple(k // 2 for k in self.kernel_sizes) if self.paddings is None else tuple(map(int, self.paddings))
-        strides = (1,) * n if self.strides is None else tuple(map(int, self.strides))
-        object.__setattr__(self, "paddings", pads)
-        object.__setattr__(self, "strides", strides)
-        if n == 0:
-            raise ConfigError("TemporalBranch.kernel_sizes is empty: give at least one conv stage, e.g. (21, 9)")
-        for name, values in (("pools", self.pools), ("paddings", pads), ("strides", strides)):
-            if len(values) != n:
-                raise ConfigError(
-                    f"TemporalBranch.{name} has {len(values)} entries but kernel_sizes has {n}: "
-                    f"give one {name[:-1]} per conv stage"
-                )
-        for name, values, low in (("kernel_sizes", self.kernel_sizes, 1), ("pools", self.pools, 1),
-                                  ("strides", strides, 1), ("paddings", pads, 0)):
-            if any(v < low for v in values):
-                raise ConfigError(f"TemporalBranch.{name}={values}: every entry must be >= {low}")
-
-    def output_length(self, patch_length: int) -> int:
-        """Time steps left of a ``patch_length``-sample patch after every stage (0 if it vanishes)."""
-        length = patch_length
-        for k, p, s, pool in zip(self.kernel_sizes, self.paddings, self.strides, self.pools):
-            length = (length + 2 * p - k) // s + 1
-            length = length // pool if length > 0 else 0
-        return max(length, 0)
 
 
 @dataclass(frozen=True)
@@ -135,10 +92,7 @@ class ModalitySpec:
         except InputError as exc:
             raise ConfigError(f"modality '{self.name}': {exc}") from None
         object.__setattr__(self, "channels", tuple(str(c).lower() for c in names))
-        object.__setattr__(
-            self, "branches",
-            tuple(b if isinstance(b, TemporalBranch) else TemporalBranch(**dict(b)) for b in self.branches),
-        )
+        object.__setattr__(self, "branches", tuple(branch_from_value(i, b) for i, b in enumerate(self.branches)))
         object.__setattr__(self, "bands", tuple((str(n), float(lo), float(hi)) for n, lo, hi in self.bands))
         self._validate()
 
@@ -151,57 +105,25 @@ class ModalitySpec:
             self._fail("name", f"is {self.name!r}", "use a lower-case word such as 'ppg'")
         if self.sampling_rate <= 0:
             self._fail("sampling_rate", f"is {self.sampling_rate}", "give the rate in Hz, > 0")
-        for name in ("patch_length", "embed_dim", "num_heads", "n_quantizers", "codebook_size", "code_dim",
-                     "max_patches", "conv_channels", "groupnorm_groups", "encoder_depth"):
-            if int(getattr(self, name)) < 1:
-                self._fail(name, f"is {getattr(self, name)}", "it must be a positive integer")
-        if self.decoder_depth < 0:
-            self._fail("decoder_depth", f"is {self.decoder_depth}", "it must be >= 0")
+        if self.patch_length < 1:
+            self._fail("patch_length", f"is {self.patch_length}", "it must be a positive integer")
         if not self.channels:
             self._fail("channels", "is empty", "list the channel names of the modality's vocabulary")
         dupes = sorted({c for c in self.channels if self.channels.count(c) > 1})
         if dupes:
             self._fail("channels", f"repeats {dupes} (names match case-insensitively)", "list each channel once")
-        if not self.branches:
-            self._fail("branches", "is empty", "give at least one TemporalBranch")
-        pool_product = None
-        for i, branch in enumerate(self.branches):
-            product = 1
-            for pool in branch.pools:
-                product *= pool
-            if self.patch_length % product:
-                self._fail(
-                    f"branches[{i}].pools", f"{branch.pools} (product {product}) do not divide "
-                    f"patch_length={self.patch_length}", "choose a patch_length that is a multiple of the pooling "
-                    "product, or smaller pools")
-            pool_product = product if pool_product is None else pool_product
-        lengths = [b.output_length(self.patch_length) for b in self.branches]
-        if len(set(lengths)) != 1 or lengths[0] < 1:
-            self._fail("branches", f"give output lengths {lengths} for a {self.patch_length}-sample patch",
-                       "every branch must leave the same number (>= 1) of time steps: adjust kernel sizes, "
-                       "paddings or pools")
-        expected_dim = self.conv_channels * lengths[0]
-        if self.embed_dim != expected_dim:
-            self._fail("embed_dim", f"is {self.embed_dim} but the temporal encoder yields conv_channels x steps = "
-                       f"{self.conv_channels} x {lengths[0]} = {expected_dim}",
-                       f"set embed_dim={expected_dim} or change conv_channels/pools")
-        if self.conv_channels % self.groupnorm_groups:
-            self._fail("groupnorm_groups", f"({self.groupnorm_groups}) does not divide conv_channels="
-                       f"{self.conv_channels}", "choose a divisor of conv_channels")
-        if self.embed_dim % self.num_heads:
-            divisors = [h for h in range(1, self.embed_dim + 1) if self.embed_dim % h == 0]
-            self._fail("num_heads", f"({self.num_heads}) does not divide embed_dim={self.embed_dim}",
-                       f"choose one of {divisors}")
-        if self.mlp_ratio <= 0:
-            self._fail("mlp_ratio", f"is {self.mlp_ratio}", "it must be > 0")
-        if self.spatial_offset not in (0, 1):
-            self._fail("spatial_offset", f"is {self.spatial_offset}", "use 0 (official layout) or 1 (own CLS row)")
+        self.neurorvq_config.validate(self.patch_length, f"modality '{self.name}'")
         nyquist = self.sampling_rate / 2
         for band_name, low, high in self.bands:
             if not 0 <= low < high <= nyquist:
                 self._fail("bands", f"has {band_name}=({low}, {high}) Hz", f"need 0 <= low < high <= {nyquist} Hz")
 
     # ------------------------------------------------------------------------------------ derived
+    @property
+    def neurorvq_config(self) -> NeuroRVQConfig:
+        """The architecture part of this spec (every field of :class:`NeuroRVQConfig`)."""
+        return NeuroRVQConfig(**{name: getattr(self, name) for name in ARCHITECTURE_FIELDS})
+
     @property
     def num_branches(self) -> int:
         """S, the number of temporal branches (one RVQ each)."""
@@ -257,7 +179,7 @@ class ModalitySpec:
             if isinstance(values.get(key), (str, Mapping)):
                 raise ConfigError(f"modality '{data.get('name')}': {key} is {values[key]!r}; give a list")
         try:
-            values["branches"] = tuple(_branch_from_dict(i, b) for i, b in enumerate(values["branches"]))
+            values["branches"] = tuple(branch_from_value(i, b) for i, b in enumerate(values["branches"]))
             values["channels"] = tuple(values["channels"])
             if "bands" in values:
                 values["bands"] = tuple(tuple(band) for band in values["bands"])
@@ -346,19 +268,6 @@ def _check_fields(names: Iterable[str]) -> None:
         close = [match for u in unknown for match in close_matches(u, known, 1)]
         hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
         raise ConfigError(f"unknown ModalitySpec field(s) {unknown}{hint}; valid fields: {known}")
-
-
-def _branch_from_dict(index: int, value: Any) -> TemporalBranch:
-    """``branches[index]`` of a spec dict as a :class:`TemporalBranch` (a branch passes through)."""
-    if isinstance(value, TemporalBranch):
-        return value
-    known = [f.name for f in dataclasses.fields(TemporalBranch)]
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"branches[{index}] is {value!r}; give a mapping of TemporalBranch fields {known}")
-    unknown = sorted(set(value) - set(known))
-    if unknown:
-        raise ConfigError(f"unknown TemporalBranch field(s) {unknown} in branches[{index}]; valid fields: {known}")
-    return TemporalBranch(**{k: tuple(v) if v is not None else None for k, v in value.items()})
 
 
 # ------------------------------------------------------------------------------------------ registry

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neurorvq.registry import TemporalBranch
+from neurorvq.families.neurorvq import TemporalBranch
 
 
 class TemporalConvBranch(nn.Module):
