@@ -8,8 +8,11 @@ __version__ = "0.1.0"
 __all__ = [
     "CheckpointError", "ConfigError", "InputError", "NeuroRVQError",
     "ModalitySpec", "TemporalBranch", "get_modality", "list_modalities", "register_modality",
-    "NeuroRVQTokenizer", "AmplitudeStats", "NeuroRVQFoundationModel",
+    "NeuroRVQTokenizer", "AmplitudeStats", "NeuroRVQFoundationModel", "NeuroRVQConfig",
+    "TokenLayout", "SideField", "Encoded", "SignalContract", "Tokenizer", "FoundationModel",
 ]
+
+_PROTOCOL = ("TokenLayout", "SideField", "Encoded", "SignalContract", "Tokenizer", "FoundationModel")
 
 
 def __getattr__(name: str):  # models import torch; keep `import neurorvq` light for the registry
@@ -17,6 +20,14 @@ def __getattr__(name: str):  # models import torch; keep `import neurorvq` light
         from neurorvq.models import tokenizer
 
         return getattr(tokenizer, name)
+    if name in _PROTOCOL:
+        from neurorvq import tokenizers
+
+        return getattr(tokenizers, name)
+    if name == "NeuroRVQConfig":
+        from neurorvq.families.neurorvq import NeuroRVQConfig
+
+        return NeuroRVQConfig
     if name == "NeuroRVQFoundationModel":
         from neurorvq.models.fm import NeuroRVQFoundationModel
 

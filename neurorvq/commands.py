@@ -262,10 +262,9 @@ def reconstruct(ckpt: str, data: str, split: str = "test", max_batches: int | No
             x = batch["signal"].to(dev)
             rec, outputs = tokenizer(x, batch["channel_ids"].to(dev))
             errors.update(x.double().cpu().numpy(), rec.double().cpu().numpy())
-            tokens = outputs["tokens"]
             if usage is None:
-                usage = CodebookUsage(tokens.shape[1], tokens.shape[2], tokenizer.quantizer.codebooks.shape[-2])
-            usage.update(tokens)
+                usage = CodebookUsage(tokenizer.layout)
+            usage.update(outputs["ids"])
             windows += x.shape[0]
             batches += 1
             if first is None:
@@ -334,14 +333,16 @@ def demo(modality: str = "eeg", channels: int = 16, seconds: float = 4.0, batch:
     n = int(seconds * spec.sampling_rate) // spec.patch_length * spec.patch_length
     t = torch.arange(n) / spec.sampling_rate
     x = 20.0 * torch.sin(2 * torch.pi * 10.0 * t) + 10.0 * torch.randn(batch, len(names), n).cumsum(-1) / n ** 0.5
+    layout = model.layout
     print(f"modality {spec.name}: {len(names)} channels x {n / spec.sampling_rate:g} s at {spec.sampling_rate:g} Hz, "
           f"batch {batch}; tokenizer with {model.num_parameters():,} trainable parameters and "
-          f"{spec.num_branches} x {spec.n_quantizers} codebooks of {spec.codebook_size} x {spec.code_dim}")
+          f"{len(layout.groups)} code groups x {layout.depths[0]} levels of {layout.max_codebook_size} codes")
     start = time.perf_counter()
-    tokens, stats = model.encode(x, names, return_amplitude_stats=True)
-    rec = model.decode(tokens, names, stats)
+    encoded = model.tokenize(x, names)
+    rec = model.detokenize(encoded, names)
     elapsed = time.perf_counter() - start
     mse = torch.mean((per_sample_standardize(rec)[0] - per_sample_standardize(x)[0]) ** 2).item()
-    print(f"tokens {tuple(tokens.shape)} [batch, branch, depth, channel*patch]; reconstruction {tuple(rec.shape)}")
+    print(f"ids {tuple(encoded.ids.shape)} [batch, stream ({' '.join(layout.stream_names[:2])} ...), "
+          f"channel*patch]; reconstruction {tuple(rec.shape)}")
     print(f"encode + decode: {elapsed:.2f} s; MSE of standardised signals (untrained model): {mse:.3f}")
     return mse

@@ -97,7 +97,7 @@ def test_reconstruct_prints_band_table_and_writes_figure(setup, capsys):
     out = capsys.readouterr().out
     assert "| raw | delta | theta | alpha | beta | gamma |" in out
     assert figure.is_file() and figure.stat().st_size > 1000
-    assert "codebook usage on the test split" in out and "| branch | level 0 |" in out
+    assert "codebook usage on the test split" in out and "| group | level 0 |" in out
     assert f"figure written to {figure}" in out
     report = json.loads((tmp / "rec.json").read_text())  # an explicit figure path takes its report beside it
     assert report["figure"]["path"] == str(figure.resolve())

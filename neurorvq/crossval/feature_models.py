@@ -60,7 +60,7 @@ class FrozenFeatures:
 
         self.fm = fm.eval()
         self.source = None if source is None else str(source)
-        self.pool = build_pooling(pooling, fm.spec.num_branches * fm.spec.embed_dim, num_channels)
+        self.pool = build_pooling(pooling, fm.feature_dim, num_channels)
         self.batch_size = int(batch_size)
 
     @torch.no_grad()

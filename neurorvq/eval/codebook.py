@@ -1,4 +1,4 @@
-"""Codebook usage of a tokenizer's ids: how many of the V codes of each (branch, level) quantizer occur, and the
+"""Codebook usage of a tokenizer's ids: how many of the V codes of each (code group, level) quantizer occur, and the
 perplexity ``exp(entropy)`` of their distribution (1 = one code, V = uniform). ``neurorvq reconstruct`` reports
 them on the split it reconstructs (e.g. a held-out subject); the FM's pretraining diagnostics use the same counts.
 """
@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
+from neurorvq.tokenizers import TokenLayout
 
 
 def add_code_counts(counts: torch.Tensor, codes: torch.Tensor) -> None:
@@ -33,32 +35,56 @@ def code_perplexity(counts: torch.Tensor) -> torch.Tensor:
 
 
 class CodebookUsage:
-    """Code counts of token ids ``[B, S, N, L]`` (batch, branch, level, tokens) accumulated over batches."""
+    """Code counts of a tokenizer's ids accumulated over batches, per stream of its :class:`TokenLayout`.
 
-    def __init__(self, branches: int, levels: int, codebook_size: int) -> None:
-        self.counts = torch.zeros(branches, levels, codebook_size, dtype=torch.long)
+    ``CodebookUsage(layout)``; ``CodebookUsage(branches=S, levels=N, codebook_size=V)`` is the uniform layout of S
+    groups ``b0 .. b{S-1}`` (NeuroRVQ's). :meth:`update` takes ids ``[B, H, L]`` (or the grouped ``[B, G, N, L]``).
+    """
 
-    def update(self, tokens: torch.Tensor) -> None:
-        b, s, n, l = tokens.shape
-        add_code_counts(self.counts, tokens.detach().cpu().permute(1, 2, 0, 3).reshape(s, n, b * l))
+    def __init__(self, layout: TokenLayout | None = None, *, branches: int | None = None, levels: int | None = None,
+                 codebook_size: int | None = None) -> None:
+        if layout is None:
+            if None in (branches, levels, codebook_size):
+                raise ValueError("give a TokenLayout, or branches, levels and codebook_size")
+            layout = TokenLayout.uniform([f"b{i}" for i in range(branches)], levels, codebook_size)
+        self.layout = layout
+        self.counts = torch.zeros(1, layout.num_streams, layout.max_codebook_size, dtype=torch.long)
+
+    def update(self, ids: torch.Tensor) -> None:
+        if ids.dim() == 4:
+            ids = ids.flatten(1, 2)
+        b, h, l = ids.shape
+        add_code_counts(self.counts, ids.detach().cpu().transpose(0, 1).reshape(1, h, b * l))
 
     def table(self) -> dict[str, Any]:
-        """``usage [S][N]`` (fraction of the codes seen at least once), ``perplexity [S][N]``, their means, the
-        codebook size and the number of tokens counted per quantizer."""
-        usage = (self.counts > 0).double().mean(-1)
-        perplexity = code_perplexity(self.counts)
-        return {"usage": usage.tolist(), "perplexity": perplexity.tolist(), "mean_usage": float(usage.mean()),
-                "mean_perplexity": float(perplexity.mean()), "codebook_size": int(self.counts.shape[-1]),
+        """``usage [G][N_g]`` (fraction of each codebook seen at least once), ``perplexity [G][N_g]``, their means,
+        the group names, the (largest) codebook size and the number of tokens counted per quantizer."""
+        usage, perplexity = [], []
+        for h, (_, level, size) in enumerate(self.layout.streams):
+            counts = self.counts[0, h, :size]
+            if level == 0:
+                usage.append([])
+                perplexity.append([])
+            usage[-1].append(float((counts > 0).double().mean()))
+            perplexity[-1].append(float(code_perplexity(counts)))
+        flat_usage = [u for row in usage for u in row]
+        flat_perplexity = [p for row in perplexity for p in row]
+        return {"usage": usage, "perplexity": perplexity, "mean_usage": sum(flat_usage) / len(flat_usage),
+                "mean_perplexity": float(torch.tensor(flat_perplexity, dtype=torch.float64).mean()),
+                "groups": list(self.layout.groups), "codebook_size": self.layout.max_codebook_size,
                 "tokens": int(self.counts[0, 0].sum())}
 
 
 def format_usage(table: dict[str, Any], title: str) -> str:
-    """A Markdown table: one row per branch, one column per RVQ level, ``usage % (perplexity)`` in each cell."""
-    levels = len(table["usage"][0])
-    lines = [title, "", "| branch | " + " | ".join(f"level {n}" for n in range(levels)) + " |",
+    """A Markdown table: one row per code group (NeuroRVQ: per branch), one column per RVQ level,
+    ``usage % (perplexity)`` in each cell (empty where a group has fewer levels)."""
+    levels = max(len(row) for row in table["usage"])
+    groups = table.get("groups") or [str(s) for s in range(len(table["usage"]))]
+    lines = [title, "", "| group | " + " | ".join(f"level {n}" for n in range(levels)) + " |",
              "|---|" + "---|" * levels]
-    for s, (usage, perplexity) in enumerate(zip(table["usage"], table["perplexity"])):
-        lines.append(f"| {s} | " + " | ".join(f"{100 * u:.0f}% ({p:.0f})" for u, p in zip(usage, perplexity)) + " |")
+    for group, usage, perplexity in zip(groups, table["usage"], table["perplexity"]):
+        cells = [f"{100 * u:.0f}% ({p:.0f})" for u, p in zip(usage, perplexity)] + [""] * (levels - len(usage))
+        lines.append(f"| {group} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(f"Mean: {100 * table['mean_usage']:.0f}% of {table['codebook_size']} codes used, perplexity "
                  f"{table['mean_perplexity']:.1f}, over {table['tokens']} tokens per quantizer.")

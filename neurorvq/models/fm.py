@@ -28,6 +28,7 @@ from neurorvq.models.pretrained import PretrainedMixin
 from neurorvq.nn.temporal import MultiScaleTemporalConv
 from neurorvq.nn.transformer import TokenTransformer
 from neurorvq.registry import ModalitySpec
+from neurorvq.tokenizers import SignalContract, TokenLayout
 
 FM_OPTIONS: dict[str, Any] = {
     "depth": 12,             # transformer blocks
@@ -63,6 +64,7 @@ class NeuroRVQFoundationModel(PretrainedMixin, nn.Module):
             num_classes, pooling, pool_channels, check_inputs, crop).
     """
 
+    family = "neurorvq"
     model_kind = "foundation_model"
 
     def __init__(self, spec: ModalitySpec | str = "eeg", **overrides: Any) -> None:
@@ -117,8 +119,7 @@ class NeuroRVQFoundationModel(PretrainedMixin, nn.Module):
             self.options["pooling"] = pooling
         if num_channels is not None:
             self.options["pool_channels"] = int(num_channels)
-        width = self.spec.num_branches * self.spec.embed_dim
-        self.pool: Pooling = build_pooling(self.options["pooling"], width, self.options["pool_channels"])
+        self.pool: Pooling = build_pooling(self.options["pooling"], self.feature_dim, self.options["pool_channels"])
         self.num_classes = int(num_classes)
         self.options["num_classes"] = self.num_classes
         self.fc_norm = nn.LayerNorm(self.pool.out_features)
@@ -134,6 +135,45 @@ class NeuroRVQFoundationModel(PretrainedMixin, nn.Module):
 
     def config(self) -> dict[str, Any]:
         return {"spec": self.spec.to_dict(), "options": dict(self.options)}
+
+    def config_hash(self) -> str:
+        """Hash of the architecture and signal (the spec's)."""
+        return self.spec.config_hash()
+
+    # ------------------------------------------------------------------------------------ protocol
+    @property
+    def contract(self) -> SignalContract:
+        spec = self.spec
+        return SignalContract(spec.name, spec.sampling_rate, spec.unit, spec.patch_length, spec.max_patches,
+                              spec.channels, case_sensitive=False, channel_offset=spec.spatial_offset)
+
+    @property
+    def feature_dim(self) -> int:
+        """Width F of the per-token features of :meth:`embed`: ``S * D`` (branches concatenated)."""
+        return self.spec.num_branches * self.spec.embed_dim
+
+    @property
+    def target_layout(self) -> TokenLayout | None:
+        """The token layout the pretraining heads predict: head ``(s, n)`` reads branch ``s`` and predicts level
+        ``n`` of group ``b{s}`` over ``vocab_size`` codes; ``None`` without pretraining heads."""
+        if not self.options["pretraining"]:
+            return None
+        spec = self.spec
+        return TokenLayout.uniform([f"b{i}" for i in range(spec.num_branches)], spec.n_quantizers,
+                                   int(self.options["vocab_size"]))
+
+    def check_targets(self, layout: TokenLayout) -> None:
+        """Raise :class:`ConfigError` unless the heads predict ``layout``'s ids (its groups, depths and codebook
+        sizes; side information is the tokenizer's business)."""
+        mine = self.target_layout
+        if mine is None:
+            raise ConfigError("this model was built without pretraining heads (pretraining=False)")
+        theirs = TokenLayout(layout.groups, layout.depths, layout.codebook_sizes)
+        if theirs != mine:
+            raise ConfigError(f"the tokenizer's ids have {len(layout.groups)} code groups {list(layout.groups)} of "
+                              f"depths {list(layout.depths)} (codebooks up to {layout.max_codebook_size}) but the FM's "
+                              f"heads predict {len(mine.groups)} branches x {mine.depths[0]} levels x "
+                              f"{mine.max_codebook_size} codes: branches, depth and codebook size must match")
 
     # ------------------------------------------------------------------------------------ pieces
     def prepare(self, x: torch.Tensor, channels: ChannelsLike) -> PreparedInput:
@@ -203,9 +243,11 @@ class NeuroRVQFoundationModel(PretrainedMixin, nn.Module):
 
 
 def masked_token_loss(out: PretrainOutput, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """LaBraM-style loss (method.md §4.2): mean over the S*N heads of CE on the masked tokens plus CE of the
-    symmetric view on the unmasked ones. ``targets [B, S, N, L]`` (tokenizer ids), ``mask [B, L]`` bool."""
-    b, s, n, l = targets.shape
-    flat = targets.permute(1, 2, 0, 3).reshape(s * n, b, l)
+    """LaBraM-style loss (method.md §4.2): mean over the H heads of CE on the masked tokens plus CE of the
+    symmetric view on the unmasked ones. ``targets [B, H, L]`` (the tokenizer's ids, streams group-major; the
+    grouped ``[B, S, N, L]`` is accepted too), ``mask [B, L]`` bool."""
+    if targets.ndim == 4:
+        targets = targets.flatten(1, 2)
+    flat = targets.transpose(0, 1)  # [H, B, L]
     loss = F.cross_entropy(out.logits.flatten(0, 1), flat[:, mask].flatten())
     return loss + F.cross_entropy(out.logits_symmetric.flatten(0, 1), flat[:, ~mask].flatten())

@@ -28,6 +28,7 @@ from neurorvq.nn.spectral import (
 from neurorvq.nn.temporal import MultiScaleTemporalConv
 from neurorvq.nn.transformer import TokenTransformer
 from neurorvq.registry import ModalitySpec
+from neurorvq.tokenizers import Encoded, SideField, SignalContract, TokenLayout
 
 __all__ = ["NeuroRVQTokenizer", "TokenizerOutput", "AmplitudeStats", "TOKENIZER_OPTIONS"]
 
@@ -66,6 +67,11 @@ class TokenizerOutput:
     losses: dict[str, torch.Tensor]
 
 
+AMPLITUDE_SIDE = (SideField("amplitude_mean", doc="per-sample mean of the log-amplitude spectrum"),
+                  SideField("amplitude_std", doc="per-sample std of the log-amplitude spectrum"))
+"""NeuroRVQ's side information: tokens do not carry the absolute amplitude (method.md quirk Q8)."""
+
+
 class NeuroRVQTokenizer(PretrainedMixin, nn.Module):
     """NeuroRVQ tokenizer for one modality.
 
@@ -80,7 +86,10 @@ class NeuroRVQTokenizer(PretrainedMixin, nn.Module):
     ``[B, C]``.
     """
 
+    family = "neurorvq"
     model_kind = "tokenizer"
+    loss_names = ("loss", "code", "amp", "phase", "sig")
+    """The scalar losses of :meth:`forward`'s outputs, the total first."""
 
     def __init__(self, spec: ModalitySpec | str = "eeg", **overrides: Any) -> None:
         super().__init__()
@@ -120,6 +129,45 @@ class NeuroRVQTokenizer(PretrainedMixin, nn.Module):
     def config(self) -> dict[str, Any]:
         """JSON-serialisable configuration: the spec plus the model options."""
         return {"spec": self.spec.to_dict(), "options": dict(self.options)}
+
+    def config_hash(self) -> str:
+        """Hash of the architecture and signal (the spec's): equal hashes mean interchangeable token layouts."""
+        return self.spec.config_hash()
+
+    # ------------------------------------------------------------------------------------ protocol
+    @property
+    def layout(self) -> TokenLayout:
+        """One group per temporal branch (``b0 .. b{S-1}``), ``n_quantizers`` levels of ``codebook_size`` codes;
+        decoding needs the per-sample amplitude statistics (method.md quirk Q8)."""
+        spec = self.spec
+        return TokenLayout.uniform([f"b{i}" for i in range(spec.num_branches)], spec.n_quantizers,
+                                   spec.codebook_size, side=AMPLITUDE_SIDE)
+
+    @property
+    def contract(self) -> SignalContract:
+        spec = self.spec
+        return SignalContract(spec.name, spec.sampling_rate, spec.unit, spec.patch_length, spec.max_patches,
+                              spec.channels, case_sensitive=False, channel_offset=spec.spatial_offset)
+
+    @torch.no_grad()
+    def tokenize(self, x: torch.Tensor, channels: ChannelsLike) -> Encoded:
+        """``x [B, C, A*T]`` (``spec.unit``) -> :class:`Encoded`: ids ``[B, S*N, C*A]`` (stream ``s*N + n`` is
+        branch ``s``, level ``n``) with ``side = {"amplitude_mean": [B], "amplitude_std": [B]}``."""
+        tokens, stats = self.encode(x, channels, return_amplitude_stats=True)
+        b, s, n, l = tokens.shape
+        num_channels = len(channels) if not torch.is_tensor(channels) else channels.shape[-1]
+        return Encoded(tokens.reshape(b, s * n, l), {"amplitude_mean": stats.mean, "amplitude_std": stats.std},
+                       self.layout, num_channels, l // max(num_channels, 1))
+
+    @torch.no_grad()
+    def detokenize(self, encoded: Encoded, channels: ChannelsLike) -> torch.Tensor:
+        """Signal ``[B, C, A*T]`` (``spec.unit``) from :meth:`tokenize`'s output."""
+        if encoded.layout != self.layout:
+            raise InputError(f"these ids have layout {encoded.layout.groups} x {encoded.layout.depths} "
+                             f"(codebooks up to {encoded.layout.max_codebook_size}); this tokenizer's is "
+                             f"{self.layout.groups} x {self.layout.depths} (codebooks of {self.spec.codebook_size})")
+        stats = AmplitudeStats(encoded.side["amplitude_mean"], encoded.side["amplitude_std"])
+        return self.decode(encoded.grouped(), channels, stats)
 
     @torch.no_grad()
     def init_weights(self) -> None:
@@ -202,10 +250,11 @@ class NeuroRVQTokenizer(PretrainedMixin, nn.Module):
         ``usage [S, N]`` (fraction of codes used in this batch) and ``perplexity [S, N]``; ``std_x`` and
         ``std_rec [B, L, T]`` (the per-sample standardised patches and their reconstruction that ``sig``
         compares; ``T = patch_length``); and the token ids ``tokens [B, S, N, L]`` (``L = C x patches``,
-        channel-major).
+        channel-major) and, flat as the tokenizer protocol gives them, ``ids [B, S*N, L]``.
         """
         out = self.forward_details(x, channels)
-        return out.reconstruction, {**out.losses, "tokens": out.tokens}
+        b, s, n, l = out.tokens.shape
+        return out.reconstruction, {**out.losses, "tokens": out.tokens, "ids": out.tokens.reshape(b, s * n, l)}
 
     def _losses(self, patches, targets, log_amp, sin, cos, patch_rec, rvq) -> dict[str, torch.Tensor]:
         b, c, a, t = patches.shape

@@ -63,7 +63,7 @@ class FeatureExtractionTask(L.LightningModule):
     @property
     def embed_dim(self) -> int:
         """Width of one feature vector, S*D."""
-        return self.fm.spec.num_branches * self.fm.spec.embed_dim
+        return self.fm.feature_dim
 
     def setup(self, stage: str) -> None:
         check_data_spec(getattr(self.trainer, "datamodule", None), self.fm.spec, "extract features with",

@@ -1,7 +1,8 @@
 """Masked-token pretraining of the NeuroRVQ foundation model (method.md §4.2).
 
 A frozen tokenizer (in eval mode, its quantizer state frozen, identical on every rank since every rank loads
-the same file) turns each batch into target ids ``[B, S, N, L]`` inside the same step; the FM sees the raw
+the same file) turns each batch into target ids ``[B, H, L]`` (``H = S*N`` streams, its token layout) inside
+the same step; the FM sees the raw
 patches with a random half of the tokens replaced by its mask token (and the complementary view), and one
 batched head predicts all S x N ids. Optimiser defaults are method.md §5's proposals (LaBraM-base-like): AdamW
 (0.9, 0.98), lr 5e-4, weight decay 0.05, warm-up then cosine; mask ratio 0.5.
@@ -70,19 +71,25 @@ class PretrainTask(L.LightningModule):
         for key in ("vocab_size", "n_quantizers"):
             if key in overrides:
                 raise ConfigError(f"fm.{key} comes from the tokenizer; remove it from the recipe")
-        self.fm = NeuroRVQFoundationModel(modality, pretraining=True, vocab_size=frozen.spec.codebook_size,
-                                          n_quantizers=frozen.spec.n_quantizers, **overrides)
+        layout = frozen.layout
+        if not layout.is_uniform:
+            raise ConfigError(f"tokenizer '{tokenizer}' gives code groups of unequal depth or codebook size "
+                              f"({dict(zip(layout.groups, layout.depths))}); the FM's heads need a uniform layout")
+        self.fm = NeuroRVQFoundationModel(modality, pretraining=True, vocab_size=layout.max_codebook_size,
+                                          n_quantizers=layout.depths[0], **overrides)
         if self.fm.spec.branches != frozen.spec.branches or self.fm.spec.patch_length != frozen.spec.patch_length:
             raise ConfigError(f"tokenizer '{tokenizer}' has branches/patch length that differ from the FM's "
                               f"({frozen.spec.branches} vs {self.fm.spec.branches}); the token targets must come from "
                               "the same patches")
+        self.fm.check_targets(layout)
+        self.stream_names = layout.stream_names
         for p in frozen.parameters():
             p.requires_grad_(False)
         self.tokenizer = frozen
         self.fm.options["check_inputs"] = False  # the data pipeline validated the batch: no device syncs
         # diagnostics accumulators (int64, per rank): plain tensors made on the batch's device, not buffers, since
         # DDP broadcasts rank 0's buffers before every forward and would overwrite the other ranks' counts
-        shape = (frozen.spec.num_branches, frozen.spec.n_quantizers, frozen.spec.codebook_size)
+        shape = (len(layout.groups), layout.depths[0], layout.max_codebook_size)
         self._count_shapes = {"train_code_counts": shape, "val_code_counts": shape, "val_correct": shape[:2],
                               "val_masked": ()}
         self._counts: dict[str, torch.Tensor] = {}
@@ -101,14 +108,14 @@ class PretrainTask(L.LightningModule):
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         x, channels = batch["signal"], batch["channel_ids"]
         self.tokenizer.check_inputs = False
-        with torch.no_grad():
-            targets = self.tokenizer.encode(x, channels)  # [B, S, N, L]
-        b, s, n, l = targets.shape
+        targets = self.tokenizer.tokenize(x, channels).ids  # [B, H, L], H = S*N streams, branch-major
+        b, h, l = targets.shape
+        s, n = self._count_shapes["train_code_counts"][:2]
         mask = self._mask(b, l, x.device)
         out = self.fm.forward_pretrain(x, channels, mask)
         loss = masked_token_loss(out, targets, mask)
-        flat = targets.permute(1, 2, 0, 3).reshape(s * n, b, l)
-        masked_targets = flat[:, mask]  # [S*N, M]
+        flat = targets.transpose(0, 1)  # [H, B, L]
+        masked_targets = flat[:, mask]  # [H, M]
         hits = out.logits.argmax(-1) == masked_targets
         correct = hits.float().mean(-1).reshape(s, n)
         with torch.no_grad():  # diagnostics counts: device-side updates only
@@ -123,10 +130,8 @@ class PretrainTask(L.LightningModule):
                  sync_dist=not on_step)
         self.log(f"{stage}/masked_accuracy", correct.mean(), on_step=on_step, on_epoch=not on_step, batch_size=b,
                  sync_dist=not on_step)
-        for i in range(s):
-            for j in range(n):
-                self.log(f"{stage}_accuracy/b{i}_d{j}", correct[i, j], on_step=on_step, on_epoch=not on_step,
-                         batch_size=b)
+        for name, value in zip(self.stream_names, correct.flatten()):
+            self.log(f"{stage}_accuracy/{name}", value, on_step=on_step, on_epoch=not on_step, batch_size=b)
         return loss
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -193,10 +198,9 @@ class PretrainTask(L.LightningModule):
                 metrics[f"targets/{name}"] = table["mean"][name]
         self._log_table_metrics(metrics)
 
-    @staticmethod
-    def _per_head(table: dict[str, Any], name: str, prefix: str) -> dict[str, float]:
-        return {f"{prefix}/b{i}_d{j}": table[name][i][j] for i in range(table["branches"])
-                for j in range(table["depths"]) if table[name][i][j] is not None}
+    def _per_head(self, table: dict[str, Any], name: str, prefix: str) -> dict[str, float]:
+        values = [v for row in table[name] for v in row]  # [group][level] -> the layout's stream order
+        return {f"{prefix}/{stream}": v for stream, v in zip(self.stream_names, values) if v is not None}
 
     def _log_table_metrics(self, metrics: dict[str, float]) -> None:
         # the values are already summed over the ranks, hence equal on all of them: the mean over ranks that

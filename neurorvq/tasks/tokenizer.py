@@ -21,7 +21,7 @@ from neurorvq.models.tokenizer import NeuroRVQTokenizer
 from neurorvq.registry import SPEC_CHECKPOINT_KEY, checkpoint_modality, get_modality
 from neurorvq.tasks.optim import warmup_cosine_scheduler, weight_decay_groups
 
-SCALAR_LOSSES = ("loss", "code", "amp", "phase", "sig")
+SCALAR_LOSSES = NeuroRVQTokenizer.loss_names  # kept for imports; the task reads its tokenizer's loss_names
 
 
 class TrainingDiverged(NeuroRVQError, RuntimeError):
@@ -79,7 +79,7 @@ class TokenizerTask(L.LightningModule):
             self.tokenizer.check_inputs = True
         batch_size = batch["signal"].shape[0]
         on_step = stage == "train"
-        for name in SCALAR_LOSSES:
+        for name in self.tokenizer.loss_names:
             self.log(f"{stage}/{name}", outputs[name], on_step=on_step, on_epoch=not on_step,
                      prog_bar=name == "loss", batch_size=batch_size, sync_dist=not on_step)
         return outputs
@@ -101,9 +101,11 @@ class TokenizerTask(L.LightningModule):
         self._step(batch, "test")
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
-        tokens, stats = self.tokenizer.encode(batch["signal"], batch["channel_ids"], return_amplitude_stats=True)
-        return {"tokens": tokens, "amplitude_mean": stats.mean, "amplitude_std": stats.std,
-                "channel_ids": batch["channel_ids"]}
+        encoded = self.tokenizer.tokenize(batch["signal"], batch["channel_ids"])
+        out = {"ids": encoded.ids, **encoded.side, "channel_ids": batch["channel_ids"]}
+        if encoded.layout.is_uniform:
+            out["tokens"] = encoded.grouped()  # [B, G, N, L], as before the token layout existed
+        return out
 
     # ------------------------------------------------------------------------------------ monitoring
     def _is_logging_step(self) -> bool:
@@ -111,11 +113,12 @@ class TokenizerTask(L.LightningModule):
         return self.global_step % max(1, every) == 0
 
     def _stop_if_diverged(self, outputs: dict[str, torch.Tensor]) -> None:
-        values = torch.stack([outputs[n].detach().float() for n in SCALAR_LOSSES])
+        names = self.tokenizer.loss_names
+        values = torch.stack([outputs[n].detach().float() for n in names])
         finite = torch.isfinite(values)
         if bool(finite.all()):  # one host read per logging step, where logging reads values anyway
             return
-        bad = [n for n, ok in zip(SCALAR_LOSSES, finite.tolist()) if not ok and n != "loss"] or ["loss"]
+        bad = [n for n, ok in zip(names, finite.tolist()) if not ok and n != "loss"] or ["loss"]
         ckpt = getattr(getattr(self.trainer, "checkpoint_callback", None), "last_model_path", "") or \
             getattr(getattr(self.trainer, "checkpoint_callback", None), "best_model_path", "")
         raise TrainingDiverged(
@@ -124,13 +127,16 @@ class TokenizerTask(L.LightningModule):
             "clipping (trainer.gradient_clip_val) or 32-bit precision")
 
     def _log_codebooks(self, outputs: dict[str, torch.Tensor], stage: str) -> None:
-        usage, perplexity = outputs["usage"].detach(), outputs["perplexity"].detach()
-        for s in range(usage.shape[0]):
-            for n in range(usage.shape[1]):
-                self.log(f"{stage}_codebook/usage_b{s}_d{n}", usage[s, n], on_step=stage == "train",
-                         on_epoch=stage != "train", batch_size=1)
-                self.log(f"{stage}_codebook/perplexity_b{s}_d{n}", perplexity[s, n], on_step=stage == "train",
-                         on_epoch=stage != "train", batch_size=1)
+        """Per-stream codebook usage and perplexity of the batch (``[G, N]`` or ``[H]``), when the tokenizer
+        reports them, under the layout's stream names (NeuroRVQ: ``b{branch}_d{level}``)."""
+        if "usage" not in outputs or "perplexity" not in outputs:
+            return
+        usage, perplexity = outputs["usage"].detach().flatten(), outputs["perplexity"].detach().flatten()
+        for i, stream in enumerate(self.tokenizer.layout.stream_names):
+            self.log(f"{stage}_codebook/usage_{stream}", usage[i], on_step=stage == "train",
+                     on_epoch=stage != "train", batch_size=1)
+            self.log(f"{stage}_codebook/perplexity_{stream}", perplexity[i], on_step=stage == "train",
+                     on_epoch=stage != "train", batch_size=1)
 
     def on_validation_epoch_end(self) -> None:
         every = self.hparams.figure_every_n_epochs
