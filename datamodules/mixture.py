@@ -28,6 +28,7 @@ import lightning as L
 import numpy as np
 from torch.utils.data import BatchSampler, ConcatDataset, DataLoader, Sampler
 
+from neurorvq.compat import mismatches
 from neurorvq.data.windows import ChannelBucketSampler, RecordingDataModule, SplitLoaders, replicas_of, shard_batches
 from neurorvq.errors import ConfigError
 
@@ -105,10 +106,16 @@ class MixtureDataModule(SplitLoaders, L.LightningDataModule):
         super().__init__()
         if not components:
             raise ConfigError("MixtureDataModule.components is empty; list at least one DataModule")
-        names = {c.spec.name for c in components}
-        if len(names) > 1:
-            raise ConfigError(f"mixture components have different modalities {sorted(names)}; one tokenizer reads "
-                              "one modality: mix datasets of the same modality")
+        first = components[0].spec
+        for i, component in enumerate(components[1:], 1):  # ids must mean the same rows in every component
+            spec = component.spec
+            differs = [m.text for m in mismatches(spec, first, ("sampling_rate", "unit", "patch_length"))]
+            if tuple(spec.channels) != tuple(first.channels):
+                differs.append(f"a different channel vocabulary ({len(spec.channels)} vs {len(first.channels)} names)")
+            if differs:
+                raise ConfigError(f"mixture components have different signals: component {i} ('{spec.name}') vs "
+                                  f"component 0 ('{first.name}'): {'; '.join(differs)}; one tokenizer reads one "
+                                  "signal: mix datasets of the same modality")
         if weights is not None and (len(weights) != len(components) or any(w < 0 for w in weights) or
                                     not sum(weights) > 0):
             raise ConfigError(f"weights {weights} must be {len(components)} non-negative numbers with a positive sum")

@@ -177,6 +177,12 @@ class SyntheticDataModule(L.LightningDataModule):
         """Samples per window, T."""
         return self.datasets["train"].num_samples
 
+    window_samples = num_samples  # the name compatibility checks read (neurorvq.compat.Signal.of)
+
+    def channel_names_used(self) -> list[str]:
+        """The channels every window carries (the compatibility check needs only these in a model's vocabulary)."""
+        return list(self.datasets["train"].channels)
+
     def _loader(self, split: str) -> DataLoader:
         # shuffle=False on purpose, train included: every window is an independent random draw already, and a
         # fixed order makes a resumed run see exactly the batches the uninterrupted run would have seen.

@@ -15,6 +15,7 @@ import torch
 
 from neurorvq.errors import ConfigError, InputError
 from neurorvq.file_io import read_yaml, write_atomic
+from neurorvq.tasks.channels import ChannelRows, model_ids
 
 SPLITS = ("train", "val", "test", "predict")
 
@@ -54,20 +55,18 @@ def split_loader(datamodule, split: str):
     return getattr(datamodule, f"{split}_dataloader")()
 
 
-def check_compatible(tokenizer, datamodule, ckpt: str) -> None:
-    """The tokenizer must be of the data's modality with the same signal conventions."""
+def check_compatible(tokenizer, datamodule, ckpt: str):
+    """Refuse data whose signal does not fit the tokenizer (rate, unit, patch length, channels, window length:
+    :mod:`neurorvq.compat`); returns the channel translation (:class:`~neurorvq.tasks.channels.ChannelRows`, None
+    when the data's ids are the tokenizer's rows)."""
     data_spec = getattr(datamodule, "spec", None)
     if data_spec is None:
         raise ConfigError(f"{type(datamodule).__name__} has no 'spec' (ModalitySpec): cannot check it against "
                           f"the tokenizer")
-    spec = tokenizer.spec
-    if spec.name != data_spec.name:
-        raise ConfigError(f"checkpoint '{ckpt}' is a '{spec.name}' tokenizer but the data is '{data_spec.name}'; "
-                          "use a tokenizer trained on this modality")
-    for field in ("sampling_rate", "patch_length", "channels", "unit"):
-        if getattr(spec, field) != getattr(data_spec, field):
-            raise ConfigError(f"checkpoint '{ckpt}' has {field}={getattr(spec, field)!r} but the data's "
-                              f"'{data_spec.name}' spec has {getattr(data_spec, field)!r}")
+    name = tokenizer.contract.name
+    headline = (f"checkpoint '{ckpt}' is a '{name}' tokenizer but the data is '{data_spec.name}'"
+                if name != data_spec.name else f"checkpoint '{ckpt}' does not fit the '{data_spec.name}' data")
+    return ChannelRows.bind(datamodule, tokenizer, headline=headline + " (data vs tokenizer)")
 
 
 def _device(name: str) -> torch.device:
@@ -87,7 +86,7 @@ def tokenize(ckpt: str, data: str, out: str, split: str = "test", overwrite: boo
 
     tokenizer = load_tokenizer(ckpt).eval()
     datamodule = load_datamodule(data, overrides)
-    check_compatible(tokenizer, datamodule, ckpt)
+    rows = check_compatible(tokenizer, datamodule, ckpt)
     identity = {"config_hash": tokenizer.spec.config_hash(), "weights_hash": weights_hash(tokenizer)}
     out_dir = Path(out)
     manifest_path = out_dir / MANIFEST
@@ -136,7 +135,7 @@ def tokenize(ckpt: str, data: str, out: str, split: str = "test", overwrite: boo
             if max_batches is not None and i >= max_batches:
                 break
             x = batch["signal"].to(dev)
-            all_ids = batch["channel_ids"]
+            all_ids = model_ids(rows, batch["channel_ids"])
             ids = (all_ids[0] if all_ids.ndim == 2 else all_ids).cpu()
             if all_ids.ndim == 2 and not bool((all_ids.cpu() == ids).all()):
                 raise InputError("a batch mixes channel sets; token shards need one channel set per batch")
@@ -247,7 +246,7 @@ def reconstruct(ckpt: str, data: str, split: str = "test", max_batches: int | No
 
     tokenizer = load_tokenizer(ckpt).eval()
     datamodule = load_datamodule(data, overrides)
-    check_compatible(tokenizer, datamodule, ckpt)
+    rows = check_compatible(tokenizer, datamodule, ckpt)
     dev = _device(device)
     tokenizer.to(dev)
     spec = tokenizer.spec
@@ -260,7 +259,8 @@ def reconstruct(ckpt: str, data: str, split: str = "test", max_batches: int | No
             if max_batches is not None and i >= max_batches:
                 break
             x = batch["signal"].to(dev)
-            rec, outputs = tokenizer(x, batch["channel_ids"].to(dev))
+            channel_ids = model_ids(rows, batch["channel_ids"].to(dev))
+            rec, outputs = tokenizer(x, channel_ids)
             errors.update(x.double().cpu().numpy(), rec.double().cpu().numpy())
             if usage is None:
                 usage = CodebookUsage(tokenizer.layout)
@@ -270,7 +270,7 @@ def reconstruct(ckpt: str, data: str, split: str = "test", max_batches: int | No
             if first is None:
                 subject = batch.get("subject")
                 first = {"signal": x[0].cpu().numpy(), "reconstruction": rec[0].cpu().numpy(),
-                         "channel_ids": batch["channel_ids"].reshape(-1, x.shape[1])[0].tolist(),
+                         "channel_ids": channel_ids.reshape(-1, x.shape[1])[0].tolist(),
                          "subject": int(subject.reshape(-1)[0]) if torch.is_tensor(subject) else None}
     table = errors.table()
     print(format_table(table, f"reconstruction MSE, {split} split, standardised signals ({spec.name})"))

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from neurorvq.compat import check_compatible
 from neurorvq.errors import ConfigError
 from neurorvq.registry import get_modality
 from neurorvq.tasks.classification import ClassificationTask, single_montage
@@ -67,9 +68,11 @@ class BaselineTask(ClassificationTask):
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         spec = getattr(datamodule, "spec", None)
-        if spec is not None and spec.name != self.spec.name:
-            raise ConfigError(f"the data's modality is '{spec.name}' but the baseline's is '{self.spec.name}' "
-                              f"(model.init_args.modality); its kernels are sized for {self.spec.sampling_rate} Hz")
+        if spec is not None:  # kernels are sized by the rate; ECG (mV) and EEG (uV) differ by unit
+            check_compatible(spec, self.spec, fields=("sampling_rate", "unit"),
+                             headline=f"the data's modality is '{spec.name}' but the baseline's is '{self.spec.name}' "
+                                      f"(model.init_args.modality); its kernels are sized for "
+                                      f"{self.spec.sampling_rate:g} Hz (data vs baseline)")
         shape = single_montage(datamodule, f"{self.hparams.architecture} reads channels by position",
                                "use the foundation model", None if self.network is not None else "n_channels and n_times")
         if self.network is None:

@@ -30,7 +30,8 @@ class ReconstructionReport(L.Callback):
                 if i >= self.max_batches:
                     break
                 x = batch["signal"].to(pl_module.device)
-                rec, _ = pl_module.tokenizer(x, batch["channel_ids"].to(pl_module.device))
+                ids = batch["channel_ids"].to(pl_module.device)
+                rec, _ = pl_module.tokenizer(x, pl_module.model_ids(ids) if hasattr(pl_module, "model_ids") else ids)
                 err = (per_sample_standardize(rec.float())[0] - per_sample_standardize(x.float())[0]).square()
                 total += float(err.sum())
                 count += err.numel()

@@ -25,11 +25,11 @@ from neurorvq.registry import get_modality
 from neurorvq.feature_files import (check_output_dir, clear_feature_files, format_files, shard_info,
                                     shard_name, write_feature_shard, write_manifest)
 from neurorvq.models.fm import NeuroRVQFoundationModel
+from neurorvq.compat import SIGNAL_FIELDS, check_compatible
+from neurorvq.tasks.channels import ChannelRows, model_ids
 from neurorvq.tasks.finetune import check_data_spec, load_fm
 from neurorvq.token_files import weights_hash
 
-SPEC_FIELDS = ("sampling_rate", "patch_length", "unit")
-"""Signal conventions the data must share with the FM (besides the modality name and channel vocabulary)."""
 
 
 class FeatureExtractionTask(L.LightningModule):
@@ -44,21 +44,25 @@ class FeatureExtractionTask(L.LightningModule):
 
     ``predict_step`` returns ``{"pooled": float32 [B, S*D], "per_token": float32 [B, L, S*D] (if per_token),
     "channel_ids": int64 [B, C], "n_patches": int}`` plus ``"label"`` / ``"subject"`` ``[B]`` when the batch has
-    them. On ``setup`` the DataModule's ``spec`` (where it has one) must match the FM's modality, channel
-    vocabulary, sampling rate, patch length and unit.
+    them. On ``setup`` the DataModule's signal (where it has a ``spec``) must fit the FM's: sampling rate, unit and
+    patch length equal, its channels in the FM's vocabulary, its windows within the FM's temporal table.
     """
 
     def __init__(self, fm: str, modality: Optional[str] = None, per_token: bool = True) -> None:
         super().__init__()
         self.save_hyperparameters()
         model = load_fm(fm)
-        if modality is not None and model.spec.name != get_modality(modality).name:
-            raise ConfigError(f"foundation model '{fm}' is a '{model.spec.name}' model but modality is '{modality}'; "
-                              "give a checkpoint of that modality or leave modality out")
+        if modality is not None:
+            signal = get_modality(modality)
+            check_compatible(signal, model, fields=SIGNAL_FIELDS,
+                             headline=f"foundation model '{fm}' is a '{model.contract.name}' model but modality is "
+                                      f"'{signal.name}' (give a checkpoint whose signal fits it or leave modality out; "
+                                      "modality vs model)")
         model.eval().requires_grad_(False)
         self.fm: NeuroRVQFoundationModel = model
         self.fm_source = str(fm)
         self.per_token = bool(per_token)
+        self._rows: ChannelRows | None = None
 
     @property
     def embed_dim(self) -> int:
@@ -66,14 +70,14 @@ class FeatureExtractionTask(L.LightningModule):
         return self.fm.feature_dim
 
     def setup(self, stage: str) -> None:
-        check_data_spec(getattr(self.trainer, "datamodule", None), self.fm.spec, "extract features with",
-                        self.fm_source, SPEC_FIELDS)
+        self._rows = check_data_spec(getattr(self.trainer, "datamodule", None), self.fm, "extract features with",
+                                     self.fm_source)
 
     def forward(self, x: torch.Tensor, channels) -> tuple[torch.Tensor, torch.Tensor]:
         return self.fm.embed(x, channels)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
-        x, ids = batch["signal"], batch["channel_ids"]
+        x, ids = batch["signal"], model_ids(self._rows, batch["channel_ids"])
         per_token, pooled = self.fm.embed(x, ids)
         b = x.shape[0]
         ids = ids.long()

@@ -32,14 +32,16 @@ those of every classifier: :mod:`neurorvq.tasks.classification`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
+from neurorvq.compat import FIELDS, SIGNAL_FIELDS, check_compatible
 from neurorvq.errors import CheckpointError, ConfigError
 from neurorvq.file_io import torch_load
 from neurorvq.models.fm import NeuroRVQFoundationModel
 from neurorvq.registry import checkpoint_modality, get_modality
+from neurorvq.tasks.channels import ChannelRows, model_ids
 from neurorvq.tasks.classification import ClassificationTask, balanced_class_weights, single_montage
 from neurorvq.tasks.optim import SCHEDULES, lr_scheduler
 
@@ -105,23 +107,21 @@ def layer_decay_groups(model: NeuroRVQFoundationModel, lr: float, decay: float, 
     return groups
 
 
-def check_data_spec(datamodule: Any, fm_spec: Any, action: str, source: str | None = None,
-                    fields: tuple[str, ...] = ()) -> None:
-    """Refuse a DataModule whose ``spec`` (when it has one) differs from the FM's in modality, channel vocabulary
-    or any of ``fields`` (e.g. ``sampling_rate``); ``action`` ("fine-tune", "extract features with") and
-    ``source`` (the checkpoint) word the message."""
+def check_data_spec(datamodule: Any, fm: Any, action: str, source: str | None = None,
+                    fields: Sequence[str] = FIELDS) -> ChannelRows | None:
+    """Refuse a DataModule (when it has a ``spec``) whose signal does not fit the FM ``fm`` in any of ``fields``
+    (rate, unit, patch length, channels, window length: :mod:`neurorvq.compat`); ``action`` ("fine-tune", "extract
+    features with") and ``source`` (the checkpoint) word the message. Returns the channel translation (None when the
+    data's ids are the FM's rows)."""
     spec = getattr(datamodule, "spec", None)
     if spec is None:
-        return
+        return None
     where = f" in '{source}'" if source else ""
-    if spec.name != fm_spec.name or tuple(spec.channels) != tuple(fm_spec.channels):
-        raise ConfigError(f"the data's modality '{spec.name}' ({len(spec.channels)} channels) differs from the "
-                          f"foundation model's '{fm_spec.name}' ({len(fm_spec.channels)} channels){where}; "
-                          f"{action} a model of the data's modality and vocabulary")
-    for name in fields:
-        if getattr(spec, name) != getattr(fm_spec, name):
-            raise ConfigError(f"the data's '{spec.name}' spec has {name}={getattr(spec, name)!r} but the "
-                              f"foundation model{f' {source!r}' if source else ''} has {getattr(fm_spec, name)!r}")
+    model = fm.contract
+    headline = (f"the data's modality '{spec.name}' ({len(spec.channels)} channels) differs from the foundation "
+                f"model's '{model.name}' ({len(model.channels)} channels){where}; {action} a model whose signal fits "
+                "the data (data vs model)")
+    return ChannelRows.bind(datamodule, fm, headline=headline, fields=fields)
 
 
 def backbone_provenance(fm: str | None, model: NeuroRVQFoundationModel | None = None) -> str:
@@ -205,14 +205,17 @@ class FinetuneTask(ClassificationTask):
             "official" if self.provenance == "official" else "block")
         self.schedule = schedule if schedule != "auto" else (
             "official_linear" if self.decay_mode == "official" else "cosine")
-        if model.spec.name != get_modality(modality).name:  # modality may name a spec file (ppg.json)
-            raise ConfigError(f"foundation model '{fm}' is a '{model.spec.name}' model but modality is '{modality}'")
+        signal = get_modality(modality)  # modality may name a spec file (ppg.json)
+        check_compatible(signal, model, fields=SIGNAL_FIELDS,
+                         headline=f"foundation model '{fm}' is a '{model.contract.name}' model but modality is "
+                                  f"'{signal.name}' (modality vs model)")
         if model.options["pretraining"]:
             model.drop_pretraining_parts()  # as the official loader: mask token, norm_pre and token heads go
         model.options.update(pooling=pooling, pool_channels=pool_channels)
         model.options["check_inputs"] = False
         self.fm = model
         self.head_pending = pool_channels is None and _needs_channels(pooling)
+        self._rows: ChannelRows | None = None
         if self.head_pending:  # built at setup, from the montage; a loaded model's own head must not survive
             for name in ("pool", "fc_norm", "head"):
                 if hasattr(model, name):
@@ -222,7 +225,7 @@ class FinetuneTask(ClassificationTask):
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
-        check_data_spec(datamodule, self.fm.spec, "fine-tune")
+        self._rows = check_data_spec(datamodule, self.fm, "fine-tune")
         if self.head_pending:
             channels, _ = single_montage(datamodule, f"pooling '{self.hparams.pooling}' needs one fixed montage",
                                          "use pooling 'mean'", "pool_channels")
@@ -232,11 +235,11 @@ class FinetuneTask(ClassificationTask):
         super().setup(stage)
 
     def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.fm(batch["signal"], batch["channel_ids"])
+        return self.fm(batch["signal"], model_ids(self._rows, batch["channel_ids"]))
 
     def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """What enters the classifier: the head's pooled features ``[B, F]``."""
-        return self.fm.classifier_features(batch["signal"], batch["channel_ids"])
+        return self.fm.classifier_features(batch["signal"], model_ids(self._rows, batch["channel_ids"]))
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:
         """Logits from :meth:`features` (``fc_norm`` then ``head``)."""

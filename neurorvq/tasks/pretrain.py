@@ -25,6 +25,8 @@ import torch
 from neurorvq.errors import ConfigError
 from neurorvq.registry import SPEC_CHECKPOINT_KEY, get_modality
 from neurorvq.models.fm import NeuroRVQFoundationModel, masked_token_loss
+from neurorvq.compat import SIGNAL_FIELDS, check_compatible
+from neurorvq.tasks.channels import ChannelRows, model_ids
 from neurorvq.tasks.masking import random_token_mask
 from neurorvq.tasks.optim import warmup_cosine_scheduler, weight_decay_groups
 from neurorvq.tasks.pretrain_diagnostics import (CHECKPOINT_KEY, add_code_counts, diagnostics_table,
@@ -64,9 +66,10 @@ class PretrainTask(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         frozen = load_tokenizer(tokenizer).eval()
-        if frozen.spec.name != get_modality(modality).name:  # modality may name a spec file (ppg.json)
-            raise ConfigError(f"tokenizer '{tokenizer}' is a '{frozen.spec.name}' tokenizer but modality is "
-                              f"'{modality}'")
+        signal = get_modality(modality)  # modality may name a spec file (ppg.json)
+        check_compatible(signal, frozen, fields=SIGNAL_FIELDS,
+                         headline=f"tokenizer '{tokenizer}' is a '{frozen.contract.name}' tokenizer but modality is "
+                                  f"'{signal.name}' (modality vs tokenizer)")
         overrides = dict(fm or {})
         for key in ("vocab_size", "n_quantizers"):
             if key in overrides:
@@ -81,6 +84,12 @@ class PretrainTask(L.LightningModule):
             raise ConfigError(f"tokenizer '{tokenizer}' has branches/patch length that differ from the FM's "
                               f"({frozen.spec.branches} vs {self.fm.spec.branches}); the token targets must come from "
                               "the same patches")
+        check_compatible(frozen, self.fm, fields=SIGNAL_FIELDS, headline=f"tokenizer '{tokenizer}' and the FM read "
+                         "different signals (tokenizer vs FM)")
+        if frozen.contract.channels != self.fm.contract.channels:
+            raise ConfigError(f"tokenizer '{tokenizer}' has a {len(frozen.contract.channels)}-channel vocabulary and "
+                              f"the FM ('{modality}') a different {len(self.fm.contract.channels)}-channel one; the "
+                              "FM must index channels as its tokenizer does: use the tokenizer's modality")
         self.fm.check_targets(layout)
         self.stream_names = layout.stream_names
         for p in frozen.parameters():
@@ -94,7 +103,15 @@ class PretrainTask(L.LightningModule):
                               "val_masked": ()}
         self._counts: dict[str, torch.Tensor] = {}
         self.diagnostics: dict[str, Any] | None = None
+        self._rows: ChannelRows | None = None
         self._validation_at: dict[str, int] | None = None
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        name = getattr(getattr(datamodule, "spec", None), "name", "?")
+        # the tokenizer and the FM read the same signal and vocabulary (checked above): one translation serves both
+        self._rows = ChannelRows.bind(datamodule, self.fm, headline=f"the '{name}' data does not fit the "
+                                      f"'{self.fm.contract.name}' foundation model (data vs FM)")
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -106,7 +123,7 @@ class PretrainTask(L.LightningModule):
         return random_token_mask(batch, length, self.hparams.mask_ratio, generator, device)
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
-        x, channels = batch["signal"], batch["channel_ids"]
+        x, channels = batch["signal"], model_ids(self._rows, batch["channel_ids"])
         self.tokenizer.check_inputs = False
         targets = self.tokenizer.tokenize(x, channels).ids  # [B, H, L], H = S*N streams, branch-major
         b, h, l = targets.shape

@@ -19,6 +19,8 @@ from neurorvq.errors import NeuroRVQError
 from neurorvq.file_io import torch_load
 from neurorvq.models.tokenizer import NeuroRVQTokenizer
 from neurorvq.registry import SPEC_CHECKPOINT_KEY, checkpoint_modality, get_modality
+from neurorvq.compat import SIGNAL_FIELDS, check_compatible
+from neurorvq.tasks.channels import ChannelRows, model_ids
 from neurorvq.tasks.optim import warmup_cosine_scheduler, weight_decay_groups
 
 SCALAR_LOSSES = NeuroRVQTokenizer.loss_names  # kept for imports; the task reads its tokenizer's loss_names
@@ -52,11 +54,23 @@ class TokenizerTask(L.LightningModule):
             self.tokenizer = load_tokenizer(init_from, **overrides)
         else:
             self.tokenizer = NeuroRVQTokenizer(modality, **overrides)
-        expected = get_modality(modality).name  # modality may name a spec file (ppg.json)
-        if self.tokenizer.spec.name != expected:
-            raise NeuroRVQError(f"init_from '{init_from}' holds a '{self.tokenizer.spec.name}' tokenizer but "
-                                f"modality is '{expected}'")
+        signal = get_modality(modality)  # modality may name a spec file (ppg.json)
+        check_compatible(signal, self.tokenizer, fields=SIGNAL_FIELDS,
+                         headline=f"init_from '{init_from}' holds a '{self.tokenizer.contract.name}' tokenizer but "
+                                  f"modality is '{signal.name}' (modality vs tokenizer)")
         self._val_batch: dict[str, torch.Tensor] | None = None
+        self._rows: ChannelRows | None = None
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        name = getattr(getattr(datamodule, "spec", None), "name", "?")
+        self._rows = ChannelRows.bind(datamodule, self.tokenizer,
+                                      headline=f"the '{name}' data does not fit the '{self.tokenizer.contract.name}' "
+                                               "tokenizer (data vs tokenizer)")
+
+    def model_ids(self, channel_ids: torch.Tensor) -> torch.Tensor:
+        """A batch's channel ids (the data's vocabulary) as the tokenizer's rows."""
+        return model_ids(self._rows, channel_ids)
 
     @property
     def spec(self):
@@ -74,7 +88,7 @@ class TokenizerTask(L.LightningModule):
         # the data pipeline validated the batch: no input checks (they would synchronise the device)
         self.tokenizer.check_inputs = False
         try:
-            _, outputs = self.tokenizer(batch["signal"], batch["channel_ids"])
+            _, outputs = self.tokenizer(batch["signal"], self.model_ids(batch["channel_ids"]))
         finally:
             self.tokenizer.check_inputs = True
         batch_size = batch["signal"].shape[0]
@@ -101,8 +115,9 @@ class TokenizerTask(L.LightningModule):
         self._step(batch, "test")
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
-        encoded = self.tokenizer.tokenize(batch["signal"], batch["channel_ids"])
-        out = {"ids": encoded.ids, **encoded.side, "channel_ids": batch["channel_ids"]}
+        channel_ids = self.model_ids(batch["channel_ids"])
+        encoded = self.tokenizer.tokenize(batch["signal"], channel_ids)
+        out = {"ids": encoded.ids, **encoded.side, "channel_ids": channel_ids}
         if encoded.layout.is_uniform:
             out["tokens"] = encoded.grouped()  # [B, G, N, L], as before the token layout existed
         return out
@@ -151,8 +166,9 @@ class TokenizerTask(L.LightningModule):
 
         batch = self._val_batch
         with torch.no_grad():
-            rec, _ = self.tokenizer(batch["signal"], batch["channel_ids"])
-        ids = batch["channel_ids"].reshape(-1, batch["signal"].shape[1])[0].tolist()
+            channel_ids = self.model_ids(batch["channel_ids"])
+            rec, _ = self.tokenizer(batch["signal"], channel_ids)
+        ids = channel_ids.reshape(-1, batch["signal"].shape[1])[0].tolist()
         names = [self.spec.channels[i] for i in ids]
         signal, reconstruction = batch["signal"][0].float().cpu().numpy(), rec[0].float().cpu().numpy()
         subject = batch.get("subject")

@@ -50,7 +50,9 @@ def test_modalities_must_agree(tmp_path):
     (tmp_path / "b").mkdir()
     a, _ = components(tmp_path)
     other = FakeModule(str(fake_root(tmp_path / "b", ["S9_0.rec"])), modality="ecg", verbose=False)
-    with pytest.raises(ConfigError, match=r"different modalities \['ecg', 'eeg'\]"):
+    with pytest.raises(ConfigError, match=r"different signals: component 1 \('ecg'\) vs component 0 \('eeg'\): "
+                                          r"unit mV vs uV; patch_length=40 vs patch_length=200 samples; a different "
+                                          r"channel vocabulary \(15 vs 104 names\)"):
         MixtureDataModule([a, other])
     with pytest.raises(ConfigError, match="weights"):
         MixtureDataModule([a], weights=[1.0, 2.0])
