@@ -6,7 +6,9 @@ Cases (each in its own process for a clean peak RSS; ``--case all`` runs them on
   (204,800 bytes each), from ``--sources`` source files with ``--build-workers`` processes; windows/s and MB/s.
 * ``stream``: stream that cache with ``DataLoader(bucket_batches(StreamingWindows(...), batch), batch_size=None,
   num_workers=--workers)``, shard order shuffled, 256-window shuffle buffer; windows/s per epoch (epoch 0 and
-  1, page cache warm since the build), peak RSS of the main process and of the largest worker.
+  1, page cache warm since the build), peak RSS of the main process and of the largest worker. ``--verify``:
+  with the shard checksums verified while streaming (``on``), without (``off``), or ``both`` (default): the two
+  alternate epoch by epoch, so both see the same machine load, and a last line gives the on/off ratio.
 * ``edf_direct``: EEGMMIDB EDF files read in the same kind of DataLoader (files split over the workers):
   ``mne.io.read_raw_edf(preload=True)`` + 4 s windows cut at the native 160 Hz, no filtering (the cheapest
   direct read).
@@ -17,6 +19,7 @@ Cases (each in its own process for a clean peak RSS; ``--case all`` runs them on
 
     python benchmarks/cache_speed.py                       # all cases, 4,000 windows (~0.8 GB) under $TMPDIR
     python benchmarks/cache_speed.py --case stream --windows 4000 --workers 2
+    python benchmarks/cache_speed.py --case stream --verify both --epochs 3   # what checksums cost
 
 Prints one JSON line per measurement. The cache lives in ``--root`` (default ``$TMPDIR/neurorvq-cache-bench``),
 reused between runs (same sources and config, same key); delete it to measure a cold build.
@@ -86,30 +89,49 @@ def _generated_cache(args):
 
 
 def _stream(index, args, case):
-    ds = StreamingWindows(index, shuffle_shards=True, shuffle_buffer=args.shuffle_buffer, seed=0)
-    batches = bucket_batches(ds, args.batch)
+    settings = {"on": [True], "off": [False], "both": [True, False]}[args.verify]
+    rates: dict[bool, list[tuple[float, float]]] = {v: [] for v in settings}
     for epoch in range(args.epochs):
-        ds.set_epoch(epoch)
-        loader = DataLoader(batches, batch_size=None, num_workers=args.workers,
-                            prefetch_factor=4 if args.workers else None)
-        t0, c0 = time.perf_counter(), _cpu_s()
-        n, first, n_first = 0, None, 0
-        for batch in loader:
-            n += batch["signal"].shape[0]
-            if first is None:
-                first, n_first = time.perf_counter() - t0, n
-        dt = time.perf_counter() - t0
-        del loader  # workers shut down and reaped: their CPU time is in RUSAGE_CHILDREN
-        cpu = _cpu_s() - c0
-        print(json.dumps({"case": case, "epoch": epoch, "windows": n, "seconds": round(dt, 3),
-                          "windows_per_s": round(n / dt, 1),
-                          "MB_per_s": round(n * CHANNELS * SFREQ * SECONDS * 4 / dt / 1e6, 1),
-                          "first_batch_s": round(first or 0.0, 3),
-                          "windows_per_s_after_first_batch": round((n - n_first) / max(dt - (first or 0.0), 1e-9), 1),
-                          "cpu_s": round(cpu, 2), "windows_per_cpu_s": round(n / cpu, 1),
-                          "workers": args.workers, "batch": args.batch,
-                          "shards": len(index.shards), "cache_MB": round(index.total_bytes / 1e6, 1), **_rss_mib()}),
-              flush=True)
+        for verify in settings if epoch % 2 == 0 else settings[::-1]:  # alternate which goes first
+            rates[verify].append(_stream_epoch(index, args, case, epoch, verify))
+    if len(settings) == 2:  # medians over the epochs: wall rate, and windows per CPU second (less load-sensitive)
+        wall = {v: float(np.median([r[0] for r in rs])) for v, rs in rates.items()}
+        cpu = {v: float(np.median([r[1] for r in rs])) for v, rs in rates.items()}
+        print(json.dumps({"case": case, "epochs": args.epochs,
+                          "verify_on_windows_per_s": round(wall[True], 1),
+                          "verify_off_windows_per_s": round(wall[False], 1),
+                          "on_over_off": round(wall[True] / wall[False], 3),
+                          "verify_on_windows_per_cpu_s": round(cpu[True], 1),
+                          "verify_off_windows_per_cpu_s": round(cpu[False], 1),
+                          "on_over_off_per_cpu_s": round(cpu[True] / cpu[False], 3)}), flush=True)
+
+
+def _stream_epoch(index, args, case, epoch: int, verify: bool) -> tuple[float, float]:
+    """One epoch over the cache; prints its figures and returns (windows/s, windows per CPU second)."""
+    ds = StreamingWindows(index, shuffle_shards=True, shuffle_buffer=args.shuffle_buffer, seed=0, verify=verify)
+    batches = bucket_batches(ds, args.batch)
+    ds.set_epoch(epoch)
+    loader = DataLoader(batches, batch_size=None, num_workers=args.workers,
+                        prefetch_factor=4 if args.workers else None)
+    t0, c0 = time.perf_counter(), _cpu_s()
+    n, first, n_first = 0, None, 0
+    for batch in loader:
+        n += batch["signal"].shape[0]
+        if first is None:
+            first, n_first = time.perf_counter() - t0, n
+    dt = time.perf_counter() - t0
+    del loader  # workers shut down and reaped: their CPU time is in RUSAGE_CHILDREN
+    cpu = _cpu_s() - c0
+    print(json.dumps({"case": case, "epoch": epoch, "verify": verify, "windows": n, "seconds": round(dt, 3),
+                      "windows_per_s": round(n / dt, 1),
+                      "MB_per_s": round(n * CHANNELS * SFREQ * SECONDS * 4 / dt / 1e6, 1),
+                      "first_batch_s": round(first or 0.0, 3),
+                      "windows_per_s_after_first_batch": round((n - n_first) / max(dt - (first or 0.0), 1e-9), 1),
+                      "cpu_s": round(cpu, 2), "windows_per_cpu_s": round(n / cpu, 1),
+                      "workers": args.workers, "batch": args.batch,
+                      "shards": len(index.shards), "cache_MB": round(index.total_bytes / 1e6, 1), **_rss_mib()}),
+          flush=True)
+    return n / dt, n / cpu
 
 
 # ------------------------------------------------------------------------------------------------ EDF
@@ -194,6 +216,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--shuffle-buffer", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--verify", choices=["on", "off", "both"], default="both",
+                        help="stream with the shard checksums verified, not, or both alternately (default)")
     parser.add_argument("--edf-dir", default="../shared/data/eegmmidb", help="relative to the repository")
     parser.add_argument("--root", default=os.path.join(tempfile.gettempdir(), "neurorvq-cache-bench"))
     parser.add_argument("--quiet", action="store_true")

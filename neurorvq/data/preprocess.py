@@ -6,11 +6,24 @@ spec's rate and scaled once to the spec's unit. :func:`cut_windows` then cuts fi
 ones, counting each reason. The pipeline's :meth:`Pipeline.config` is recorded with the data it produced.
 
 Default order (the official EEG example, method.md §2.3): pick -> notch -> band-pass -> clip -> (common average
-reference) -> resample -> scale.
+reference) -> resample -> scale. A :class:`Clip` limit holds on the output: steps after the clip (resampling,
+filtering, re-referencing) can push samples past it again (FFT resampling rings up to ~2x the limit), so the
+scaled output is clipped once more at the last clip's limit.
+
+Samples the file itself marks as invalid (:class:`RangeCheck`, run on the data as read, before any filter):
+for EDF/BDF/GDF files read by MNE, samples outside the header's physical range (stored digital values outside
+``[digital_min, digital_max]``) and stretches saturated at a rail (the physical minimum or maximum held for at
+least ``saturation_seconds``) become :class:`SignalFault` spans of :attr:`Recording.faults`; :func:`cut_windows`
+rejects the windows they touch (reasons ``FAULT_OUT_OF_RANGE`` and ``FAULT_SATURATED``, counted like the other
+rejection reasons) or, with ``RangeCheck(on_fault="keep")`` in the steps, keeps them with a
+:class:`SignalFaultWarning`. The check runs on every pipeline (with its defaults when the steps do not list it);
+readers that declare no range (``RawArray``, WFDB, CSV) give no faults.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
@@ -30,6 +43,17 @@ class DataError(NeuroRVQError, ValueError):
     """A recording that cannot be used (names the file and the reason)."""
 
 
+class SignalFaultWarning(UserWarning):
+    """Windows with samples outside the file's declared range or saturated at a rail were kept on purpose
+    (``RangeCheck(on_fault="keep")``); the message names the file, the reasons and the counts."""
+
+
+FAULT_OUT_OF_RANGE = "outside declared range"
+"""Rejection reason: the window holds samples outside the header's physical (digital) range."""
+FAULT_SATURATED = "saturated at rail"
+"""Rejection reason: the window holds a stretch saturated at the header's physical minimum or maximum."""
+
+
 def unit_factor(unit: str) -> float:
     if unit not in UNIT_FACTORS:
         raise ConfigError(f"unit '{unit}' is not one of {sorted(UNIT_FACTORS)}")
@@ -37,8 +61,27 @@ def unit_factor(unit: str) -> float:
 
 
 @dataclass
+class SignalFault:
+    """A stretch of one channel that the file marks as invalid, found on the data as read (before filtering).
+
+    ``onset`` and ``duration`` [s] are relative to the first sample of :attr:`Recording.data` (widened by
+    ``RangeCheck.margin_seconds``); ``reason`` is :data:`FAULT_OUT_OF_RANGE` or :data:`FAULT_SATURATED`;
+    ``samples`` counts the faulty samples in it at the file's own rate (runs less than 50 ms apart are merged).
+    """
+
+    channel: str
+    onset: float
+    duration: float
+    reason: str
+    samples: int
+
+
+@dataclass
 class Recording:
-    """A preprocessed recording: ``data [channels, samples]`` float32 in ``unit`` at ``sfreq`` Hz."""
+    """A preprocessed recording: ``data [channels, samples]`` float32 in ``unit`` at ``sfreq`` Hz.
+
+    ``faults``: stretches the file marks as invalid (:class:`RangeCheck`); ``fault_action``: what
+    :func:`cut_windows` does with windows touching them, ``'reject'`` or ``'keep'`` (with a warning)."""
 
     data: np.ndarray
     channels: list[str]
@@ -47,6 +90,14 @@ class Recording:
     source: str
     dropped_channels: dict[str, str] = field(default_factory=dict)
     annotations: list[tuple[float, float, str]] = field(default_factory=list)  # (onset s, duration s, label)
+    faults: list[SignalFault] = field(default_factory=list)
+    fault_action: str = "reject"
+
+    def fault_counts(self) -> dict[str, int]:
+        """``{"samples outside declared range": n, "saturated stretches": k}`` over :attr:`faults` (zeros omitted)."""
+        out = {"samples outside declared range": sum(f.samples for f in self.faults if f.reason == FAULT_OUT_OF_RANGE),
+               "saturated stretches": sum(1 for f in self.faults if f.reason == FAULT_SATURATED)}
+        return {k: v for k, v in out.items() if v}
 
 
 # ------------------------------------------------------------------------------------------------ steps
@@ -119,7 +170,9 @@ class BandPass(Step):
 
 @dataclass
 class Clip(Step):
-    """Clip to ``±limit`` in the spec's unit (the official EEG recipe clips at ±500 µV)."""
+    """Clip to ``±limit`` in the spec's unit (the official EEG recipe clips at ±500 µV). The limit also holds on
+    the pipeline's output: :meth:`Pipeline.run` clips the scaled result again at the last clip's limit, since
+    later steps (resampling above all) can overshoot it."""
 
     limit: float = 500.0
 
@@ -161,6 +214,119 @@ class Resample(Step):
         return raw
 
 
+def declared_range(raw) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(low, high, step)`` per channel of ``raw`` (``float64 [C]`` each, SI units as MNE returns data, e.g. V):
+    the header's physical minimum and maximum and one digital step, for an EDF/BDF/GDF file read by
+    ``mne.io.read_raw_edf/bdf/gdf``; NaN for a channel whose range is undefined (equal bounds) or that is a
+    stim channel. ``None`` for any other reader (``RawArray``, FIF, ...), which declares no range.
+
+    MNE has no public API for the header ranges, so this reads the reader's ``raw._raw_extras`` (per-channel
+    ``physical_min/max``, ``digital_min/max`` and ``units``, indexed like the file's channels) and
+    ``raw._read_picks`` (the file channel of each current row, kept through ``pick`` and ``rename``). Anything
+    unexpected there gives ``None`` (no check) rather than an error.
+    """
+    extras, picks = getattr(raw, "_raw_extras", None), getattr(raw, "_read_picks", None)
+    if not extras or len(extras) != 1 or not isinstance(extras[0], dict) or picks is None or len(picks) != 1:
+        return None
+    ex = extras[0]
+    if any(k not in ex for k in ("physical_min", "physical_max", "digital_min", "digital_max", "units")):
+        return None
+    idx = np.asarray(picks[0], dtype=np.int64)
+    try:
+        pmin, pmax, dmin, dmax, units = (np.asarray(ex[k], dtype=np.float64)[idx] for k in
+                                         ("physical_min", "physical_max", "digital_min", "digital_max", "units"))
+    except (IndexError, TypeError, ValueError):
+        return None
+    if pmin.shape != (len(raw.ch_names),):
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step = np.abs((pmax - pmin) / (dmax - dmin) * units)
+    low, high = np.minimum(pmin, pmax) * np.abs(units), np.maximum(pmin, pmax) * np.abs(units)
+    unknown = ~np.isfinite(step) | (step == 0) | ~np.isfinite(low) | ~np.isfinite(high)
+    unknown |= np.isin(idx, np.asarray(ex.get("stim_channel_idxs", []), dtype=np.int64))
+    low[unknown] = high[unknown] = step[unknown] = np.nan
+    return low, high, step
+
+
+def _runs(mask: np.ndarray, merge_gap: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(starts, stops)`` of the runs of True in a 1-d ``mask``, runs at most ``merge_gap`` samples apart merged."""
+    edges = np.diff(mask.astype(np.int8), prepend=0, append=0)
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    if len(starts) > 1:
+        keep = np.concatenate([[True], starts[1:] - stops[:-1] > merge_gap])
+        starts, stops = starts[keep], np.concatenate([stops[:-1][keep[1:]], stops[-1:]])
+    return starts, stops
+
+
+def find_faults(data: np.ndarray, sfreq: float, channels: Sequence[str], low: np.ndarray, high: np.ndarray,
+                step: np.ndarray, saturation_seconds: float = 0.025, margin_seconds: float = 0.0) -> list[SignalFault]:
+    """Stretches of ``data`` (``[C, N]``, the file's samples in the units of ``low``/``high``/``step``, ``[C]``
+    each, from :func:`declared_range`) outside ``[low, high]`` or saturated at ``low`` or ``high``.
+
+    Values are quantised to digital steps, so a sample counts as outside the range when it is more than half a
+    step beyond a bound, and as at a rail when it is within half a step of it. A saturated stretch is a run of
+    at least ``max(2, round(saturation_seconds x sfreq))`` consecutive samples at the same rail (at 160 Hz and
+    the default 25 ms: 4 samples); single samples at a rail are left alone. Channels with a NaN range are not
+    checked. Runs of one reason less than 50 ms apart are merged; each span is widened by ``margin_seconds``
+    on both sides (for filter ringing around it).
+    """
+    faults: list[SignalFault] = []
+    n = data.shape[1]
+    min_run = max(2, int(round(saturation_seconds * sfreq)))
+    gap = max(1, int(round(0.05 * sfreq)))
+    for c, name in enumerate(channels):
+        if not np.isfinite(step[c]):
+            continue
+        row, half = data[c], step[c] / 2
+        found = {FAULT_OUT_OF_RANGE: (row < low[c] - half) | (row > high[c] + half)}
+        for rail in (np.abs(row - low[c]) <= half, np.abs(row - high[c]) <= half):
+            for a, b in zip(*_runs(rail, 0)):
+                if b - a >= min_run:
+                    found.setdefault(FAULT_SATURATED, np.zeros(n, dtype=bool))[a:b] = True
+        for reason, mask in found.items():
+            if not mask.any():
+                continue
+            counts = np.concatenate([[0], np.cumsum(mask)])
+            for a, b in zip(*_runs(mask, gap)):
+                onset = max(0.0, a / sfreq - margin_seconds)
+                end = min(n / sfreq, b / sfreq + margin_seconds)
+                faults.append(SignalFault(str(name), onset, end - onset, reason, int(counts[b] - counts[a])))
+    return faults
+
+
+@dataclass
+class RangeCheck(Step):
+    """Find samples the file marks as invalid: outside the header's physical range, or saturated at a rail
+    (:func:`declared_range`, :func:`find_faults`). :meth:`Pipeline.run` always runs it on the data as read,
+    before the other steps, wherever it is listed (and with these defaults when it is not listed): list it only
+    to change a setting.
+
+    on_fault: ``'reject'`` the windows touching a fault (counted by reason in the summary) or ``'keep'`` them
+        with a :class:`SignalFaultWarning` naming the file and the counts.
+    saturation_seconds: shortest run at a rail counted as saturation [s] (at least 2 samples).
+    margin_seconds: widen each fault by this much on both sides [s] (filters spread a fault's energy).
+    """
+
+    on_fault: str = "reject"
+    saturation_seconds: float = 0.025
+    margin_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.on_fault not in ("reject", "keep"):
+            raise ConfigError(f"RangeCheck on_fault is {self.on_fault!r}; use 'reject' or 'keep'")
+        if not self.saturation_seconds > 0 or not self.margin_seconds >= 0:
+            raise ConfigError(f"RangeCheck saturation_seconds ({self.saturation_seconds}) must be > 0 and "
+                              f"margin_seconds ({self.margin_seconds}) >= 0")
+
+    def apply(self, raw, spec, report):
+        ranges = declared_range(raw)
+        if ranges is not None:
+            report["faults"] = find_faults(raw.get_data(), float(raw.info["sfreq"]), raw.ch_names, *ranges,
+                                           saturation_seconds=self.saturation_seconds,
+                                           margin_seconds=self.margin_seconds)
+        return raw
+
+
 DEFAULT_STEPS: dict[str, list[Step]] = {
     # official example (method.md §2.3): notch 50/60 Hz, band-pass 0.5-44.5 Hz, clip ±500 µV, resample
     "eeg": [PickChannels(), Notch((50.0, 60.0), harmonics=False), BandPass(0.5, 44.5), Clip(500.0), Resample()],
@@ -187,14 +353,20 @@ class Pipeline:
                 "steps": [s.config() for s in self.steps]}
 
     def run(self, raw, source: str) -> Recording:
-        """Apply every step to a copy of ``raw`` (loaded into memory) and scale once to the spec's unit."""
+        """Apply every step to a copy of ``raw`` (loaded into memory) and scale once to the spec's unit.
+
+        :class:`RangeCheck` (the listed one, else the default) runs first on the loaded data; the output is
+        clipped again at the last :class:`Clip` step's limit."""
         report: dict[str, Any] = {}
-        steps = list(self.steps)
+        check = next((s for s in reversed(self.steps) if isinstance(s, RangeCheck)), None) or RangeCheck()
+        steps = [s for s in self.steps if not isinstance(s, RangeCheck)]
+        clip = next((s for s in reversed(steps) if isinstance(s, Clip)), None)
         raw = raw.copy()
         try:
             if steps and isinstance(steps[0], PickChannels):  # pick before loading: unused channels are never read
                 raw = steps.pop(0).apply(raw, self.spec, report)
             raw.load_data(verbose="error")
+            raw = check.apply(raw, self.spec, report)
             for step in steps:
                 raw = step.apply(raw, self.spec, report)
         except DataError as exc:
@@ -203,12 +375,15 @@ class Pipeline:
             raise DataError(f"{source}: at {raw.info['sfreq']:g} Hz after preprocessing, not the spec's "
                             f"{self.spec.sampling_rate:g} Hz; add a Resample step")
         data = (raw.get_data() * unit_factor(self.spec.unit)).astype(np.float32)
+        if clip is not None:  # resampling after the clip overshoots it (the official order); the limit holds here
+            np.clip(data, -clip.limit, clip.limit, out=data)
         # onsets relative to the first sample of the data (MNE's are relative to meas_date when it is set)
         offset = raw.first_samp / raw.info["sfreq"] if raw.annotations.orig_time is not None else 0.0
         annotations = [(float(a["onset"]) - offset, float(a["duration"]), str(a["description"]))
                        for a in raw.annotations]
         return Recording(data, list(raw.ch_names), float(raw.info["sfreq"]), self.spec.unit, source,
-                         report.get("dropped_channels", {}), annotations)
+                         report.get("dropped_channels", {}), annotations, faults=report.get("faults", []),
+                         fault_action=check.on_fault)
 
 
 # ------------------------------------------------------------------------------------------------ windows
@@ -248,11 +423,31 @@ def reject_reason(window: np.ndarray, max_amplitude: float | None, flat_std: flo
     return None
 
 
+def _fault_sums(recording: Recording) -> dict[str, np.ndarray]:
+    """Per fault reason, the cumulative count ``int64 [N + 1]`` of samples (at ``recording.sfreq``) covered by a
+    fault, so a window ``[s, e)`` touches one iff ``sums[e] - sums[s] > 0``."""
+    n, out = recording.data.shape[1], {}
+    for reason in (FAULT_OUT_OF_RANGE, FAULT_SATURATED):
+        spans = [f for f in recording.faults if f.reason == reason]
+        if not spans:
+            continue
+        covered = np.zeros(n, dtype=np.int64)
+        for f in spans:  # [floor(onset), ceil(end)) at the output rate: a fault covers every sample it touches
+            a = max(0, math.floor(f.onset * recording.sfreq + 1e-9))
+            b = min(n, math.ceil((f.onset + f.duration) * recording.sfreq - 1e-9))
+            covered[a:b] = 1
+        out[reason] = np.concatenate([[0], np.cumsum(covered)])
+    return out
+
+
 def cut_windows(recording: Recording, window_seconds: float, stride_seconds: float | None = None,
                 max_amplitude: float | None = None, flat_std: float = 1e-6,
                 starts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, RejectionReport]:
-    """Cut ``recording`` into windows ``[W, C, T]`` (and their start samples), rejecting NaN, flat
-    (per-channel std <= ``flat_std`` in the spec unit) and over-amplitude (> ``max_amplitude``) windows.
+    """Cut ``recording`` into windows ``[W, C, T]`` (and their start samples), rejecting windows that touch a
+    fault of :attr:`Recording.faults` (reasons :data:`FAULT_OUT_OF_RANGE`, then :data:`FAULT_SATURATED`; kept
+    with a :class:`SignalFaultWarning` when ``recording.fault_action == 'keep'``), then NaN, flat (per-channel
+    std <= ``flat_std`` in the spec unit) and over-amplitude (> ``max_amplitude``, checked on these final
+    windows, after resampling) windows.
 
     ``starts`` (sample indices) overrides the regular grid, e.g. for event-locked epochs.
     """
@@ -261,19 +456,34 @@ def cut_windows(recording: Recording, window_seconds: float, stride_seconds: flo
     if starts is None:
         starts = window_starts(recording.data.shape[1], window, stride)
     report = RejectionReport()
+    fault_sums = _fault_sums(recording) if recording.faults else {}
+    kept_with_faults: Counter = Counter()
     kept_windows, kept_starts = [], []
     for start in starts:
         if start < 0 or start + window > recording.data.shape[1]:
             report.rejected["outside recording"] += 1
+            continue
+        fault = next((r for r, cs in fault_sums.items() if cs[start + window] - cs[start] > 0), None)
+        if fault is not None and recording.fault_action != "keep":
+            report.rejected[fault] += 1
             continue
         w = recording.data[:, start:start + window]
         reason = reject_reason(w, max_amplitude, flat_std)
         if reason:
             report.rejected[reason] += 1
             continue
+        if fault is not None:
+            kept_with_faults[fault] += 1
         kept_windows.append(w)
         kept_starts.append(start)
     report.kept = len(kept_windows)
+    if kept_with_faults:
+        windows_by = ", ".join(f"{k}: {v}" for k, v in sorted(kept_with_faults.items()))
+        samples_by = ", ".join(f"{k}: {v}" for k, v in recording.fault_counts().items())
+        warnings.warn(f"{recording.source}: kept {sum(kept_with_faults.values())} windows holding samples the file "
+                      f"marks as invalid ({windows_by}; in the recording: {samples_by}) because of "
+                      "RangeCheck(on_fault='keep'); use on_fault='reject' to leave them out", SignalFaultWarning,
+                      stacklevel=2)
     shape = (0, recording.data.shape[0], window)
     windows = np.stack(kept_windows) if kept_windows else np.zeros(shape, dtype=np.float32)
     return windows, np.asarray(kept_starts, dtype=np.int64), report
@@ -281,7 +491,8 @@ def cut_windows(recording: Recording, window_seconds: float, stride_seconds: flo
 
 def steps_from_config(items: Sequence[Mapping[str, Any]]) -> list[Step]:
     """Steps from ``[{"step": "BandPass", "low": 1.0, "high": 40.0}, ...]`` (a recipe's ``steps`` list)."""
-    known = {cls.__name__: cls for cls in (PickChannels, Notch, BandPass, Clip, CommonAverageReference, Resample)}
+    known = {cls.__name__: cls for cls in (PickChannels, Notch, BandPass, Clip, CommonAverageReference, Resample,
+                                           RangeCheck)}
     steps = []
     for item in items:
         item = dict(item)

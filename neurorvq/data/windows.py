@@ -45,8 +45,10 @@ from neurorvq.file_io import write_atomic
 from neurorvq.registry import ModalitySpec, get_modality
 
 SPLITS = ("train", "val", "test")
-CACHE_LAYOUT_VERSION = 1
-"""Version of what :class:`RecordingDataModule` writes into a window cache (part of every cache key)."""
+CACHE_LAYOUT_VERSION = 2
+"""Version of what :class:`RecordingDataModule` writes into a window cache (part of every cache key). 2: windows
+touching samples outside the file's declared range or saturated at a rail are rejected, and a ``Clip`` limit
+holds after resampling (caches of version 1 may hold such windows, so they are not reused)."""
 _CACHE_SUMMARY = "summary.json"  # sidecar next to a cache's index.json: the split's loading counts
 _NOT_IN_CACHE_KEY = ("batch_size", "num_workers", "verbose", "cache_dir", "seed", "val_subjects", "test_subjects",
                      "val_fraction", "test_fraction")  # loader / split settings; the split's subjects are keyed
@@ -309,7 +311,9 @@ class ChannelBucketSampler(BatchSampler):
         return shard_batches(self.global_batches(), self.rank, self.num_replicas)
 
     def __iter__(self) -> Iterator[list[int]]:
-        return iter(self.batches())
+        # lazy: the epoch's order is drawn at the first next(), not when the iterator is made. On resume Lightning
+        # makes the iterator before it calls set_epoch, and an eager list would replay epoch 0's order
+        yield from self.batches()
 
     def __len__(self) -> int:
         sizes = Counter(self.dataset.bucket_ids.tolist())
@@ -464,9 +468,13 @@ class RecordingDataModule(SplitLoaders, L.LightningDataModule):
         seed: seeds the subject split and the shuffling of training batches.
         strict: raise a :class:`DataError` on the first bad recording instead of skipping it with a
             :class:`RecordingSkippedWarning`.
-        max_amplitude: reject windows whose absolute value exceeds this [spec unit]; ``None`` = no limit.
+        max_amplitude: reject windows whose absolute value exceeds this [spec unit], checked on the final
+            windows (after resampling); ``None`` = no limit.
         steps: preprocessing steps as ``[{"step": "BandPass", "low": 1.0, "high": 40.0}, ...]``
-            (:func:`~neurorvq.data.preprocess.steps_from_config`); ``None`` = :meth:`default_pipeline`.
+            (:func:`~neurorvq.data.preprocess.steps_from_config`); ``None`` = :meth:`default_pipeline`. Windows
+            touching samples outside an EDF/BDF/GDF header's range or saturated at its rails are rejected (reasons
+            in the summary); add ``{"step": "RangeCheck", "on_fault": "keep"}`` to keep them with a warning
+            (:class:`~neurorvq.data.preprocess.RangeCheck`).
         val_subjects / test_subjects: subjects (names such as ``'S001'``, or the integer ids the batches carry
             such as ``1``) of those splits; a split given no list gets ``val_fraction`` / ``test_fraction`` of the subjects, drawn by
             ``seed`` (:func:`split_subjects`). A subject is never in two splits.
@@ -488,7 +496,10 @@ class RecordingDataModule(SplitLoaders, L.LightningDataModule):
             ``Trainer(reload_dataloaders_every_n_epochs=1)`` for a new order every epoch (otherwise every epoch
             reads the epoch-0 order). On a filesystem shared by several nodes use
             ``prepare_data_per_node=False``. The loading summary is kept in a ``summary.json`` next to each
-            cache's ``index.json`` and reloaded on reuse. Subclasses that change the windows after loading by
+            cache's ``index.json`` and reloaded on reuse. Builders of one cache take turns on its lock and
+            whoever comes second reuses what the first built. Shards are checksummed and verified as they stream: a
+            damaged cache raises :class:`~neurorvq.data.cache.CacheError` naming it (delete its folder and run
+            again to rebuild). Subclasses that change the windows after loading by
             overriding :meth:`load` cannot use the cache (a :class:`ConfigError` says so).
 
     After :meth:`setup` (which loads everything once): :attr:`datasets` (``{split: WindowDataset}``; empty with
@@ -637,6 +648,7 @@ class RecordingDataModule(SplitLoaders, L.LightningDataModule):
             recording.data = data[keep]
             recording.channels = [recording.channels[i] for i in keep]
             recording.dropped_channels.update({ch: why for ch, why in dead.items()})
+            recording.faults = [f for f in recording.faults if f.channel not in dead]  # e.g. a rail-saturated lead
         self._scratch.setdefault("dropped", {}).update(recording.dropped_channels)
         return recording
 
@@ -647,8 +659,9 @@ class RecordingDataModule(SplitLoaders, L.LightningDataModule):
 
     def cut(self, recording: Recording, info: RecordingInfo, starts: np.ndarray | None = None,
             labels: Sequence[int] | np.ndarray | None = None, offset: int = 0) -> WindowSet:
-        """Cut ``recording`` into :attr:`window_seconds` windows and reject bad ones (NaN, flat, over
-        ``max_amplitude``; counted in the summary).
+        """Cut ``recording`` into :attr:`window_seconds` windows and reject bad ones (touching samples the file
+        marks as invalid, NaN, flat, over ``max_amplitude`` on the final windows; counted by reason in the summary;
+        see :func:`~neurorvq.data.preprocess.cut_windows`).
 
         ``starts`` (samples at the spec rate, e.g. event onsets) replaces the sliding grid of
         ``stride_seconds``; ``labels`` (one per start, or one per grid window) are kept aligned with the
@@ -903,25 +916,20 @@ class RecordingDataModule(SplitLoaders, L.LightningDataModule):
             mine = [i for i in infos if split_of[i.subject] == split]
             sources = [str(i.path) for i in mine if Path(i.path).is_file()]
             key = wcache.cache_key(sources, self.cache_config(split, mine))
-            index = wcache.open_cache(self.cache_dir, key)
             sidecar = self.cache_dir / key / _CACHE_SUMMARY
-            if index is None or not sidecar.is_file():
+            index, part = self._complete_cache(key), None
+            if index is None:
                 if not build:
                     raise DataError(f"no complete {split} cache {key} under '{self.cache_dir}': run prepare_data() "
                                     "(the Trainer does) to build it")
-                tally: dict[str, Any] = {}
-                self._say(f"{self.dataset_name}: building the {split} window cache {key} ({len(mine)} recordings)")
-                index = wcache.build_cache(self.cache_dir, key, self._cache_windows(
-                    self.iter_recordings(mine, pipeline, tally)), config=self.cache_config(split, mine),
-                    max_windows_per_shard=self.cache_max_windows_per_shard, progress=self.verbose)
-                part = {"recordings_found": len(mine), "recordings_loaded": tally.get("loaded", 0),
-                        "skipped": tally.get("skipped", {}), "dropped_channels": tally.get("dropped", {}),
-                        "windows_kept": tally["report"].kept if "report" in tally else 0,
-                        "rejected": dict(tally["report"].rejected) if "report" in tally else {}}
-                write_atomic(sidecar, json.dumps(part, indent=1, sort_keys=True),
-                             tmp=sidecar.with_name(_CACHE_SUMMARY + ".tmp"))
-            else:
-                part = json.loads(sidecar.read_text())
+                # One builder: whoever holds the lock looks again, so a cache another process (a second run, or
+                # another rank on a shared filesystem) finished while this one waited is reused, not replaced.
+                with wcache.build_lock(self.cache_dir, key):
+                    index = self._complete_cache(key)
+                    if index is None:
+                        index, part = self._build_split_cache(split, key, mine, pipeline)
+            if part is None:
+                part = self._cached_summary(sidecar)
                 for path, reason in part["skipped"].items():  # what an in-memory load would have warned about
                     warnings.warn(f"skipped {path}: {reason} (recorded in the window cache)", RecordingSkippedWarning,
                                   stacklevel=3)
@@ -936,6 +944,53 @@ class RecordingDataModule(SplitLoaders, L.LightningDataModule):
         self._finish_summary(len(infos), tally, {split: caches[split].total_windows for split in SPLITS},
                              len(channel_sets))
         self.caches = caches
+
+    def _complete_cache(self, key: str) -> Any:
+        """The :class:`~neurorvq.data.cache.CacheIndex` of ``key`` under :attr:`cache_dir` if that cache is complete
+        with its summary sidecar, else ``None``."""
+        from neurorvq.data import cache as wcache
+
+        index = wcache.open_cache(self.cache_dir, key)
+        return index if index is not None and (self.cache_dir / key / _CACHE_SUMMARY).is_file() else None
+
+    def _build_split_cache(self, split: str, key: str, mine: Sequence[RecordingInfo],
+                           pipeline: Pipeline) -> tuple[Any, dict[str, Any]]:
+        """Write the cache ``key`` of ``split`` and its summary sidecar; returns ``(CacheIndex, summary part)``.
+        The caller holds the build lock, so this builds with ``lock=False`` (``fcntl.flock`` belongs to an open
+        file: taking the lock again here would wait forever)."""
+        from neurorvq.data import cache as wcache
+
+        tally: dict[str, Any] = {}
+        self._say(f"{self.dataset_name}: building the {split} window cache {key} ({len(mine)} recordings)")
+        windows = self._cache_windows(self.iter_recordings(mine, pipeline, tally))
+        index = wcache.build_cache(self.cache_dir, key, windows, config=self.cache_config(split, mine),
+                                   max_windows_per_shard=self.cache_max_windows_per_shard, progress=self.verbose,
+                                   lock=False)
+        part = {"recordings_found": len(mine), "recordings_loaded": tally.get("loaded", 0),
+                "skipped": tally.get("skipped", {}), "dropped_channels": tally.get("dropped", {}),
+                "windows_kept": tally["report"].kept if "report" in tally else 0,
+                "rejected": dict(tally["report"].rejected) if "report" in tally else {}}
+        sidecar = self.cache_dir / key / _CACHE_SUMMARY
+        write_atomic(sidecar, json.dumps(part, indent=1, sort_keys=True),
+                     tmp=sidecar.with_name(_CACHE_SUMMARY + ".tmp"))
+        return index, part
+
+    @staticmethod
+    def _cached_summary(sidecar: Path) -> dict[str, Any]:
+        """The loading counts kept next to a cache's ``index.json`` (a :class:`~neurorvq.data.cache.CacheError`
+        naming the file when it is damaged)."""
+        from neurorvq.data.cache import CacheError
+
+        fields = ("recordings_found", "recordings_loaded", "skipped", "dropped_channels", "windows_kept", "rejected")
+        try:
+            part = json.loads(sidecar.read_text())
+            problem = None if isinstance(part, dict) and all(k in part for k in fields) else f"it lacks one of {fields}"
+        except (OSError, ValueError) as exc:  # ValueError: bad JSON or bytes that are not UTF-8
+            problem = f"{type(exc).__name__}: {exc}"
+        if problem is not None:
+            raise CacheError(f"window cache summary {sidecar} is damaged ({problem}); delete the cache folder "
+                             f"{sidecar.parent} and run again to rebuild it")
+        return part
 
     def prepare_data(self) -> None:
         """With ``cache_dir``: build (or reuse) the window cache of every split. Without: nothing."""
