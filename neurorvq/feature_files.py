@@ -21,6 +21,13 @@ lists the shards in order (file, windows, channel names, patches, rank).
 
 Features of two FMs are comparable only if ``weights_hash`` matches; a folder holding another FM's features is
 not written into unless ``overwrite`` (only this format's files are ever replaced; other files are left alone).
+
+Each shard records, in its safetensors metadata, a SHA-256 checksum of every tensor and of ``info``
+(:func:`neurorvq.file_io.write_safetensors` with ``checksums=True``), verified by :func:`read_feature_shard` for
+the tensors it reads (``per_token=False`` skips, and so does not hash, the per-token tensor): features changed in
+place raise :class:`~neurorvq.file_io.DamagedFileError` naming the folder and shard. In the shard, not the
+manifest, so that a shard read on its own is verified too. Shards written before checksums (no record) are read
+unverified, as before; the format version is unchanged.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from typing import Any, Iterator
 import torch
 
 from neurorvq.errors import ConfigError, InputError
-from neurorvq.file_io import write_atomic
+from neurorvq.file_io import read_safetensors, write_atomic, write_safetensors
 
 FORMAT = "neurorvq-features"
 FORMAT_VERSION = 1
@@ -43,6 +50,8 @@ SHARD_PATTERN = re.compile(r"^features-(?:rank\d+-)?\d+\.(?:safetensors|tmp)$")
 IDENTITY_KEYS = ("modality", "config_hash", "weights_hash")
 """Manifest / shard fields that identify the FM; features from different FMs differ in one of them."""
 EXTRA_KEYS = ("label", "subject", "index")
+REWRITE = ("extract the features again into a fresh output_dir (`neurorvq predict` with the FeatureWriter, e.g. "
+           "recipes/eeg_fm_features.yaml)")
 
 
 def shard_name(number: int, rank: int = 0, world_size: int = 1) -> str:
@@ -79,9 +88,8 @@ class FeatureShard:
 
 def write_feature_shard(path: Path, pooled: torch.Tensor, channel_ids: torch.Tensor, info: dict[str, Any],
                         per_token: torch.Tensor | None = None, extras: dict[str, torch.Tensor] | None = None) -> None:
-    """Write one shard atomically (a shard is either complete or absent). ``info`` gets the format fields."""
-    from neurorvq.file_io import write_safetensors
-
+    """Write one shard atomically (a shard is either complete or absent), with its checksum. ``info`` gets the
+    format fields."""
     tensors = {"pooled": pooled.float().contiguous().cpu(), "channel_ids": channel_ids.long().contiguous().cpu()}
     if per_token is not None:
         tensors["per_token"] = per_token.float().contiguous().cpu()
@@ -89,11 +97,13 @@ def write_feature_shard(path: Path, pooled: torch.Tensor, channel_ids: torch.Ten
         tensors[key] = value.long().reshape(-1).contiguous().cpu()
     info = {"format": FORMAT, "format_version": FORMAT_VERSION, **info, "windows": int(pooled.shape[0]),
             "per_token": per_token is not None}
-    write_safetensors(path, tensors, {"info": json.dumps(info)}, tmp=path.with_suffix(".tmp"))  # complete or absent
+    write_safetensors(path, tensors, {"info": json.dumps(info)}, tmp=path.with_suffix(".tmp"),  # complete or absent
+                      checksums=True)
 
 
 def shard_info(path: Path) -> dict[str, Any]:
-    """The ``info`` metadata of a shard (header only); raises :class:`InputError` if it is not a feature shard."""
+    """The ``info`` metadata of a shard (header only, not verified); raises :class:`InputError` if it is not a
+    feature shard."""
     from safetensors import safe_open
 
     try:
@@ -101,22 +111,31 @@ def shard_info(path: Path) -> dict[str, Any]:
             info = json.loads((f.metadata() or {}).get("info", "{}"))
     except Exception as exc:  # noqa: BLE001 - a truncated or foreign file
         raise InputError(f"'{path}' is not a readable neurorvq feature shard ({exc})") from exc
-    if info.get("format") != FORMAT or info.get("format_version") != FORMAT_VERSION:
+    return _checked_info(path, info)
+
+
+def _checked_info(path: Path, info: Any) -> dict[str, Any]:
+    if not isinstance(info, dict) or info.get("format") != FORMAT or info.get("format_version") != FORMAT_VERSION:
         raise InputError(f"'{path}' is not a neurorvq feature shard (format {FORMAT} version {FORMAT_VERSION})")
     return info
 
 
 def read_feature_shard(path: str | Path, per_token: bool = True) -> FeatureShard:
-    """Read one shard (see the module docstring); ``per_token=False`` skips the per-token tensor (large)."""
-    from safetensors import safe_open
-
+    """Read one shard (see the module docstring), verifying the checksum of what it reads (when the shard has
+    one; a damaged shard raises :class:`~neurorvq.file_io.DamagedFileError`); ``per_token=False`` skips the
+    per-token tensor (large)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"feature shard '{path}' does not exist")
-    info = shard_info(path)
-    with safe_open(str(path), framework="pt") as f:
-        keys = set(f.keys())
-        tensors = {k: f.get_tensor(k) for k in keys if per_token or k != "per_token"}
+    keys = ("pooled", "channel_ids", *EXTRA_KEYS, *(("per_token",) if per_token else ()))
+    metadata, tensors = read_safetensors(path, keys, what="feature shard", fix=REWRITE)
+    try:
+        info = json.loads(metadata.get("info", "{}"))
+    except ValueError:
+        info = None
+    info = _checked_info(path, info)
+    if "pooled" not in tensors or "channel_ids" not in tensors:
+        raise InputError(f"'{path}' is not a neurorvq feature shard (it lacks 'pooled' or 'channel_ids')")
     extras = {k: tensors[k] for k in EXTRA_KEYS if k in tensors}
     return FeatureShard(tensors["pooled"], tensors.get("per_token"), list(info["channels"]), tensors["channel_ids"],
                         info, extras)

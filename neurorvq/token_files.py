@@ -12,6 +12,13 @@ that share one channel set:
 and, as safetensors metadata, JSON ``info``: modality, channel names, sampling rate (Hz), patch length
 (samples), patches per channel, unit, the tokenizer's ``config_hash`` (its spec) and ``weights_hash`` (its
 codebooks and weights). ``manifest.json`` repeats the tokenizer identity and lists the shards.
+
+Each shard also records, in its safetensors metadata, a SHA-256 checksum of every tensor and of ``info``
+(:func:`neurorvq.file_io.write_safetensors` with ``checksums=True``); :func:`read_tokens` verifies it on every
+read, so ids changed in place (still inside the codebook, so decoding would not notice) raise
+:class:`~neurorvq.file_io.DamagedFileError` naming the folder and shard. The checksum lives in the shard rather
+than the manifest so that one shard read on its own is verified too. Shards written before checksums (no
+record) are read unverified, as before; the format version is unchanged.
 """
 
 from __future__ import annotations
@@ -25,10 +32,13 @@ from typing import Any, Iterator
 import torch
 
 from neurorvq.errors import InputError
+from neurorvq.file_io import read_safetensors, write_safetensors
 from neurorvq.nn.spectral import AmplitudeStats
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+REWRITE = ("re-run `neurorvq tokenize` into a fresh --out folder (or with --overwrite) to write the tokens again "
+           "from the tokenizer checkpoint")
 
 
 def weights_hash(model: torch.nn.Module) -> str:
@@ -56,9 +66,8 @@ class TokenShard:
 
 def write_shard(path: Path, tokens: torch.Tensor, stats: AmplitudeStats, channel_ids: torch.Tensor,
                 info: dict[str, Any], extras: dict[str, torch.Tensor] | None = None) -> None:
-    """Write one shard (contents: the module docstring) to ``path`` atomically, with ordinary file permissions."""
-    from neurorvq.file_io import write_safetensors
-
+    """Write one shard (contents: the module docstring, with its checksum) to ``path`` atomically, with ordinary
+    file permissions."""
     dtype = torch.int16 if int(info["codebook_size"]) <= 32767 else torch.int32
     tensors = {"tokens": tokens.to(dtype).contiguous().cpu(),
                "amplitude_mean": stats.mean.float().contiguous().cpu(),
@@ -66,20 +75,22 @@ def write_shard(path: Path, tokens: torch.Tensor, stats: AmplitudeStats, channel
                "channel_ids": channel_ids.long().contiguous().cpu()}
     for key, value in (extras or {}).items():
         tensors[key] = value.long().contiguous().cpu()
-    write_safetensors(path, tensors, {"info": json.dumps(info)}, tmp=path.with_suffix(".tmp"))  # complete or absent
+    write_safetensors(path, tensors, {"info": json.dumps(info)}, tmp=path.with_suffix(".tmp"),  # complete or absent
+                      checksums=True)
 
 
 def read_tokens(path: str | Path) -> TokenShard:
-    """Read one shard written by ``neurorvq tokenize`` (see the module docstring for its contents)."""
-    from safetensors import safe_open
-
+    """Read one shard written by ``neurorvq tokenize`` (see the module docstring for its contents), verifying its
+    checksum (when it has one); a damaged shard raises :class:`~neurorvq.file_io.DamagedFileError`."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"token shard '{path}' does not exist")
-    with safe_open(str(path), framework="pt") as f:
-        info = json.loads((f.metadata() or {}).get("info", "{}"))
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    if info.get("format_version") != FORMAT_VERSION or "tokens" not in tensors:
+    metadata, tensors = read_safetensors(path, what="token shard", fix=REWRITE)
+    try:
+        info = json.loads(metadata.get("info", "{}"))
+    except ValueError:
+        info = {}
+    if not isinstance(info, dict) or info.get("format_version") != FORMAT_VERSION or "tokens" not in tensors:
         raise InputError(f"'{path}' is not a neurorvq token shard (format {FORMAT_VERSION})")
     extras = {k: v for k, v in tensors.items() if k not in ("tokens", "amplitude_mean", "amplitude_std", "channel_ids")}
     return TokenShard(tensors["tokens"].long(), AmplitudeStats(tensors["amplitude_mean"], tensors["amplitude_std"]),

@@ -14,7 +14,8 @@ from safetensors.torch import load_file
 
 from neurorvq import NeuroRVQTokenizer
 from neurorvq.errors import CheckpointError, ConfigError
-from neurorvq.file_io import read_yaml, torch_load, write_atomic, write_safetensors
+from neurorvq.file_io import (DamagedFileError, FileWriteError, read_safetensors, read_yaml, torch_load, write_atomic,
+                              write_safetensors)
 from neurorvq.tasks.tokenizer import load_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,9 +69,24 @@ def test_a_failed_write_leaves_no_file_under_its_name(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "replace", disk_full)
-    with pytest.raises(OSError, match=r"could not write '.*model.safetensors' \(0.0 MB; .* MB free\): No space"):
+    with pytest.raises(FileWriteError, match=r"could not write '.*model.safetensors' \(0.0 MB; .* MB free\): No "
+                                             r"space") as caught:
         write_atomic(target, b"new contents")
+    assert isinstance(caught.value, OSError) and caught.value.errno == errno.ENOSPC  # callers catching OSError still do
     assert target.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
+
+
+def test_checksums_cover_every_tensor_and_metadata_string(tmp_path):
+    tensors = {"a": torch.arange(6, dtype=torch.bfloat16).reshape(2, 3), "b": torch.tensor(7)}
+    path = write_safetensors(tmp_path / "x.safetensors", tensors, {"note": "hi"}, checksums=True)
+    metadata, read = read_safetensors(path, ["b"])  # a subset is read and verified
+    assert metadata == {"note": "hi"} and list(read) == ["b"] and torch.equal(read["b"], tensors["b"])
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1  # the last byte of the last tensor's data
+    path.write_bytes(bytes(data))
+    with pytest.raises(DamagedFileError, match=r"file 'x.safetensors' in '.*' does not match the checksum recorded "
+                                               r"when it was written \(tensor '[ab]'\)"):
+        read_safetensors(path)
 
 
 def test_files_follow_the_umask_and_read_back(tmp_path):

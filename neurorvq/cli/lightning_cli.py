@@ -6,7 +6,12 @@ from costing a run folder.
   ``--trainer.max_epochs``), instead of Lightning's bare "max_epochs reached".
 * A run that fails before it processed any batch leaves no ``version_N`` folder behind (only its saved config
   would be in it; :class:`DropEmptyRunFolder`).
-* A damaged ``--ckpt_path`` is named before LightningCLI reads it (:func:`~neurorvq.file_io.torch_load`).
+* A damaged ``--ckpt_path`` is named before LightningCLI reads it (:func:`~neurorvq.file_io.torch_load`); so is
+  the temporary file of an unfinished checkpoint write (``<name>.ckpt.tmp``), which is refused.
+* Every Trainer writes its checkpoints atomically and stores the random state in them, so a full disk leaves no
+  partial checkpoint and a resumed run continues as the uninterrupted one would
+  (:func:`neurorvq.checkpoint_io.fault_tolerant`). Resuming removes the leftover temporary files of a killed
+  run's checkpoint writes beside the checkpoint it resumes from.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from typing import Any, Sequence
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LightningCLI
 
+from neurorvq.checkpoint_io import fault_tolerant, temporary_name
 from neurorvq.errors import CheckpointError, ConfigError
-from neurorvq.file_io import torch_load
+from neurorvq.file_io import TEMP_SUFFIX, checkpoint_read_error, torch_load, unfinished_write
 
 SPECIAL_CKPT_PATHS = ("last", "best", "hpc", "registry")
 
@@ -43,12 +49,28 @@ def local_checkpoint(ckpt_path: str | None) -> bool:
 
 
 def check_ckpt_exists(ckpt_path: str | None) -> None:
-    """Refuse a local ``ckpt_path`` that exists neither as a file nor as a (sharded checkpoint) folder."""
+    """Refuse a local ``ckpt_path`` that exists neither as a file nor as a (sharded checkpoint) folder, or that is
+    the temporary file of an unfinished checkpoint write."""
     if not local_checkpoint(ckpt_path):
         return
-    if not Path(ckpt_path).exists():
-        raise CheckpointError(f"--ckpt_path '{ckpt_path}' does not exist; give the checkpoint to resume from "
+    path = Path(str(ckpt_path))
+    if not path.exists():
+        leftover = temporary_name(path)
+        hint = (f" ('{leftover.name}' beside it is an interrupted write of it, not a usable checkpoint)"
+                if leftover.is_file() else "")
+        raise CheckpointError(f"--ckpt_path '{ckpt_path}' does not exist{hint}; give the checkpoint to resume from "
                               "(e.g. <run>/checkpoints/last.ckpt) or leave --ckpt_path out to start a new run")
+    if unfinished_write(path):
+        raise checkpoint_read_error(path, ValueError("an unfinished write"))
+
+
+def remove_leftover_writes(folder: Path) -> list[Path]:
+    """Delete the temporary files of checkpoint writes that never finished (``*.ckpt.tmp``: the run was killed
+    while saving) in ``folder``; returns them."""
+    leftovers = sorted(folder.glob(f"*.ckpt{TEMP_SUFFIX}")) if folder.is_dir() else []
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    return leftovers
 
 
 def finished_training(ckpt_path: str, max_epochs: int | None, max_steps: int | None) -> str | None:
@@ -100,12 +122,16 @@ class DropEmptyRunFolder(Callback):
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         if self.folder is None or self.progressed or not trainer.is_global_zero:
             return
+        # a finished checkpoint keeps the folder; the temporary file of an unfinished write (*.ckpt.tmp) does not
         if self.folder.is_dir() and not any(p.suffix == ".ckpt" for p in self.folder.rglob("*")):
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class NeuroRVQCLI(LightningCLI):
     """LightningCLI with the checks of this module (the model and data come from the recipe's ``class_path``)."""
+
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        return fault_tolerant(super().instantiate_trainer(**kwargs))
 
     def _remember_run_folder(self) -> None:
         for callback in self.trainer.callbacks:
@@ -120,6 +146,8 @@ class NeuroRVQCLI(LightningCLI):
             why = finished_training(str(ckpt_path), self.trainer.max_epochs, self.trainer.max_steps)
             if why:
                 raise ConfigError(f"nothing to resume from '{ckpt_path}': {why}")
+            if self.trainer.is_global_zero:
+                remove_leftover_writes(Path(str(ckpt_path)).parent)
 
     def _before_evaluation(self) -> None:
         self._remember_run_folder()
@@ -154,4 +182,4 @@ def run_lightning_cli(argv: Sequence[str] | None) -> NeuroRVQCLI:
 
 
 __all__ = ["DropEmptyRunFolder", "NeuroRVQCLI", "check_ckpt_exists", "finished_training", "local_checkpoint",
-           "run_lightning_cli"]
+           "remove_leftover_writes", "run_lightning_cli"]

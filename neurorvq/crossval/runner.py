@@ -126,21 +126,27 @@ def baseline_recipe(recipe: str, overrides: Sequence[str], architecture: str, ou
 
 
 def instantiate_recipe(recipe: str, overrides: Sequence[str], root: Path, callbacks: list | None = None):
-    """``LightningCLI(run=False)`` over the recipe: a fresh model, DataModule and Trainer writing under ``root``."""
+    """``LightningCLI(run=False)`` over the recipe: a fresh model, DataModule and Trainer writing under ``root``.
+    The Trainer writes its checkpoints atomically and stores the random state in them, so an interrupted fold
+    resumes from ``last.ckpt`` as the uninterrupted run would have gone on
+    (:func:`~neurorvq.checkpoint_io.fault_tolerant`)."""
     import lightning as L
     from lightning.pytorch.cli import LightningCLI
 
+    from neurorvq.checkpoint_io import fault_tolerant
     from neurorvq.recipe_check import check_recipe_fields
 
     args = ["--config", str(recipe), *overrides, f"--trainer.default_root_dir={root}"]
     check_recipe_fields(args)
     saved, sys.argv = sys.argv, sys.argv[:1]  # the recipe's arguments are `args`, not the cv command line
     try:
-        return LightningCLI(L.LightningModule, L.LightningDataModule, subclass_mode_model=True,
-                            subclass_mode_data=True, args=args, run=False, save_config_kwargs={"overwrite": True},
-                            trainer_defaults={"callbacks": list(callbacks or [])}, auto_configure_optimizers=False)
+        cli = LightningCLI(L.LightningModule, L.LightningDataModule, subclass_mode_model=True,
+                           subclass_mode_data=True, args=args, run=False, save_config_kwargs={"overwrite": True},
+                           trainer_defaults={"callbacks": list(callbacks or [])}, auto_configure_optimizers=False)
     finally:
         sys.argv = saved
+    fault_tolerant(cli.trainer)
+    return cli
 
 
 def pooled_windows(datamodule: Any) -> WindowDataset:
@@ -255,10 +261,17 @@ def train_setting(settings: CVSettings, pool: WindowDataset, fold: Fold, spec: A
     if done.is_file():
         return json.loads(done.read_text())
     has_val = len(fold.val) > 0
-    checkpoint = ModelCheckpoint(dirpath=where / "checkpoints", save_last=True,
+    checkpoint = ModelCheckpoint(dirpath=where / "checkpoints", save_last=not has_val,
                                  monitor=settings.monitor if has_val else None, mode=settings.mode,
                                  filename="best-{epoch}" if has_val else "epoch-{epoch}")
-    cli = instantiate_recipe(settings.recipe, overrides, where, callbacks=[checkpoint])
+    callbacks = [checkpoint]
+    if has_val:
+        # Lightning 2.6 refreshes a monitoring ModelCheckpoint's last.ckpt only when the best improves: a run
+        # interrupted later would resume from the best epoch and train the epochs after it again. This one writes
+        # last.ckpt after every epoch, so a resume starts where the run stopped.
+        callbacks.append(ModelCheckpoint(dirpath=where / "checkpoints", filename="last", monitor=None, save_top_k=1,
+                                         enable_version_counter=False))
+    cli = instantiate_recipe(settings.recipe, overrides, where, callbacks=callbacks)
     fold_data = fold_datamodule(cli.datamodule, pool, fold, spec, seed)
     last = where / "checkpoints" / "last.ckpt"
     started = time.monotonic()
