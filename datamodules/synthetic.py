@@ -58,10 +58,6 @@ def _window_samples(spec: ModalitySpec, window_seconds: float) -> int:
             f"window_seconds={window_seconds} is not a whole number of '{spec.name}' patches (patch length "
             f"{spec.patch_seconds:g} s = {spec.patch_length} samples at {spec.sampling_rate:g} Hz); use a multiple "
             f"of {spec.patch_seconds:g} s, e.g. {sorted(set(round(v, 6) for v in ok))}")
-    if round(patches) > spec.max_patches:
-        raise ConfigError(f"window_seconds={window_seconds} gives {round(patches)} patches per channel but the "
-                          f"'{spec.name}' model indexes at most max_patches={spec.max_patches} "
-                          f"({spec.max_patches * spec.patch_seconds:g} s); use a shorter window")
     return int(round(patches)) * spec.patch_length
 
 

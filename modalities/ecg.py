@@ -9,11 +9,21 @@ band edges used for reports. Confirm against the official yml when it is release
 """
 
 from neurorvq.modalities.eeg import EEG_BRANCHES
+from neurorvq.families.neurorvq import NeuroRVQConfig
 from neurorvq.registry import ModalitySpec, register_modality
 
 ECG_CHANNELS_V1: tuple[str, ...] = (
     "avf", "avl", "avr", "i", "ii", "iii", "v1", "v2", "v3", "v4", "v5", "v6", "vx", "vy", "vz",
 )
+
+ECG_PREPROCESSING = (
+    {"step": "PickChannels"}, {"step": "Notch", "freqs": [50.0, 60.0], "harmonics": False},
+    {"step": "BandPass", "low": 0.5, "high": 95.0}, {"step": "Resample"},
+)
+
+# Lead names of other conventions (MIT-BIH "MLII", Einthoven "D2", "lead II") -> the vocabulary's.
+ECG_ALIASES = {"mlii": "ii", "mli": "i", "mliii": "iii", "d1": "i", "d2": "ii", "d3": "iii", "lead i": "i",
+               "lead ii": "ii", "lead iii": "iii"}
 
 ECG = register_modality(
     ModalitySpec(
@@ -21,15 +31,19 @@ ECG = register_modality(
         sampling_rate=200.0,
         patch_length=40,
         channels=ECG_CHANNELS_V1,
-        branches=EEG_BRANCHES,
-        embed_dim=40,
-        num_heads=4,
-        n_quantizers=8,
-        codebook_size=8192,
-        code_dim=128,
-        max_patches=600,
         unit="mV",
         bands=(("baseline", 0.5, 5.0), ("qrs_low", 5.0, 15.0), ("qrs_high", 15.0, 40.0), ("high", 40.0, 95.0)),
+        preprocessing=ECG_PREPROCESSING,
+        aliases=ECG_ALIASES,
+        families={"neurorvq": NeuroRVQConfig(
+            branches=EEG_BRANCHES,
+            embed_dim=40,
+            num_heads=4,
+            n_quantizers=8,
+            codebook_size=8192,
+            code_dim=128,
+            max_patches=600,
+        )},
         doc="ECG v1 (method.md §8). PROPOSAL values: sampling_rate 200 Hz, max_patches 600, num_heads 4, "
             "depths 12/3, unit mV, bands. Published: vocabulary, patch 40, D 40, kernels, 8 x 8192 x 128.",
     )

@@ -5,7 +5,7 @@ vocabulary and its order are part of the checkpoint format (method.md §2.4): do
 alias it here; aliases such as T7/T3 belong in the data pipeline.
 """
 
-from neurorvq.families.neurorvq import TemporalBranch
+from neurorvq.families.neurorvq import NeuroRVQConfig, TemporalBranch
 from neurorvq.registry import ModalitySpec, register_modality
 
 EEG_CHANNELS_V1: tuple[str, ...] = (
@@ -30,24 +30,33 @@ EEG_BRANCHES: tuple[TemporalBranch, ...] = (
     TemporalBranch(kernel_sizes=(5, 3), pools=(2, 4)),
 )
 
+# The official example (method.md §2.3): notch 50/60 Hz, band-pass 0.5-44.5 Hz, clip ±500 µV, resample.
+EEG_PREPROCESSING = (
+    {"step": "PickChannels"}, {"step": "Notch", "freqs": [50.0, 60.0], "harmonics": False},
+    {"step": "BandPass", "low": 0.5, "high": 44.5}, {"step": "Clip", "limit": 500.0}, {"step": "Resample"},
+)
+
 EEG = register_modality(
     ModalitySpec(
         name="eeg",
         sampling_rate=200.0,
         patch_length=200,
         channels=EEG_CHANNELS_V1,
-        branches=EEG_BRANCHES,
-        embed_dim=200,
-        num_heads=10,
-        n_quantizers=8,
-        codebook_size=8192,
-        code_dim=128,
-        max_patches=256,
-        encoder_depth=12,
-        decoder_depth=3,
         unit="uV",
         bands=(("delta", 0.5, 4.0), ("theta", 4.0, 8.0), ("alpha", 8.0, 13.0), ("beta", 13.0, 30.0),
                ("gamma", 30.0, 45.0)),
+        preprocessing=EEG_PREPROCESSING,
+        families={"neurorvq": NeuroRVQConfig(
+            branches=EEG_BRANCHES,
+            embed_dim=200,
+            num_heads=10,
+            n_quantizers=8,
+            codebook_size=8192,
+            code_dim=128,
+            max_patches=256,
+            encoder_depth=12,
+            decoder_depth=3,
+        )},
         doc="EEG v1, the official configuration (method.md §2-§3): 200 Hz, 1 s patches, 4 branches x 8 RVQ "
             "levels x 8192 codes of dim 128, 104-channel vocabulary in checkpoint order, input in microvolts.",
     )

@@ -11,11 +11,21 @@ NeuroRVQ model exists at this rate):
 - 8 RVQ levels of 8192 x 128, 256 temporal rows (64 s), vocabulary c1..c16 (EMG v1's, one name per electrode
   of one or two 8-electrode armbands);
 - unit ``au``: armband devices report unitless, device-scaled values; they are passed through unscaled.
+
+Why a signal of its own rather than EMG at another rate: it differs from ``emg`` in two signal fields, the rate
+(200 vs 1000 Hz) and the unit (device units vs µV), so data of one can never meet a model of the other (the
+compatibility check compares those fields); what it shares with EMG, the electrode vocabulary, it shares by value.
+Its patch length and architecture are its own (this spec's NeuroRVQ default).
 """
 
 from neurorvq.modalities.emg import EMG_CHANNELS_V1
-from neurorvq.families.neurorvq import TemporalBranch
+from neurorvq.families.neurorvq import NeuroRVQConfig, TemporalBranch
 from neurorvq.registry import ModalitySpec, register_modality
+
+SEMG200_PREPROCESSING = (
+    {"step": "PickChannels"}, {"step": "Notch", "freqs": [50.0, 60.0], "harmonics": False},
+    {"step": "BandPass", "low": 20.0, "high": 95.0}, {"step": "Resample"},
+)
 
 SEMG200 = register_modality(
     ModalitySpec(
@@ -23,20 +33,23 @@ SEMG200 = register_modality(
         sampling_rate=200.0,
         patch_length=50,
         channels=EMG_CHANNELS_V1,
-        branches=(
-            TemporalBranch(kernel_sizes=(15, 7), pools=(2, 5)),
-            TemporalBranch(kernel_sizes=(9, 5), pools=(2, 5)),
-            TemporalBranch(kernel_sizes=(5, 3), pools=(2, 5)),
-            TemporalBranch(kernel_sizes=(3, 3), pools=(2, 5)),
-        ),
-        embed_dim=40,
-        num_heads=4,
-        n_quantizers=8,
-        codebook_size=8192,
-        code_dim=128,
-        max_patches=256,
         unit="au",
         bands=(("low", 20.0, 50.0), ("high", 50.0, 95.0)),
+        preprocessing=SEMG200_PREPROCESSING,
+        families={"neurorvq": NeuroRVQConfig(
+            branches=(
+                TemporalBranch(kernel_sizes=(15, 7), pools=(2, 5)),
+                TemporalBranch(kernel_sizes=(9, 5), pools=(2, 5)),
+                TemporalBranch(kernel_sizes=(5, 3), pools=(2, 5)),
+                TemporalBranch(kernel_sizes=(3, 3), pools=(2, 5)),
+            ),
+            embed_dim=40,
+            num_heads=4,
+            n_quantizers=8,
+            codebook_size=8192,
+            code_dim=128,
+            max_patches=256,
+        )},
         doc="Low-rate surface EMG (200 Hz). PROPOSAL values throughout: patch 50 samples, kernels (15,7) (9,5) "
             "(5,3) (3,3) with pools (2,5), D 40, 4 heads, 8 x 8192 x 128, 256 temporal rows, unit au.",
     )

@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CheckpointError", "ConfigError", "InputError", "NeuroRVQError",
     "ModalitySpec", "TemporalBranch", "get_modality", "list_modalities", "register_modality",
-    "NeuroRVQTokenizer", "AmplitudeStats", "NeuroRVQFoundationModel", "NeuroRVQConfig",
+    "NeuroRVQTokenizer", "AmplitudeStats", "NeuroRVQFoundationModel", "NeuroRVQConfig", "NeuroRVQSpec",
     "TokenLayout", "SideField", "Encoded", "SignalContract", "Tokenizer", "FoundationModel",
 ]
 
@@ -28,6 +28,10 @@ def __getattr__(name: str):  # models import torch; keep `import neurorvq` light
         from neurorvq.families.neurorvq import NeuroRVQConfig
 
         return NeuroRVQConfig
+    if name == "NeuroRVQSpec":
+        from neurorvq.families.neurorvq_spec import NeuroRVQSpec
+
+        return NeuroRVQSpec
     if name == "NeuroRVQFoundationModel":
         from neurorvq.models.fm import NeuroRVQFoundationModel
 

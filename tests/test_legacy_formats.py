@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from neurorvq import NeuroRVQTokenizer
 from neurorvq.data.preprocess import Pipeline
+from neurorvq.families.neurorvq_spec import as_neurorvq_spec
 from neurorvq.models.fm import NeuroRVQFoundationModel
 from neurorvq.registry import SPEC_CHECKPOINT_KEY, get_modality, unregister_modality
 from neurorvq.tasks.finetune import load_fm
@@ -63,16 +64,21 @@ def test_a_format_1_token_folder_reads_back():
 
 
 def test_a_flat_spec_file_registers_the_same_spec():
+    """Read as the signal plus its NeuroRVQ architecture (with a warning saying how to rewrite it); the flat record
+    they join into hashes as the file's spec did."""
     try:
-        spec = get_modality(str(LEGACY / "legacy_ecg.json"))
-        assert spec.name == "legacy_ecg" and spec.config_hash() == PINNED["spec_file_config_hash"]
+        with pytest.warns(DeprecationWarning, match=r"flat form of neurorvq 0\.1.*ModalitySpec\.load\("):
+            spec = get_modality(str(LEGACY / "legacy_ecg.json"))
+        assert spec.name == "legacy_ecg" and [s["step"] for s in spec.preprocessing] == ["PickChannels", "Resample"]
+        assert as_neurorvq_spec(spec).config_hash() == PINNED["spec_file_config_hash"]
     finally:
         unregister_modality("legacy_ecg")
 
 
 @pytest.mark.parametrize("modality", ["eeg", "ecg", "emg", "semg200"])
 def test_builtin_specs_and_preprocessing_keep_their_identity(modality):
-    """Window caches are keyed by the preprocessing config, token folders by the spec hash."""
+    """Window caches are keyed by the preprocessing config, token folders by the hash of the flat NeuroRVQ record
+    (signal + architecture: what a tokenizer's ``spec`` is)."""
     spec = get_modality(modality)
-    assert spec.config_hash() == PINNED["builtin_config_hash"][modality]
+    assert as_neurorvq_spec(spec).config_hash() == PINNED["builtin_config_hash"][modality]
     assert json.loads(json.dumps(Pipeline.default(spec).config())) == PINNED["builtin_pipeline"][modality]

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 from neurorvq.errors import ConfigError, InputError
+from neurorvq.families.neurorvq import ARCHITECTURE_FIELDS, NeuroRVQConfig
+from neurorvq.families.neurorvq_spec import as_neurorvq_spec
 from neurorvq.registry import (
     ENTRY_POINT_GROUP,
     ModalitySpec,
@@ -28,12 +30,18 @@ from neurorvq.registry import (
 BRANCHES = (TemporalBranch(kernel_sizes=(31, 15), pools=(2, 4)), TemporalBranch(kernel_sizes=(7, 3), pools=(2, 4)))
 
 
+PREPROCESSING = ({"step": "PickChannels"}, {"step": "Resample"})
+
+
 def small_spec(**changes) -> ModalitySpec:
-    """A valid 64 Hz spec (64-sample patches -> 8 steps x 8 conv channels = 64) with ``changes`` applied."""
-    values = dict(name="regtest", sampling_rate=64.0, patch_length=64, channels=("a", "b", "c"),
-                  branches=BRANCHES, embed_dim=64, num_heads=4, bands=(("low", 0.5, 4.0),))
-    values.update(changes)
-    return ModalitySpec(**values)
+    """A valid 64 Hz spec with a NeuroRVQ default (64-sample patches -> 8 steps x 8 conv channels = 64) with
+    ``changes`` applied: architecture fields to the NeuroRVQ config, the others to the signal."""
+    signal = dict(name="regtest", sampling_rate=64.0, patch_length=64, channels=("a", "b", "c"),
+                  bands=(("low", 0.5, 4.0),), preprocessing=PREPROCESSING)
+    architecture = dict(branches=BRANCHES, embed_dim=64, num_heads=4)
+    for key, value in changes.items():
+        (architecture if key in ARCHITECTURE_FIELDS else signal)[key] = value
+    return ModalitySpec(**signal, families={"neurorvq": NeuroRVQConfig(**architecture)})
 
 
 @pytest.fixture
@@ -65,20 +73,21 @@ def test_eeg_vocabulary() -> None:
     assert eeg.channels[0] == "a1"
     assert eeg.channels[36] == "cz"
     assert eeg.channels[103] == "tp9"
-    assert eeg.spatial_rows == 105
-    assert eeg.spatial_offset == 0  # official layout: CLS shares row 0 with a1
+    assert as_neurorvq_spec(eeg).spatial_rows == 105
+    assert eeg.neurorvq_config.spatial_offset == 0  # official layout: CLS shares row 0 with a1
 
 
 def test_eeg_official_numbers() -> None:
-    eeg = get_modality("eeg")
-    assert eeg.sampling_rate == 200.0
-    assert eeg.patch_length == 200
+    signal = get_modality("eeg")
+    assert signal.sampling_rate == 200.0
+    assert signal.patch_length == 200
+    assert signal.unit == "uV"
+    eeg = signal.neurorvq_config
     assert eeg.embed_dim == 200
     assert eeg.num_heads == 10
     assert eeg.n_quantizers == 8
     assert (eeg.codebook_size, eeg.code_dim) == (8192, 128)
     assert eeg.max_patches == 256
-    assert eeg.unit == "uV"
     assert eeg.num_branches == 4
     assert [b.kernel_sizes for b in eeg.branches] == [(21, 9), (15, 7), (9, 5), (5, 3)]
     assert [b.paddings for b in eeg.branches] == [(10, 4), (7, 3), (4, 2), (2, 1)]
@@ -92,9 +101,9 @@ def test_ecg_and_emg() -> None:
     assert len(emg.channels) == 16
     expected = ("c1", "c10", "c11", "c12", "c13", "c14", "c15", "c16", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9")
     assert emg.channels == expected
-    assert emg.n_quantizers == 16
+    assert emg.neurorvq_config.n_quantizers == 16
     assert emg.sampling_rate == 1000.0
-    assert ecg.patch_length == 40 and ecg.embed_dim == 40
+    assert ecg.patch_length == 40 and ecg.neurorvq_config.embed_dim == 40
     assert "PROPOSAL" in ecg.doc
     assert "PROPOSAL" in emg.doc
 
@@ -110,13 +119,13 @@ def test_duplicate_name_raises_and_overwrite_replaces(registered) -> None:
     assert "regtest" in message and "overwrite=True" in message
     assert get_modality("regtest") is first  # the failed call changed nothing
     second = register_modality(small_spec(num_heads=8), overwrite=True)
-    assert get_modality("regtest") is second and second.num_heads == 8
+    assert get_modality("regtest") is second and second.neurorvq_config.num_heads == 8
 
 
 def test_builtin_cannot_be_replaced_by_accident() -> None:
     eeg = get_modality("eeg")
     with pytest.raises(ConfigError, match="'eeg' is already registered"):
-        register_modality(eeg.replace(num_heads=8))
+        register_modality(eeg.with_config("neurorvq", num_heads=8))
     assert get_modality("eeg") is eeg
 
 
@@ -222,10 +231,16 @@ def test_replace_unknown_field() -> None:
     spec = small_spec()
     with pytest.raises(ConfigError) as info:
         spec.replace(embed_dims=64)
-    assert "embed_dims" in str(info.value) and "embed_dim" in str(info.value)
-    assert spec.replace(num_heads=8).num_heads == 8
-    with pytest.raises(ConfigError, match="num_heads"):  # replace re-validates
-        spec.replace(num_heads=7)
+    assert "unknown ModalitySpec field(s) ['embed_dims']" in str(info.value)
+    with pytest.raises(ConfigError, match=r"\['num_heads'\] are NeuroRVQ architecture fields, not signal fields"):
+        spec.replace(num_heads=8)  # says where they live now
+    assert spec.with_config("neurorvq", num_heads=8).neurorvq_config.num_heads == 8
+    with pytest.raises(ConfigError, match="family 'neurorvq': num_heads"):  # with_config re-validates
+        spec.with_config("neurorvq", num_heads=7)
+    with pytest.raises(ConfigError, match=r"unknown NeuroRVQConfig field\(s\) \['num_head'\] \(did you mean 'num_heads'"):
+        spec.with_config("neurorvq", num_head=8)
+    with pytest.raises(ConfigError, match=r"declares no default 'toy' architecture \(declared: \['neurorvq'\]\)"):
+        spec.config("toy")
 
 
 def test_unknown_modality_lists_registered() -> None:
@@ -247,7 +262,8 @@ def test_to_dict_from_dict_round_trip(name) -> None:
     again = ModalitySpec.from_dict(data)
     assert again == spec
     assert again.doc == spec.doc
-    assert again.branches == spec.branches and again.channels == spec.channels
+    assert again.neurorvq_config == spec.neurorvq_config and again.channels == spec.channels
+    assert again.preprocessing == spec.preprocessing and again.aliases == spec.aliases
     assert again.config_hash() == spec.config_hash()
 
 
@@ -260,18 +276,31 @@ def test_from_dict_rejects_unknown_keys() -> None:
 
 def test_from_dict_names_missing_fields_and_bad_branches() -> None:
     data = small_spec().to_dict()
-    with pytest.raises(ConfigError, match=r"missing ModalitySpec field\(s\) \['num_heads'\]"):
-        ModalitySpec.from_dict({k: v for k, v in data.items() if k != "num_heads"})
+    config = data["families"]["neurorvq"]
+
+    def with_config(**changes):
+        return {**data, "families": {"neurorvq": {**config, **changes}}}
+
+    with pytest.raises(ConfigError, match=r"missing ModalitySpec field\(s\) \['patch_length'\]"):
+        ModalitySpec.from_dict({k: v for k, v in data.items() if k != "patch_length"})
+    with pytest.raises(ConfigError, match=r"family 'neurorvq': missing NeuroRVQConfig field\(s\) \['num_heads'\]"):
+        ModalitySpec.from_dict({**data, "families": {"neurorvq": {k: v for k, v in config.items() if k != "num_heads"}}})
     with pytest.raises(ConfigError, match=r"branches\[1\] is 5; give a mapping"):
-        ModalitySpec.from_dict({**data, "branches": [data["branches"][0], 5]})
+        ModalitySpec.from_dict(with_config(branches=[config["branches"][0], 5]))
     with pytest.raises(ConfigError, match=r"unknown TemporalBranch field\(s\) \['kernel'\] in branches\[0\]"):
-        ModalitySpec.from_dict({**data, "branches": [{"kernel": [3], "pools": [2]}]})
+        ModalitySpec.from_dict(with_config(branches=[{"kernel": [3], "pools": [2]}]))
+    with pytest.raises(ConfigError, match=r"families names 'labram', which is not a tokenizer family"):
+        ModalitySpec.from_dict({**data, "families": {"labram": {}}})
     with pytest.raises(ConfigError, match="channels is 'abc'; give a list"):
         ModalitySpec.from_dict({**data, "channels": "abc"})
     with pytest.raises(ConfigError, match="wrong form"):
         ModalitySpec.from_dict({**data, "patch_length": "sixty-four"})
-    with pytest.raises(ConfigError, match=r"\['embed_dims'\] \(did you mean 'embed_dim'\?\)"):
-        ModalitySpec.from_dict({**data, "embed_dims": 64})
+    with pytest.raises(ConfigError, match=r"\['unit_'\] \(did you mean 'unit'\?\)"):
+        ModalitySpec.from_dict({**data, "unit_": "uV"})
+    with pytest.raises(ConfigError, match="preprocessing is missing; list the default steps"):
+        ModalitySpec.from_dict({k: v for k, v in data.items() if k != "preprocessing"})
+    with pytest.raises(ConfigError, match=r"preprocessing: unknown preprocessing step 'Bandpass'"):
+        ModalitySpec.from_dict({**data, "preprocessing": [{"step": "Bandpass"}]})
 
 
 def test_config_hash() -> None:
@@ -280,18 +309,22 @@ def test_config_hash() -> None:
     assert a.config_hash() == b.config_hash()  # doc is not part of the configuration
     assert a.config_hash() == small_spec().config_hash()  # stable across constructions
     assert len(a.config_hash()) == 16
-    for changes in (dict(num_heads=8), dict(channels=("a", "c", "b")), dict(max_patches=10),
-                    dict(bands=()), dict(spatial_offset=1)):
+    for changes in (dict(channels=("a", "c", "b")), dict(bands=()), dict(sampling_rate=128.0),
+                    dict(preprocessing=({"step": "Resample"},))):
         changed = a.replace(**changes)
-        assert changed != a
-        assert changed.config_hash() != a.config_hash(), changes
+        assert changed != a and changed.config_hash() != a.config_hash(), changes
+    for changes in (dict(num_heads=8), dict(max_patches=10), dict(spatial_offset=1)):  # the signal's hash stays,
+        changed = a.with_config("neurorvq", **changes)  # the model's (the flat record's) moves
+        assert changed != a and changed.config_hash() == a.config_hash(), changes
+        assert as_neurorvq_spec(changed).config_hash() != as_neurorvq_spec(a).config_hash(), changes
 
 
 def test_config_hash_ignores_int_vs_float() -> None:
     eeg = get_modality("eeg")
-    same = eeg.replace(sampling_rate=200, mlp_ratio=4)
+    same = eeg.replace(sampling_rate=200).with_config("neurorvq", mlp_ratio=4)
     assert same == eeg
     assert same.config_hash() == eeg.config_hash()
+    assert as_neurorvq_spec(same).config_hash() == as_neurorvq_spec(eeg).config_hash()
 
 
 # ------------------------------------------------------------------------------------------ spec files
@@ -308,9 +341,11 @@ def test_saved_json_has_one_field_per_line(tmp_path) -> None:
     import json
 
     text = small_spec().save(tmp_path / "regtest.json").read_text()
-    assert json.loads(text)["embed_dim"] == 64
+    assert json.loads(text)["families"]["neurorvq"]["embed_dim"] == 64
     assert '  "channels": ["a", "b", "c"],' in text.splitlines()
-    assert '    {"kernel_sizes": [31, 15], "pools": [2, 4], "paddings": [15, 7], "strides": [1, 1]},' in text
+    assert '    {"step": "PickChannels"},' in text.splitlines()
+    assert '      "embed_dim": 64,' in text.splitlines()
+    assert '        {"kernel_sizes": [31, 15], "pools": [2, 4], "paddings": [15, 7], "strides": [1, 1]},' in text
 
 
 def test_save_refuses_other_suffixes(tmp_path) -> None:
@@ -343,13 +378,14 @@ def test_spec_file_clashing_with_a_registered_spec_is_named(tmp_path, registered
         get_modality(path)
     message = str(info.value)
     assert f"modality file '{path}' defines 'regtest', but a different 'regtest' is already registered" in message
-    assert "num_heads: 8 vs 4" in message and "max_patches: 10 vs 256" in message and '"regtest_v2"' in message
+    assert "families.neurorvq.num_heads: 8 vs 4" in message and "families.neurorvq.max_patches: 10 vs 256" in message
+    assert '"regtest_v2"' in message
     assert get_modality("regtest") is first  # nothing replaced
 
 
 def test_spec_file_cannot_take_a_builtin_name(tmp_path) -> None:
     eeg = get_modality("eeg")
-    path = eeg.replace(encoder_depth=2).save(tmp_path / "eeg.json")
+    path = eeg.with_config("neurorvq", encoder_depth=2).save(tmp_path / "eeg.json")
     with pytest.raises(ConfigError, match="a different 'eeg' is already registered.*encoder_depth: 2 vs 12"):
         get_modality(path)
     assert get_modality("eeg") is eeg
@@ -368,7 +404,7 @@ def test_missing_spec_file_is_named(tmp_path, monkeypatch) -> None:
 
 @pytest.mark.parametrize("file_name, text, expected", [
     ("bad.json", "{not json", r"modality file '.*bad.json' cannot be read as JSON: Expecting property name"),
-    ("bad.yaml", "name: [ppg", r"modality file '.*bad.yaml' cannot be read as YAML"),
+    ("bad.yaml", "name: [ppg", r"modality file '.*bad.yaml', line 1, column 11: YAML syntax error"),
     ("list.json", "[1, 2]", r"modality file '.*list.json' holds a list, not a mapping of ModalitySpec fields"),
     ("empty.yaml", "", r"modality file '.*empty.yaml' holds a NoneType, not a mapping"),
 ])
@@ -382,9 +418,12 @@ def test_invalid_spec_in_a_file_names_the_file_and_the_field(tmp_path) -> None:
     import json
 
     data = small_spec().to_dict()
-    for changes, expected in ((dict(embed_dim=60), "embed_dim is 60 .* set embed_dim=64"),
-                              (dict(embed_dims=64), r"unknown ModalitySpec field\(s\) \['embed_dims'\]"),
-                              (dict(num_heads=None), "wrong form")):
+    config = data["families"]["neurorvq"]
+    for changes, expected in ((dict(families={"neurorvq": {**config, "embed_dim": 60}}),
+                               "family 'neurorvq': embed_dim is 60 .* set embed_dim=64"),
+                              (dict(embed_dim=64), r"\['embed_dim'\] are NeuroRVQ architecture fields, not signal"),
+                              (dict(unit_=64), r"unknown ModalitySpec field\(s\) \['unit_'\]"),
+                              (dict(families={"neurorvq": {**config, "num_heads": None}}), "wrong form")):
         path = tmp_path / "regtest.json"
         path.write_text(json.dumps({**data, **changes}))
         with pytest.raises(ConfigError, match=rf"^modality file '{re.escape(str(path))}': .*{expected}"):
@@ -405,7 +444,7 @@ def test_a_tokenizer_is_built_from_a_spec_file(tmp_path, registered) -> None:
     registered.append("regtest")
     path = small_spec().save(tmp_path / "regtest.json")
     model = NeuroRVQTokenizer(str(path), encoder_depth=1, decoder_depth=0, codebook_size=16, code_dim=8)
-    assert model.spec == small_spec().replace(encoder_depth=1, decoder_depth=0, codebook_size=16, code_dim=8)
+    assert model.spec == as_neurorvq_spec(small_spec(encoder_depth=1, decoder_depth=0, codebook_size=16, code_dim=8))
 
 
 # ------------------------------------------------------------------------------------------ channel ids
@@ -471,12 +510,16 @@ def test_spec_channels_neither_names_nor_ids_are_a_config_error(channels, messag
 
 # ------------------------------------------------------------------------------------------ entry points
 SPEC_SOURCE = """
-from neurorvq.registry import ModalitySpec, TemporalBranch
+from neurorvq.families.neurorvq import NeuroRVQConfig, TemporalBranch
+from neurorvq.registry import ModalitySpec
 
 def _spec(name):
     return ModalitySpec(name=name, sampling_rate=64.0, patch_length=64, channels=("p1", "p2"),
-                        branches=(TemporalBranch(kernel_sizes=(7, 3), pools=(2, 4)),),
-                        embed_dim=64, num_heads=4, doc="test plug-in")
+                        preprocessing=[{"step": "PickChannels"}, {"step": "Resample"}],
+                        families={"neurorvq": NeuroRVQConfig(
+                            branches=(TemporalBranch(kernel_sizes=(7, 3), pools=(2, 4)),), embed_dim=64,
+                            num_heads=4)},
+                        doc="test plug-in")
 """
 
 
@@ -619,7 +662,31 @@ def test_broken_entry_point_does_not_hide_others(tmp_path, monkeypatch, plugin_c
 def test_low_rate_semg_modality() -> None:
     spec = get_modality("semg200")
     assert spec.sampling_rate == 200.0 and spec.patch_length == 50 and spec.unit == "au"
-    assert all(b.output_length(50) == 5 for b in spec.branches) and spec.embed_dim == 40
+    config = spec.neurorvq_config
+    assert all(b.output_length(50) == 5 for b in config.branches) and config.embed_dim == 40
     assert 300 % spec.patch_length == 0  # the armband's 1.5 s segments are whole patches
     assert spec.channels == get_modality("emg").channels
     assert "PROPOSAL" in spec.doc
+
+
+def test_preprocessing_and_aliases_are_the_spec_s() -> None:
+    from neurorvq.data.channels import map_channels
+    from neurorvq.data.preprocess import Pipeline
+
+    spec = small_spec(preprocessing=[{"step": "PickChannels"}, {"step": "BandPass", "low": 0.5, "high": 20.0},
+                                     {"step": "Resample"}], aliases={"A_lead": "a"})
+    assert [s["step"] for s in Pipeline.default(spec).config()["steps"]] == ["PickChannels", "BandPass", "Resample"]
+    assert map_channels(["A_LEAD", "b"], spec).names == ["a", "b"]  # the spec's aliases, keys lower-cased
+    assert get_modality("ecg").aliases["mlii"] == "ii"
+    with pytest.raises(ConfigError, match=r"aliases point to \['z'\], which are not in the vocabulary"):
+        small_spec(aliases={"zz": "z"})
+    with pytest.raises(ConfigError, match=r"preprocessing is 'Resample'; give a list of steps"):
+        small_spec(preprocessing="Resample")
+
+
+def test_a_signal_without_any_family_default_is_a_valid_spec() -> None:
+    spec = ModalitySpec(name="regtest", sampling_rate=64.0, patch_length=64, channels=("a",),
+                        preprocessing=[{"step": "Resample"}])
+    assert spec.families == {} and spec.to_dict()["families"] == {}
+    with pytest.raises(ConfigError, match="declares no default 'neurorvq' architecture"):
+        spec.neurorvq_config

@@ -25,14 +25,6 @@ from typing import Mapping, Sequence
 from neurorvq.registry import ModalitySpec
 from neurorvq.vocabulary import decode_channel_names
 
-# Aliases per modality: cleaned recording name -> vocabulary name (only used when the vocabulary lacks the name).
-ALIASES: dict[str, dict[str, str]] = {
-    "ecg": {"mlii": "ii", "mli": "i", "mliii": "iii", "d1": "i", "d2": "ii", "d3": "iii", "lead i": "i",
-            "lead ii": "ii", "lead iii": "iii"},
-    "eeg": {},
-    "emg": {},
-}
-
 _TYPE_PREFIX = re.compile(r"^(eeg|ecg|ekg|emg|eog|ppg)[\s_:]+", re.IGNORECASE)
 _REF_SUFFIX = re.compile(r"[-_ ](ref|le|ar|avg|average)$", re.IGNORECASE)
 
@@ -67,12 +59,12 @@ def map_channels(recording_names: Sequence[str | bytes], spec: ModalitySpec, *,
     ``recording_names`` may come straight from a ``.mat``/HDF5 reader: bytes and numpy strings are decoded, a
     number is read as its text (:func:`~neurorvq.vocabulary.decode_channel_names`); ``dropped`` keys are the
     decoded names. ``explicit`` keys are matched case-insensitively against the raw recording names; ``aliases``
-    default to :data:`ALIASES` of the modality.
+    default to the modality's (``spec.aliases``).
     """
     recording_names = [str(n) for n in decode_channel_names(recording_names, "recording channel names")]
     vocabulary = set(spec.channels)
     explicit_map = {k.strip().lower(): v.lower() for k, v in (explicit or {}).items()}
-    alias_map = dict(ALIASES.get(spec.name, {}) if aliases is None else aliases)
+    alias_map = dict(getattr(spec, "aliases", {}) if aliases is None else aliases)
     result = ChannelMap()
     used: dict[str, str] = {}
     for index, raw_name in enumerate(recording_names):

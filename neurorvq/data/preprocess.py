@@ -327,15 +327,6 @@ class RangeCheck(Step):
         return raw
 
 
-DEFAULT_STEPS: dict[str, list[Step]] = {
-    # official example (method.md §2.3): notch 50/60 Hz, band-pass 0.5-44.5 Hz, clip ±500 µV, resample
-    "eeg": [PickChannels(), Notch((50.0, 60.0), harmonics=False), BandPass(0.5, 44.5), Clip(500.0), Resample()],
-    "ecg": [PickChannels(), Notch((50.0, 60.0), harmonics=False), BandPass(0.5, 95.0), Resample()],
-    "emg": [PickChannels(), Notch((50.0, 60.0)), BandPass(20.0, 450.0), Resample()],
-    "semg200": [PickChannels(), Notch((50.0, 60.0), harmonics=False), BandPass(20.0, 95.0), Resample()],
-}
-
-
 @dataclass
 class Pipeline:
     """An ordered list of steps for ``spec``; ``run(raw, source)`` -> :class:`Recording`."""
@@ -345,8 +336,8 @@ class Pipeline:
 
     @classmethod
     def default(cls, spec: ModalitySpec) -> "Pipeline":
-        steps = DEFAULT_STEPS.get(spec.name, [PickChannels(), Resample()])
-        return cls(spec, [type(s)(**asdict(s)) for s in steps])
+        """The modality's declared default steps (``spec.preprocessing``)."""
+        return cls(spec, steps_from_config(spec.preprocessing))
 
     def config(self) -> dict[str, Any]:
         return {"modality": self.spec.name, "sampling_rate": self.spec.sampling_rate, "unit": self.spec.unit,

@@ -437,7 +437,9 @@ class RecordingInfo:
 
 
 def _window_samples(spec: ModalitySpec, seconds: float, what: str = "window_seconds") -> int:
-    """Samples of a ``seconds`` window; a :class:`ConfigError` unless it is a whole, positive number of patches."""
+    """Samples of a ``seconds`` window; a :class:`ConfigError` unless it is a whole, positive number of patches.
+    (Whether a model's temporal table holds that many patches is checked when a task meets the data:
+    :mod:`neurorvq.compat`.)"""
     if not seconds > 0:
         raise ConfigError(f"{what} is {seconds}; give a positive length in seconds, a multiple of the "
                           f"'{spec.name}' patch length of {spec.patch_seconds:g} s")
@@ -445,9 +447,6 @@ def _window_samples(spec: ModalitySpec, seconds: float, what: str = "window_seco
     if abs(patches - round(patches)) > 1e-6 or round(patches) < 1:
         raise ConfigError(f"{what}={seconds} is not a whole number of '{spec.name}' patches ({spec.patch_seconds:g} s "
                           f"each); use a multiple of {spec.patch_seconds:g} s")
-    if round(patches) > spec.max_patches:
-        raise ConfigError(f"{what}={seconds} gives {round(patches)} patches per channel but the '{spec.name}' model "
-                          f"indexes at most max_patches={spec.max_patches}; use a shorter window")
     return int(round(patches)) * spec.patch_length
 
 

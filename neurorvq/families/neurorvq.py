@@ -158,6 +158,12 @@ class NeuroRVQConfig:
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise ConfigError(f"unknown NeuroRVQConfig field(s) {unknown}; valid fields: {known}")
+        required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
+        missing = [name for name in required if name not in data]
+        if missing:
+            raise ConfigError(f"missing NeuroRVQConfig field(s) {missing}; required: {required}")
+        if isinstance(data.get("branches"), (str, Mapping)):
+            raise ConfigError(f"branches is {data['branches']!r}; give a list")
         return cls(**data)
 
 

@@ -19,7 +19,9 @@ import torch
 
 from neurorvq.errors import CheckpointError
 from neurorvq.models.pretrained import check_state_dict, read_state_dict
-from neurorvq.registry import ModalitySpec, TemporalBranch, get_modality, list_modalities
+from neurorvq.families.neurorvq import TemporalBranch
+from neurorvq.families.neurorvq_spec import NeuroRVQSpec, as_neurorvq_spec
+from neurorvq.registry import ModalitySpec, get_modality, list_modalities
 
 
 def _squeeze_1x1(t: torch.Tensor) -> torch.Tensor:
@@ -182,8 +184,8 @@ def _count(state: Mapping[str, Any], pattern: str) -> int:
 
 
 def infer_tokenizer_spec(state: Mapping[str, torch.Tensor], modality: str | ModalitySpec | None,
-                         source: str) -> ModalitySpec:
-    """The :class:`ModalitySpec` an official tokenizer state dict was built with, read from its shapes.
+                         source: str) -> NeuroRVQSpec:
+    """The :class:`NeuroRVQSpec` an official tokenizer state dict was built with, read from its shapes.
 
     Pools and the vocabulary cannot be read from shapes: they come from ``modality`` (or the registered
     modality whose vocabulary fits ``pos_embed``).
@@ -215,7 +217,7 @@ def infer_tokenizer_spec(state: Mapping[str, torch.Tensor], modality: str | Moda
     )
 
 
-def infer_branches(state: Mapping[str, torch.Tensor], prefix: str, base: ModalitySpec,
+def infer_branches(state: Mapping[str, torch.Tensor], prefix: str, base: NeuroRVQSpec,
                    source: str) -> tuple[TemporalBranch, ...]:
     """Temporal branches of an official multi-scale conv (``{prefix}conv{stage}_{branch}.weight``): kernel sizes
     from the shapes, pools from ``base`` (they leave no trace in the weights)."""
@@ -232,19 +234,22 @@ def infer_branches(state: Mapping[str, torch.Tensor], prefix: str, base: Modalit
     return tuple(branches)
 
 
-def _pick_modality(modality: str | ModalitySpec | None, rows: int, source: str) -> ModalitySpec:
+def _pick_modality(modality: str | ModalitySpec | None, rows: int, source: str) -> NeuroRVQSpec:
+    """The NeuroRVQ record (signal + default architecture) of ``modality``, or of the one registered modality whose
+    vocabulary (+1 CLS row) has ``rows`` rows."""
     if modality is not None:
-        spec = get_modality(modality)
+        spec = as_neurorvq_spec(modality)
         if spec.spatial_rows != rows:
             raise CheckpointError(f"{source}: pos_embed has {rows} rows but modality '{spec.name}' has "
                                   f"{len(spec.channels)} channels (+1 CLS row = {spec.spatial_rows}); pass the "
                                   "modality the checkpoint was trained on")
         return spec
-    fits = [get_modality(n) for n in list_modalities() if get_modality(n).spatial_rows == rows]
+    fits = [get_modality(n) for n in list_modalities()]
+    fits = [s for s in fits if len(s.channels) + 1 == rows and "neurorvq" in s.families]
     if len(fits) != 1:
         raise CheckpointError(f"{source}: cannot tell the modality from pos_embed's {rows} rows (fits: "
                               f"{[s.name for s in fits]}); pass modality='...'")
-    return fits[0]
+    return as_neurorvq_spec(fits[0])
 
 
 def _as_state_dict(path_or_state_dict: str | Path | Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str]:

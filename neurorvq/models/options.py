@@ -5,17 +5,19 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from neurorvq.errors import ConfigError
-from neurorvq.registry import ModalitySpec, get_modality
+from neurorvq.families.neurorvq_spec import NeuroRVQSpec, as_neurorvq_spec
+from neurorvq.registry import ModalitySpec
 from neurorvq.suggest import did_you_mean
 
 
-def resolve_overrides(spec: ModalitySpec | str, overrides: Mapping[str, Any], defaults: Mapping[str, Any],
-                      what: str) -> tuple[ModalitySpec, dict[str, Any]]:
-    """``(spec with its field overrides applied, defaults updated with the option overrides)``.
+def resolve_overrides(spec: ModalitySpec | NeuroRVQSpec | str, overrides: Mapping[str, Any],
+                      defaults: Mapping[str, Any], what: str) -> tuple[NeuroRVQSpec, dict[str, Any]]:
+    """``(the flat NeuroRVQ record of spec with its field overrides applied, defaults updated with the option
+    overrides)``; a modality contributes its NeuroRVQ default architecture.
 
     A key that is neither a spec field nor one of ``defaults`` raises :class:`ConfigError` listing both sets.
     """
-    base = get_modality(spec)
+    base = as_neurorvq_spec(spec)
     fields = set(base.to_dict())
     unknown = sorted(set(overrides) - fields - set(defaults))
     if unknown:

@@ -60,7 +60,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 class PretrainedMixin:
     """Adds ``save_pretrained``/``from_pretrained`` to a model exposing ``config()``, ``spec`` and
-    ``model_kind``, constructible as ``cls(spec_dict_as_ModalitySpec, **options)``."""
+    ``model_kind``, constructible as ``cls(NeuroRVQSpec.from_dict(spec), **options)``."""
 
     model_kind: str = "model"
 
@@ -71,16 +71,17 @@ class PretrainedMixin:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         config = {"kind": self.model_kind, "neurorvq_version": __version__, **self.config()}
-        write_atomic(directory / CONFIG_NAME, json.dumps(config, indent=2))
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        # weights first: a failure between the two writes must not leave a new config beside old weights
         write_safetensors(directory / WEIGHTS_NAME, state, {"kind": self.model_kind})
+        write_atomic(directory / CONFIG_NAME, json.dumps(config, indent=2))
         return directory
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, **overrides: Any):
         """Load from a ``save_pretrained`` folder, a Hub repo holding one, or the official repo id
         (``"ntinosbarmpas/NeuroRVQ"``, downloaded with ``huggingface_hub``; ``modality=`` picks the file)."""
-        from neurorvq.registry import ModalitySpec
+        from neurorvq.families.neurorvq_spec import NeuroRVQSpec
 
         path = Path(name_or_path)
         if not path.is_dir():
@@ -108,7 +109,7 @@ class PretrainedMixin:
                                   "folder again with save_pretrained or use another copy") from None
         if config.get("kind") != cls.model_kind:
             raise CheckpointError(f"'{path}' holds a {config.get('kind')!r}, not a {cls.model_kind!r}")
-        spec = ModalitySpec.from_dict(config["spec"])
+        spec = NeuroRVQSpec.from_dict(config["spec"])
         model = cls(spec, **{**config.get("options", {}), **overrides})
         state = read_state_dict(weights_file)
         check_state_dict(model, state, str(weights_file))

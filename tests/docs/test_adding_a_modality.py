@@ -18,6 +18,7 @@ import pytest
 
 import neurorvq.registry
 from neurorvq.cli import main
+from neurorvq.families.neurorvq_spec import as_neurorvq_spec
 from neurorvq.registry import ModalitySpec, get_modality, unregister_modality
 
 REPO = Path(__file__).resolve().parents[2]
@@ -97,8 +98,8 @@ def test_guide_trains_the_new_modality_with_neurorvq_fit(guide_run, monkeypatch,
         unregister_modality("ppg")
         from neurorvq.tasks.tokenizer import load_tokenizer
 
-        expected = ModalitySpec.load("ppg.json").replace(encoder_depth=1, decoder_depth=1, n_quantizers=2,
-                                                         codebook_size=32, code_dim=8)
+        expected = as_neurorvq_spec(ModalitySpec.load("ppg.json").with_config(
+            "neurorvq", encoder_depth=1, decoder_depth=1, n_quantizers=2, codebook_size=32, code_dim=8))
         (folder / "ppg.json").rename(folder / "moved.json")
         try:
             assert load_tokenizer(ckpt).spec == expected

@@ -115,7 +115,7 @@ def test_official_size_temporal_conv(fixtures_dir):
     state = load_file(str(fixtures_dir / "conv_official_size_model.safetensors"))
     expected = load_file(str(fixtures_dir / "conv_official_size_expected.safetensors"))
     x = load_file(str(fixtures_dir / "inputs.safetensors"))["x"]
-    conv = MultiScaleTemporalConv(get_modality("eeg").branches, conv_channels=8, groups=4)
+    conv = MultiScaleTemporalConv(get_modality("eeg").neurorvq_config.branches, conv_channels=8, groups=4)
     mapped = {}
     for key, value in state.items():  # official conv{stage}_{branch} / norm{stage}_{branch}
         kind, rest = key.split(".", 1)[0], key.split(".", 1)[1]
