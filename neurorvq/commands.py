@@ -79,15 +79,16 @@ def _device(name: str) -> torch.device:
 def tokenize(ckpt: str, data: str, out: str, split: str = "test", overwrite: bool = False,
              shard_windows: int = 4096, max_batches: int | None = None, device: str = "auto",
              overrides: Sequence[str] = ()) -> Path:
-    """Write the token ids of a dataset split to ``out`` (format: :mod:`neurorvq.token_files`)."""
-    from neurorvq.nn.spectral import AmplitudeStats
+    """Write the token ids of a dataset split to ``out`` (format: :mod:`neurorvq.token_files`), through the
+    tokenizer protocol (``tokenize``: ids of every stream of its layout plus its side information)."""
     from neurorvq.tasks.tokenizer import load_tokenizer
+    from neurorvq.tokenizers import Encoded
     from neurorvq.token_files import FORMAT_VERSION, MANIFEST, weights_hash, write_shard
 
     tokenizer = load_tokenizer(ckpt).eval()
     datamodule = load_datamodule(data, overrides)
     rows = check_compatible(tokenizer, datamodule, ckpt)
-    identity = {"config_hash": tokenizer.spec.config_hash(), "weights_hash": weights_hash(tokenizer)}
+    identity = {"config_hash": tokenizer.config_hash(), "weights_hash": weights_hash(tokenizer)}
     out_dir = Path(out)
     manifest_path = out_dir / MANIFEST
     if out_dir.exists() and any(out_dir.iterdir()):
@@ -105,9 +106,9 @@ def tokenize(ckpt: str, data: str, out: str, split: str = "test", overwrite: boo
     out_dir.mkdir(parents=True, exist_ok=True)
     dev = _device(device)
     tokenizer.to(dev)
-    spec = tokenizer.spec
+    contract = tokenizer.contract
     shards: list[str] = []
-    pending: dict[str, list[torch.Tensor]] = {}
+    pending: dict[str, list] = {}
     current_ids: torch.Tensor | None = None
     total = 0
 
@@ -116,15 +117,14 @@ def tokenize(ckpt: str, data: str, out: str, split: str = "test", overwrite: boo
         if not pending:
             return
         name = f"tokens-{len(shards):05d}.safetensors"
-        tokens = torch.cat(pending["tokens"])
-        info = {"format_version": FORMAT_VERSION, "modality": spec.name,
-                "channels": [spec.channels[i] for i in current_ids.tolist()],
-                "sampling_rate": spec.sampling_rate, "patch_length": spec.patch_length,
-                "n_patches": tokens.shape[-1] // len(current_ids), "unit": spec.unit,
-                "codebook_size": spec.codebook_size, **identity}
-        stats = AmplitudeStats(torch.cat(pending["mean"]), torch.cat(pending["std"]))
+        encoded = Encoded.cat(pending["encoded"])
+        info = {"family": tokenizer.family, "modality": contract.name,
+                "channels": [contract.channels[i] for i in current_ids.tolist()],
+                "sampling_rate": contract.sampling_rate, "patch_length": contract.patch_length,
+                "n_patches": encoded.n_patches, "unit": contract.unit,
+                "codebook_size": encoded.layout.max_codebook_size, **identity}
         extras = {k: torch.cat(v) for k, v in pending.items() if k in ("label", "subject")}
-        write_shard(out_dir / name, tokens, stats, current_ids, info, extras)
+        write_shard(out_dir / name, encoded, current_ids, info, extras)
         shards.append(name)
         pending = {}
 
@@ -142,21 +142,20 @@ def tokenize(ckpt: str, data: str, out: str, split: str = "test", overwrite: boo
             if current_ids is not None and not torch.equal(ids, current_ids):
                 flush()
             current_ids = ids
-            tokens, stats = tokenizer.encode(x, ids.to(dev), return_amplitude_stats=True)
-            pending.setdefault("tokens", []).append(tokens.cpu())
-            pending.setdefault("mean", []).append(stats.mean.cpu())
-            pending.setdefault("std", []).append(stats.std.cpu())
+            pending.setdefault("encoded", []).append(tokenizer.tokenize(x, ids.to(dev)).to("cpu"))
             for key in ("label", "subject"):
                 if key in batch and torch.is_tensor(batch[key]):
                     pending.setdefault(key, []).append(batch[key].reshape(-1).cpu())
             total += x.shape[0]
-            if sum(t.shape[0] for t in pending["tokens"]) >= shard_windows:
+            if sum(len(e) for e in pending["encoded"]) >= shard_windows:
                 flush()
             if (i + 1) % 10 == 0:
                 print(f"tokenize: {total} windows ({total / (time.perf_counter() - start):.1f}/s)", flush=True)
     flush()
-    manifest = {"format_version": FORMAT_VERSION, "modality": spec.name, "split": split, "windows": total,
-                "shards": shards, "checkpoint": str(ckpt), "spec": spec.to_dict(), **identity}
+    manifest = {"format_version": FORMAT_VERSION, "family": tokenizer.family, "modality": contract.name,
+                "layout": tokenizer.layout.to_dict(), "split": split, "windows": total, "shards": shards,
+                "checkpoint": str(ckpt), **({"spec": tokenizer.spec.to_dict()} if hasattr(tokenizer, "spec") else {}),
+                **identity}
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))  # written last: its presence means complete
     print(f"tokenize: wrote {total} windows in {len(shards)} shard(s) to {out_dir}")
     return out_dir

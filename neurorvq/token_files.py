@@ -1,24 +1,28 @@
 """On-disk token format written by ``neurorvq tokenize`` and read back by :func:`read_tokens`.
 
 A token folder holds ``manifest.json`` and shards ``tokens-00000.safetensors``, ... Each shard holds windows
-that share one channel set:
+that share one channel set (format 2; any tokenizer family):
 
-- ``tokens``: ``[windows, branch, depth, channels*patches]`` int16 (int32 if the codebook has > 32767 codes),
-  channel-major token order;
-- ``amplitude_mean``, ``amplitude_std``: ``[windows]`` float32, the per-window log-amplitude statistics that
-  decoding needs (tokens do not carry the absolute amplitude);
-- ``channel_ids``: ``[channels]`` int64 vocabulary ids; optional ``label``/``subject`` ``[windows]`` int64;
+- ``tokens``: ``[windows, streams, channels*patches]`` int16 (int32 if a codebook has > 32767 codes): the ids of
+  every stream of the tokenizer's :class:`~neurorvq.tokenizers.TokenLayout` (group-major: NeuroRVQ's stream
+  ``s*N + n`` is branch ``s``, level ``n``), channel-major token order;
+- one float32 tensor per side field of the layout, ``[windows, *shape]``: what decoding needs besides the ids
+  (NeuroRVQ: ``amplitude_mean``, ``amplitude_std``, the per-window log-amplitude statistics);
+- ``channel_ids``: ``[channels]`` int64, rows of the tokenizer's vocabulary; optional ``label``/``subject``
+  ``[windows]`` int64;
 
-and, as safetensors metadata, JSON ``info``: modality, channel names, sampling rate (Hz), patch length
-(samples), patches per channel, unit, the tokenizer's ``config_hash`` (its spec) and ``weights_hash`` (its
-codebooks and weights). ``manifest.json`` repeats the tokenizer identity and lists the shards.
+and, as safetensors metadata, JSON ``info``: format version, family, ``layout`` (:meth:`TokenLayout.to_dict`),
+modality, channel names (authoritative), sampling rate (Hz), patch length (samples), patches per channel, unit,
+the tokenizer's ``config_hash`` and ``weights_hash`` (its codebooks and weights). ``manifest.json`` repeats the
+tokenizer identity and lists the shards. Format 1 (NeuroRVQ only: ``tokens [windows, branch, depth, tokens]``)
+is read as before; its layout is rebuilt from the tensor's shape and ``info["codebook_size"]``.
 
 Each shard also records, in its safetensors metadata, a SHA-256 checksum of every tensor and of ``info``
 (:func:`neurorvq.file_io.write_safetensors` with ``checksums=True``); :func:`read_tokens` verifies it on every
 read, so ids changed in place (still inside the codebook, so decoding would not notice) raise
 :class:`~neurorvq.file_io.DamagedFileError` naming the folder and shard. The checksum lives in the shard rather
 than the manifest so that one shard read on its own is verified too. Shards written before checksums (no
-record) are read unverified, as before; the format version is unchanged.
+record) are read unverified, as before.
 """
 
 from __future__ import annotations
@@ -34,8 +38,11 @@ import torch
 from neurorvq.errors import InputError
 from neurorvq.file_io import read_safetensors, write_safetensors
 from neurorvq.nn.spectral import AmplitudeStats
+from neurorvq.tokenizers import Encoded, SideField, TokenLayout
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+_AMPLITUDE = ("amplitude_mean", "amplitude_std")
 MANIFEST = "manifest.json"
 REWRITE = ("re-run `neurorvq tokenize` into a fresh --out folder (or with --overwrite) to write the tokens again "
            "from the tokenizer checkpoint")
@@ -53,34 +60,56 @@ def weights_hash(model: torch.nn.Module) -> str:
 
 @dataclass
 class TokenShard:
-    """One shard read back: ``tokens [windows, S, N, L]`` int64, ``amplitude_stats`` (``[windows]`` each),
-    ``channels`` (names), and the metadata of the module docstring in ``info``."""
+    """One shard read back: ``ids [windows, streams, L]`` int64, ``side`` (``{name: [windows, *shape]}``), the
+    tokenizer's ``layout``, ``channels`` (names) and ``channel_ids``, the metadata of the module docstring in
+    ``info``, and ``label``/``subject`` in ``extras``."""
 
-    tokens: torch.Tensor
-    amplitude_stats: AmplitudeStats
+    ids: torch.Tensor
+    side: dict[str, torch.Tensor]
+    layout: TokenLayout
     channels: list[str]
     channel_ids: torch.Tensor
     info: dict[str, Any]
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
 
+    @property
+    def tokens(self) -> torch.Tensor:
+        """The ids grouped ``[windows, groups, levels, L]`` (uniform layouts: NeuroRVQ's ``[W, S, N, L]``)."""
+        return self.layout.grouped(self.ids)
 
-def write_shard(path: Path, tokens: torch.Tensor, stats: AmplitudeStats, channel_ids: torch.Tensor,
-                info: dict[str, Any], extras: dict[str, torch.Tensor] | None = None) -> None:
-    """Write one shard (contents: the module docstring, with its checksum) to ``path`` atomically, with ordinary
-    file permissions."""
-    dtype = torch.int16 if int(info["codebook_size"]) <= 32767 else torch.int32
-    tensors = {"tokens": tokens.to(dtype).contiguous().cpu(),
-               "amplitude_mean": stats.mean.float().contiguous().cpu(),
-               "amplitude_std": stats.std.float().contiguous().cpu(),
-               "channel_ids": channel_ids.long().contiguous().cpu()}
+    @property
+    def amplitude_stats(self) -> AmplitudeStats:
+        """NeuroRVQ's side information as :class:`~neurorvq.nn.spectral.AmplitudeStats` (``[windows]`` each)."""
+        if not all(k in self.side for k in _AMPLITUDE):
+            raise InputError(f"these tokens carry side information {sorted(self.side)}, not NeuroRVQ's amplitude "
+                             "statistics; decode them with their own tokenizer's detokenize")
+        return AmplitudeStats(self.side["amplitude_mean"], self.side["amplitude_std"])
+
+    def encoded(self) -> Encoded:
+        """The shard as :class:`~neurorvq.tokenizers.Encoded`, for ``tokenizer.detokenize(shard.encoded(),
+        shard.channels)``."""
+        n_channels = len(self.channels)
+        return Encoded(self.ids, dict(self.side), self.layout, n_channels, self.ids.shape[-1] // max(n_channels, 1))
+
+
+def write_shard(path: Path, encoded: Encoded, channel_ids: torch.Tensor, info: dict[str, Any],
+                extras: dict[str, torch.Tensor] | None = None) -> None:
+    """Write one shard of ``encoded`` (contents: the module docstring, with its checksum) to ``path`` atomically,
+    with ordinary file permissions. ``info`` gains the format version and the layout."""
+    layout = encoded.layout
+    dtype = torch.int16 if layout.max_codebook_size <= 32767 else torch.int32
+    tensors = {"tokens": encoded.ids.to(dtype).contiguous().cpu(), "channel_ids": channel_ids.long().contiguous().cpu()}
+    for spec in layout.side:
+        tensors[spec.name] = encoded.side[spec.name].float().contiguous().cpu()
     for key, value in (extras or {}).items():
         tensors[key] = value.long().contiguous().cpu()
+    info = {**info, "format_version": FORMAT_VERSION, "layout": layout.to_dict()}
     write_safetensors(path, tensors, {"info": json.dumps(info)}, tmp=path.with_suffix(".tmp"),  # complete or absent
                       checksums=True)
 
 
 def read_tokens(path: str | Path) -> TokenShard:
-    """Read one shard written by ``neurorvq tokenize`` (see the module docstring for its contents), verifying its
+    """Read one shard written by ``neurorvq tokenize`` (format 2, or 1; see the module docstring), verifying its
     checksum (when it has one); a damaged shard raises :class:`~neurorvq.file_io.DamagedFileError`."""
     path = Path(path)
     if not path.is_file():
@@ -90,11 +119,22 @@ def read_tokens(path: str | Path) -> TokenShard:
         info = json.loads(metadata.get("info", "{}"))
     except ValueError:
         info = {}
-    if not isinstance(info, dict) or info.get("format_version") != FORMAT_VERSION or "tokens" not in tensors:
-        raise InputError(f"'{path}' is not a neurorvq token shard (format {FORMAT_VERSION})")
-    extras = {k: v for k, v in tensors.items() if k not in ("tokens", "amplitude_mean", "amplitude_std", "channel_ids")}
-    return TokenShard(tensors["tokens"].long(), AmplitudeStats(tensors["amplitude_mean"], tensors["amplitude_std"]),
-                      list(info["channels"]), tensors["channel_ids"], info, extras)
+    version = info.get("format_version") if isinstance(info, dict) else None
+    if version not in READABLE_VERSIONS or "tokens" not in tensors:
+        raise InputError(f"'{path}' is not a neurorvq token shard (formats {list(READABLE_VERSIONS)})")
+    tokens = tensors["tokens"].long()
+    if version == 1:  # NeuroRVQ's [W, S, N, L] with the amplitude statistics
+        w, s, n, l = tokens.shape
+        layout = TokenLayout.uniform([f"b{i}" for i in range(s)], n, int(info["codebook_size"]),
+                                     side=tuple(SideField(k) for k in _AMPLITUDE))
+        ids = tokens.reshape(w, s * n, l)
+    else:
+        layout = TokenLayout.from_dict(info["layout"])
+        ids = tokens
+    side_names = [f.name for f in layout.side]
+    side = {k: tensors[k] for k in side_names}
+    extras = {k: v for k, v in tensors.items() if k not in ("tokens", "channel_ids", *side_names)}
+    return TokenShard(ids, side, layout, list(info["channels"]), tensors["channel_ids"], info, extras)
 
 
 def read_token_dir(directory: str | Path) -> Iterator[TokenShard]:

@@ -112,3 +112,18 @@ def test_shards_written_before_checksums_still_read(tokens, tmp_path):
     old = write_safetensors(tmp_path / "tokens-00000.safetensors", tensors, metadata)
     shard = read_tokens(old)
     assert torch.equal(shard.tokens, read_tokens(src).tokens) and shard.channels == ["fp1", "cz", "o2"]
+
+
+def test_format_2_shards_carry_the_layout_and_decode_through_the_protocol(tokens):
+    shard = read_tokens(tokens / "tokens-00000.safetensors")
+    tokenizer = NeuroRVQTokenizer.from_pretrained(tokens.parent / "tok").eval()
+    assert shard.info["format_version"] == 2 and shard.info["family"] == "neurorvq"
+    assert shard.layout == tokenizer.layout and shard.ids.shape == (8, 4 * 2, 3 * 2)  # [W, S*N, C*A]
+    assert shard.tokens.shape == (8, 4, 2, 6) and sorted(shard.side) == ["amplitude_mean", "amplitude_std"]
+    encoded = shard.encoded()
+    assert (encoded.n_channels, encoded.n_patches) == (3, 2)
+    from_protocol = tokenizer.detokenize(encoded, shard.channels)
+    from_tokens = tokenizer.decode(shard.tokens, shard.channels, shard.amplitude_stats)
+    assert torch.equal(from_protocol, from_tokens) and from_protocol.shape == (8, 3, 400)
+    manifest = json.loads((tokens / "manifest.json").read_text())
+    assert manifest["family"] == "neurorvq" and manifest["layout"]["groups"] == ["b0", "b1", "b2", "b3"]
