@@ -9,7 +9,7 @@ __all__ = [
     "CheckpointError", "ConfigError", "InputError", "NeuroRVQError",
     "ModalitySpec", "TemporalBranch", "get_modality", "list_modalities", "register_modality",
     "NeuroRVQTokenizer", "AmplitudeStats", "NeuroRVQFoundationModel", "NeuroRVQConfig", "NeuroRVQSpec",
-    "TokenLayout", "SideField", "Encoded", "SignalContract", "Tokenizer", "FoundationModel",
+    "TokenLayout", "SideField", "Encoded", "SignalContract", "Tokenizer", "FoundationModel", "load",
 ]
 
 _PROTOCOL = ("TokenLayout", "SideField", "Encoded", "SignalContract", "Tokenizer", "FoundationModel")
@@ -32,6 +32,10 @@ def __getattr__(name: str):  # models import torch; keep `import neurorvq` light
         from neurorvq.families.neurorvq_spec import NeuroRVQSpec
 
         return NeuroRVQSpec
+    if name == "load":  # the function; its module is neurorvq.loading (a submodule 'load' would shadow it)
+        from neurorvq.loading import load
+
+        return load
     if name == "NeuroRVQFoundationModel":
         from neurorvq.models.fm import NeuroRVQFoundationModel
 

@@ -248,7 +248,7 @@ def reconstruct(ckpt: str, data: str, split: str = "test", max_batches: int | No
     rows = check_compatible(tokenizer, datamodule, ckpt)
     dev = _device(device)
     tokenizer.to(dev)
-    spec = tokenizer.spec
+    spec = tokenizer.signal  # the signal: name, rate, unit, vocabulary, report bands (any family)
     errors = BandErrors(spec.bands, spec.sampling_rate)
     usage: CodebookUsage | None = None
     first: dict[str, Any] | None = None
@@ -280,14 +280,14 @@ def reconstruct(ckpt: str, data: str, split: str = "test", max_batches: int | No
     figure_path, report_path = _output_paths(ckpt, split, figure, report)
     shown: dict[str, Any] | None = None
     if first is not None:
-        names = [spec.channels[i] for i in first["channel_ids"]]
+        names = [tokenizer.contract.channels[i] for i in first["channel_ids"]]
         shown = {"window": 0, "subject": first["subject"], "channels": names,
                  "mse": window_mse(first["signal"], first["reconstruction"])}
     if figure_path is not None and shown is not None:
         _write_figure(figure_path, first, shown, split, _checkpoint_label(ckpt), spec)
         print(f"figure written to {figure_path}")
     if report_path is not None:
-        result = {"checkpoint": _source(ckpt), "config_hash": spec.config_hash(),
+        result = {"checkpoint": _source(ckpt), "family": tokenizer.family, "config_hash": tokenizer.config_hash(),
                   "weights_hash": weights_hash(tokenizer), "data": _source(data), "overrides": list(overrides),
                   "split": split, "windows": windows, "batches": batches, "max_batches": max_batches,
                   "modality": spec.name, "unit": spec.unit, "sampling_rate": spec.sampling_rate, "mse": table,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -117,6 +118,18 @@ def torch_load(path: str | Path, **kwargs: Any) -> Any:
             return torch.load(str(path), **{**kwargs, "mmap": False})
     except CHECKPOINT_READ_ERRORS as error:
         raise checkpoint_read_error(path, error) from None
+
+
+def read_lightning_checkpoint(path: str | Path, *, mmap: bool = True) -> dict[str, Any]:
+    """The dict a Lightning checkpoint holds (tensors on the CPU, memory-mapped when ``mmap``); a damaged or
+    missing file is a :class:`CheckpointError` naming it."""
+    try:
+        return torch_load(path, weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError:
+        # the restricted unpickler refuses some objects that Lightning or a callback may have stored (e.g. an
+        # AttributeDict of hyper-parameters); the file is a Lightning checkpoint written locally by `neurorvq fit`
+        # that the user asked to load, so the full unpickler reads it
+        return torch_load(path, weights_only=False, mmap=mmap)
 
 
 def load_safetensors(path: str | Path) -> dict[str, Any]:
@@ -265,5 +278,5 @@ def read_safetensors(path: str | Path, keys: Iterable[str] | None = None, *, wha
 
 
 __all__ = ["CHECKSUM_KEY", "DAMAGED", "TEMP_SUFFIX", "DamagedFileError", "FileWriteError", "checkpoint_read_error",
-           "checksum_record", "load_safetensors", "read_safetensors", "read_yaml", "tensor_digest", "torch_load",
-           "unfinished_write", "write_atomic", "write_safetensors"]
+           "checksum_record", "load_safetensors", "read_lightning_checkpoint", "read_safetensors", "read_yaml",
+           "tensor_digest", "torch_load", "unfinished_write", "write_atomic", "write_safetensors"]

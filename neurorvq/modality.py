@@ -29,8 +29,6 @@ from neurorvq.vocabulary import decode_channel_names
 SPEC_FILE_SUFFIXES = (".json", ".yaml", ".yml")
 """Suffixes of a spec file; a modality argument ending in one of them is a path, never a name."""
 _SUFFIX_TEXT = ".json, .yaml or .yml"
-FAMILY_CONFIGS: dict[str, type] = {"neurorvq": NeuroRVQConfig}
-"""The config class of every family a spec may declare defaults for (by family name)."""
 LEGACY_PREPROCESSING = ({"step": "PickChannels"}, {"step": "Resample"})
 """What a flat (neurorvq 0.1) spec of an unregistered name was preprocessed with: pick the vocabulary, resample."""
 _EXAMPLE_STEPS = '[{"step": "PickChannels"}, {"step": "BandPass", "low": 0.5, "high": 30.0}, {"step": "Resample"}]'
@@ -305,10 +303,13 @@ def _plain(value: Any) -> Any:
 
 def _family_config(modality: str, family: str, value: Any) -> Any:
     """``value`` (a family config, or a mapping of its fields) as the config object of ``family``."""
-    cls = FAMILY_CONFIGS.get(family)
-    if cls is None:
+    from neurorvq.families import get_family, list_families
+
+    try:
+        cls = get_family(family).config
+    except ConfigError:
         raise ConfigError(f"modality '{modality}': families names '{family}', which is not a tokenizer family; "
-                          f"known: {sorted(FAMILY_CONFIGS)}")
+                          f"known: {list_families()}") from None
     if isinstance(value, cls):
         return value
     if isinstance(value, Mapping):
@@ -377,5 +378,5 @@ def signal_of_flat(flat: Any) -> ModalitySpec:
                         doc=flat.doc)
 
 
-__all__ = ["FAMILY_CONFIGS", "LEGACY_PREPROCESSING", "ModalitySpec", "SPEC_FILE_SUFFIXES", "is_flat",
+__all__ = ["LEGACY_PREPROCESSING", "ModalitySpec", "SPEC_FILE_SUFFIXES", "is_flat",
            "signal_of_flat"]

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from neurorvq.errors import ConfigError, InputError
 from neurorvq.families.neurorvq import NeuroRVQConfig, TemporalBranch  # re-exported: their old home
-from neurorvq.modality import SPEC_FILE_SUFFIXES, ModalitySpec, signal_of_flat  # noqa: F401 (re-exported)
+from neurorvq.modality import SPEC_FILE_SUFFIXES, ModalitySpec  # noqa: F401 (re-exported)
 from neurorvq.vocabulary import decode_channel_name, decode_channel_names
 
 ENTRY_POINT_GROUP = "neurorvq.modalities"
@@ -127,6 +127,10 @@ def refresh_entry_points() -> list[str]:
             raise ConfigError("; ".join(_FAILED_ENTRY_POINTS.values()))
         return sorted(set(_REGISTRY) - before)
 
+
+MODELS_CHECKPOINT_KEY = "neurorvq"
+"""Key under which tasks store how to rebuild the models they hold: ``{"format": 2, "models": {role: {"kind",
+"prefix" (of the role's state-dict keys), **model.to_config()}}}`` (``to_config`` includes the family)."""
 
 SPEC_CHECKPOINT_KEY = "modality_spec"
 """Key under which TokenizerTask and PretrainTask checkpoints store their spec (:meth:`ModalitySpec.to_dict`), so

@@ -236,7 +236,9 @@ class Tokenizer(Protocol):
     ``[B, C, A*T]`` in ``contract.unit``; ``forward(x, channels)`` -> ``(reconstruction, outputs)``, the training
     pass, with ``outputs`` holding the scalar losses named by ``loss_names`` (``"loss"``, the total, first), the ids
     ``outputs["ids"] [B, H, L]`` and, optionally, per-stream ``"usage"``/``"perplexity"`` of the batch.
-    ``channels``: vocabulary names or ids, a list ``[C]`` or an int tensor ``[B, C]``.
+    ``channels``: vocabulary names or ids, a list ``[C]`` or an int tensor ``[B, C]``. ``to_config()`` (JSON, with
+    ``"family"``) and the classmethod ``from_config(config, **overrides)`` persist the model's construction;
+    ``save_pretrained(folder)`` writes it with the weights.
     """
 
     family: ClassVar[str]
@@ -249,11 +251,16 @@ class Tokenizer(Protocol):
     @property
     def contract(self) -> SignalContract: ...
 
+    @property
+    def signal(self) -> Any: ...  # the ModalitySpec it reads (name, rate, unit, vocabulary, report bands)
+
     def tokenize(self, x: torch.Tensor, channels: Any) -> Encoded: ...
 
     def detokenize(self, encoded: Encoded, channels: Any) -> torch.Tensor: ...
 
     def config_hash(self) -> str: ...
+
+    def to_config(self) -> dict[str, Any]: ...  # JSON with "family"; cls.from_config(config, **overrides) rebuilds
 
 
 @runtime_checkable

@@ -6,7 +6,7 @@ from costing a run folder.
   ``--trainer.max_epochs``), instead of Lightning's bare "max_epochs reached".
 * A run that fails before it processed any batch leaves no ``version_N`` folder behind (only its saved config
   would be in it; :class:`DropEmptyRunFolder`).
-* A damaged ``--ckpt_path`` is named before LightningCLI reads it (:func:`~neurorvq.file_io.torch_load`); so is
+* A damaged ``--ckpt_path`` is named before LightningCLI reads it (:func:`~neurorvq.file_io.read_lightning_checkpoint`); so is
   the temporary file of an unfinished checkpoint write (``<name>.ckpt.tmp``), which is refused.
 * Every Trainer writes its checkpoints atomically and stores the random state in them, so a full disk leaves no
   partial checkpoint and a resumed run continues as the uninterrupted one would
@@ -26,7 +26,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from neurorvq.checkpoint_io import fault_tolerant, temporary_name
 from neurorvq.errors import CheckpointError, ConfigError
-from neurorvq.file_io import TEMP_SUFFIX, checkpoint_read_error, torch_load, unfinished_write
+from neurorvq.file_io import TEMP_SUFFIX, checkpoint_read_error, read_lightning_checkpoint, unfinished_write
 
 SPECIAL_CKPT_PATHS = ("last", "best", "hpc", "registry")
 
@@ -75,7 +75,7 @@ def remove_leftover_writes(folder: Path) -> list[Path]:
 
 def finished_training(ckpt_path: str, max_epochs: int | None, max_steps: int | None) -> str | None:
     """Why resuming ``ckpt_path`` would train nothing (it already reached ``max_epochs``/``max_steps``), or None."""
-    ckpt = torch_load(ckpt_path, weights_only=False, mmap=True)
+    ckpt = read_lightning_checkpoint(ckpt_path)
     if not isinstance(ckpt, dict) or "epoch" not in ckpt:
         return None
     fit_loop = (ckpt.get("loops") or {}).get("fit_loop", {})
@@ -169,7 +169,7 @@ def run_lightning_cli(argv: Sequence[str] | None) -> NeuroRVQCLI:
     ckpt_path = ckpt_path_argument(args)
     check_ckpt_exists(ckpt_path)
     if local_checkpoint(ckpt_path) and Path(ckpt_path).is_file():
-        torch_load(ckpt_path, weights_only=False, mmap=True)  # LightningCLI reads it first: a damaged one is named
+        read_lightning_checkpoint(ckpt_path)  # LightningCLI reads it first: a damaged one is named
     # DDP starts its workers from sys.argv: it must hold the arguments (LightningCLI's warning about both is moot)
     saved, sys.argv = sys.argv, [sys.argv[0], *args]
     try:

@@ -43,7 +43,7 @@ from neurorvq.crossval.sensitivity import sensitivity_cell, task_sensitivity
 from neurorvq.data.splits import Fold, load_folds, save_folds, subject_kfold
 from neurorvq.data.windows import WindowDataset
 from neurorvq.errors import ConfigError
-from neurorvq.file_io import read_yaml, torch_load
+from neurorvq.file_io import read_lightning_checkpoint, read_yaml
 
 GROUPINGS = ("subject", "recording")
 DONE_FILE = "metrics.json"
@@ -326,7 +326,7 @@ def run_fold(settings: CVSettings, pool: WindowDataset, fold: Fold, spec: Any, o
     metrics = {k.removeprefix("test/"): float(v) for k, v in (results[0] if results else {}).items()
                if k.startswith("test/") and k != "test/loss"}
     sensitivity = task_sensitivity(cli.model, fold_data.test_dataloader(), cli.trainer.strategy.root_device)
-    epoch = torch_load(selected, weights_only=False).get("epoch")
+    epoch = read_lightning_checkpoint(selected).get("epoch")
     has_val = len(fold.val) > 0
     record = {"fold": fold.index, "seed": seed if seed is not None else cli.config.get("seed_everything"),
               "name": settings.name or model_name(cli.model),

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from neurorvq.errors import ConfigError
+from neurorvq.families import Family, register_family
 
 
 @dataclass(frozen=True)
@@ -182,3 +183,9 @@ def branch_from_value(index: int, value: Any) -> TemporalBranch:
     if unknown:
         raise ConfigError(f"unknown TemporalBranch field(s) {unknown} in branches[{index}]; valid fields: {known}")
     return TemporalBranch(**{k: tuple(v) if v is not None else None for k, v in value.items()})
+
+
+NEURORVQ = register_family(Family(
+    "neurorvq", NeuroRVQConfig, tokenizer="neurorvq.models.tokenizer:NeuroRVQTokenizer",
+    foundation_model="neurorvq.models.fm:NeuroRVQFoundationModel",
+    doc="multi-scale temporal convolutions, transformer, one RVQ per branch, Fourier decoder (method.md)"))

@@ -14,7 +14,7 @@ fine-tuning head keeps PyTorch's default initialisation (method.md §4.3). Loadi
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -139,6 +139,22 @@ class NeuroRVQFoundationModel(PretrainedMixin, nn.Module):
     def config_hash(self) -> str:
         """Hash of the architecture and signal (the spec's)."""
         return self.spec.config_hash()
+
+    @property
+    def signal(self) -> ModalitySpec:
+        """The modality's signal this model reads."""
+        return self.spec.signal
+
+    def to_config(self) -> dict[str, Any]:
+        """Everything :meth:`from_config` needs (family, the flat spec, the options): JSON."""
+        return {"family": self.family, **self.config()}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> "NeuroRVQFoundationModel":
+        """A new (untrained) model from :meth:`to_config`'s output or a ``save_pretrained`` config."""
+        from neurorvq.families.neurorvq_spec import NeuroRVQSpec
+
+        return cls(NeuroRVQSpec.from_dict(config["spec"]), **{**config.get("options", {}), **overrides})
 
     # ------------------------------------------------------------------------------------ protocol
     @property

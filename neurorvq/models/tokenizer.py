@@ -134,6 +134,22 @@ class NeuroRVQTokenizer(PretrainedMixin, nn.Module):
         """Hash of the architecture and signal (the spec's): equal hashes mean interchangeable token layouts."""
         return self.spec.config_hash()
 
+    @property
+    def signal(self) -> ModalitySpec:
+        """The modality's signal (rate, unit, vocabulary, bands) this tokenizer reads."""
+        return self.spec.signal
+
+    def to_config(self) -> dict[str, Any]:
+        """Everything :meth:`from_config` needs (family, the flat spec, the options): JSON."""
+        return {"family": self.family, **self.config()}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> "NeuroRVQTokenizer":
+        """A new (untrained) model from :meth:`to_config`'s output or a ``save_pretrained`` config."""
+        from neurorvq.families.neurorvq_spec import NeuroRVQSpec
+
+        return cls(NeuroRVQSpec.from_dict(config["spec"]), **{**config.get("options", {}), **overrides})
+
     # ------------------------------------------------------------------------------------ protocol
     @property
     def layout(self) -> TokenLayout:

@@ -37,10 +37,9 @@ from typing import Any, Sequence
 import torch
 
 from neurorvq.compat import FIELDS, SIGNAL_FIELDS, check_compatible
-from neurorvq.errors import CheckpointError, ConfigError
-from neurorvq.file_io import torch_load
+from neurorvq.errors import ConfigError
 from neurorvq.models.fm import NeuroRVQFoundationModel
-from neurorvq.registry import checkpoint_modality, get_modality
+from neurorvq.registry import MODELS_CHECKPOINT_KEY, get_modality
 from neurorvq.tasks.channels import ChannelRows, model_ids
 from neurorvq.tasks.classification import ClassificationTask, balanced_class_weights, single_montage
 from neurorvq.tasks.optim import SCHEDULES, lr_scheduler
@@ -128,8 +127,10 @@ def backbone_provenance(fm: str | None, model: NeuroRVQFoundationModel | None = 
     """Where a fine-tuning backbone comes from: ``"scratch"`` (no checkpoint), ``"official"`` (official weights: an
     official file, the official Hub repo, or a ``save_pretrained`` folder of a model loaded from them, which records
     it) or ``"pretrained"`` (pretrained with this package: a PretrainTask ``.ckpt`` or a ``save_pretrained``
-    folder). With the loaded ``model`` its recorded provenance decides; without it, the path's form."""
-    from neurorvq.models.pretrained import OFFICIAL_REPO_ID
+    folder). With the loaded ``model`` its recorded provenance decides; without it, the source's form (a Hub source
+    ``hf://owner/name[/file]`` as its local counterpart: the official repo, a ``save_pretrained`` repo, a file)."""
+    from neurorvq.hub import HUB_SCHEME, OFFICIAL_REPO_ID, parse_hub_source
+    from neurorvq.models.pretrained import CONFIG_NAME, WEIGHTS_NAME
 
     if not fm:
         return "scratch"
@@ -137,31 +138,22 @@ def backbone_provenance(fm: str | None, model: NeuroRVQFoundationModel | None = 
         return "official" if model.options.get("provenance") == "official" else "pretrained"
     if str(fm) == OFFICIAL_REPO_ID:
         return "official"
+    if str(fm).startswith(HUB_SCHEME):
+        hub = parse_hub_source(str(fm))
+        if hub.path is None:
+            return "official" if hub.repo_id == OFFICIAL_REPO_ID else "pretrained"
+        file = Path(hub.path)
+        return "pretrained" if file.suffix == ".ckpt" or file.name in (CONFIG_NAME, WEIGHTS_NAME) else "official"
     return "pretrained" if Path(fm).is_dir() or Path(fm).suffix == ".ckpt" else "official"
 
 
 def load_fm(path: str, **overrides: Any) -> NeuroRVQFoundationModel:
-    """An FM from a ``save_pretrained`` folder, a PretrainTask ``.ckpt``, an official checkpoint file or the
-    official Hub repo id (downloaded with huggingface_hub, the ``[hub]`` extra)."""
-    from neurorvq.models.pretrained import OFFICIAL_REPO_ID
+    """An FM from a ``save_pretrained`` folder, a PretrainTask ``.ckpt``, an official checkpoint file,
+    ``hf://owner/name`` or the official repo id (the ``[hub]`` extra): ``neurorvq.load(path,
+    kind="foundation_model", **overrides)``."""
+    from neurorvq.loading import load
 
-    p = Path(path)
-    if str(path) == OFFICIAL_REPO_ID or p.is_dir():
-        return NeuroRVQFoundationModel.from_pretrained(p, **overrides)
-    if not p.is_file():
-        raise CheckpointError(f"foundation-model checkpoint '{p}' does not exist")
-    if p.suffix == ".ckpt":
-        ckpt = torch_load(p, weights_only=False)
-        state = {k[len("fm."):]: v for k, v in ckpt.get("state_dict", {}).items() if k.startswith("fm.")}
-        hparams = ckpt.get("hyper_parameters", {})
-        if not state:
-            raise CheckpointError(f"'{p}' is not a PretrainTask checkpoint (no 'fm.' weights)")
-        vocab, depth = state["head_bias"].shape[-1], state["head_bias"].shape[1]
-        model = NeuroRVQFoundationModel(checkpoint_modality(ckpt) or "eeg", pretraining=True, vocab_size=vocab, n_quantizers=depth,
-                                        **dict(hparams.get("fm") or {}))
-        model.load_state_dict(state)
-        return model
-    return NeuroRVQFoundationModel.from_official(p, **overrides)
+    return load(path, kind="foundation_model", **overrides)
 
 
 class FinetuneTask(ClassificationTask):
@@ -222,6 +214,11 @@ class FinetuneTask(ClassificationTask):
                     delattr(model, name)
         else:
             model.reset_classifier(num_classes)  # an unknown pooling fails here, before any training
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # the fine-tuned FM with its head (options: classes, pooling, montage): neurorvq.load rebuilds it
+        checkpoint[MODELS_CHECKPOINT_KEY] = {"format": 2, "models": {
+            "fm": {"kind": "foundation_model", "prefix": "fm.", **self.fm.to_config()}}}
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)

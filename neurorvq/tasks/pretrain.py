@@ -23,7 +23,7 @@ import lightning as L
 import torch
 
 from neurorvq.errors import ConfigError
-from neurorvq.registry import SPEC_CHECKPOINT_KEY, get_modality
+from neurorvq.registry import MODELS_CHECKPOINT_KEY, SPEC_CHECKPOINT_KEY, get_modality
 from neurorvq.models.fm import NeuroRVQFoundationModel, masked_token_loss
 from neurorvq.compat import SIGNAL_FIELDS, check_compatible
 from neurorvq.tasks.channels import ChannelRows, model_ids
@@ -228,8 +228,11 @@ class PretrainTask(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.diagnostics is not None:
             checkpoint[CHECKPOINT_KEY] = self.diagnostics
-        # the spec itself, as TokenizerTask does: load_fm needs neither the registry nor a spec file
-        checkpoint[SPEC_CHECKPOINT_KEY] = self.fm.spec.to_dict()
+        # how to rebuild both models, as TokenizerTask does: neurorvq.load needs neither the registry nor a spec file
+        checkpoint[MODELS_CHECKPOINT_KEY] = {"format": 2, "models": {
+            "fm": {"kind": "foundation_model", "prefix": "fm.", **self.fm.to_config()},
+            "tokenizer": {"kind": "tokenizer", "prefix": "tokenizer.", **self.tokenizer.to_config()}}}
+        checkpoint[SPEC_CHECKPOINT_KEY] = self.fm.spec.to_dict()  # NeuroRVQ's flat spec, as neurorvq 0.1 read it
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.diagnostics = checkpoint.get(CHECKPOINT_KEY)

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import torch
 
 from neurorvq.eval.codebook import add_code_counts, code_perplexity
-from neurorvq.file_io import torch_load, write_atomic
+from neurorvq.file_io import read_lightning_checkpoint, write_atomic
 
 CHECKPOINT_KEY = "neurorvq_pretrain_diagnostics"
 DIAGNOSTICS_FILE = "pretrain_diagnostics.json"
@@ -120,7 +120,7 @@ def read_pretrain_diagnostics(ckpt_path: str | os.PathLike) -> dict[str, Any] | 
         return None
     if not path.exists():
         raise FileNotFoundError(f"checkpoint '{path}' does not exist")
-    ckpt = torch_load(path, weights_only=False, mmap=True)  # memory-mapped: only the small table is read
+    ckpt = read_lightning_checkpoint(path)  # memory-mapped: only the small table is read
     table = ckpt.get(CHECKPOINT_KEY) if isinstance(ckpt, dict) else None
     return dict(table) if isinstance(table, dict) else None
 

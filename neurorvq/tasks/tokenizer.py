@@ -1,4 +1,5 @@
-"""LightningModule that trains a NeuroRVQ tokenizer (the official code ships no tokenizer training).
+"""LightningModule that trains a tokenizer of any family, NeuroRVQ by default (the official code ships no tokenizer
+training).
 
 Batches are dicts ``{"signal": [B, C, T] float (spec unit), "channel_ids": [B, C] or [C] int64}`` as every
 neurorvq DataModule yields them. Optimiser, schedule and their defaults are method.md §5's **proposals**
@@ -15,11 +16,11 @@ from typing import Any
 import lightning as L
 import torch
 
-from neurorvq.errors import NeuroRVQError
-from neurorvq.file_io import torch_load
+from neurorvq.errors import ConfigError, NeuroRVQError
 from neurorvq.models.tokenizer import NeuroRVQTokenizer
-from neurorvq.registry import SPEC_CHECKPOINT_KEY, checkpoint_modality, get_modality
+from neurorvq.registry import MODELS_CHECKPOINT_KEY, SPEC_CHECKPOINT_KEY, get_modality
 from neurorvq.compat import SIGNAL_FIELDS, check_compatible
+from neurorvq.families import get_family
 from neurorvq.tasks.channels import ChannelRows, model_ids
 from neurorvq.tasks.optim import warmup_cosine_scheduler, weight_decay_groups
 
@@ -41,19 +42,24 @@ class TokenizerTask(L.LightningModule):
         lr, weight_decay, betas, warmup_fraction, min_lr_ratio: optimiser and schedule (proposals, see above).
         figure_every_n_epochs: log an original-vs-reconstruction figure every N validation epochs (0 = never).
         figure_channels: channels shown in that figure.
+        family: the tokenizer family (:func:`neurorvq.families.list_families`: ``neurorvq``, ``toy_vq``, or a
+            plug-in's); ``tokenizer`` then holds that family's overrides.
     """
 
     def __init__(self, modality: str = "eeg", tokenizer: dict[str, Any] | None = None, init_from: str | None = None,
                  lr: float = 1e-4, weight_decay: float = 1e-4, betas: tuple[float, float] = (0.9, 0.99),
                  warmup_fraction: float = 0.1, min_lr_ratio: float = 0.01, figure_every_n_epochs: int = 5,
-                 figure_channels: int = 3) -> None:
+                 figure_channels: int = 3, family: str = "neurorvq") -> None:
         super().__init__()
         self.save_hyperparameters()
         overrides = dict(tokenizer or {})
         if init_from:
             self.tokenizer = load_tokenizer(init_from, **overrides)
+            if self.tokenizer.family != family:
+                raise ConfigError(f"init_from '{init_from}' holds a '{self.tokenizer.family}' tokenizer but family is "
+                                  f"'{family}'; set model.init_args.family: {self.tokenizer.family}")
         else:
-            self.tokenizer = NeuroRVQTokenizer(modality, **overrides)
+            self.tokenizer = get_family(family).tokenizer_class()(modality, **overrides)
         signal = get_modality(modality)  # modality may name a spec file (ppg.json)
         check_compatible(signal, self.tokenizer, fields=SIGNAL_FIELDS,
                          headline=f"init_from '{init_from}' holds a '{self.tokenizer.contract.name}' tokenizer but "
@@ -77,8 +83,11 @@ class TokenizerTask(L.LightningModule):
         return self.tokenizer.spec
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # the spec itself: the checkpoint reloads without the registry or the spec file its recipe named
-        checkpoint[SPEC_CHECKPOINT_KEY] = self.spec.to_dict()
+        # how to rebuild the model, so the checkpoint reloads without the registry or the spec file its recipe named
+        checkpoint[MODELS_CHECKPOINT_KEY] = {"format": 2, "models": {
+            "tokenizer": {"kind": "tokenizer", "prefix": "tokenizer.", **self.tokenizer.to_config()}}}
+        if hasattr(self.tokenizer, "spec"):  # NeuroRVQ's flat spec, as neurorvq 0.1 read it
+            checkpoint[SPEC_CHECKPOINT_KEY] = self.tokenizer.spec.to_dict()
 
     def forward(self, signal: torch.Tensor, channel_ids: torch.Tensor):
         return self.tokenizer(signal, channel_ids)
@@ -169,14 +178,15 @@ class TokenizerTask(L.LightningModule):
             channel_ids = self.model_ids(batch["channel_ids"])
             rec, _ = self.tokenizer(batch["signal"], channel_ids)
         ids = channel_ids.reshape(-1, batch["signal"].shape[1])[0].tolist()
-        names = [self.spec.channels[i] for i in ids]
+        contract = self.tokenizer.contract
+        names = [contract.channels[i] for i in ids]
         signal, reconstruction = batch["signal"][0].float().cpu().numpy(), rec[0].float().cpu().numpy()
         subject = batch.get("subject")
         title = reconstruction_title("val", window=0, epoch=self.current_epoch, mse=window_mse(signal, reconstruction),
                                      subject=int(subject.reshape(-1)[0]) if subject is not None else None)
         # batches carry signals in the spec's unit (module docstring), and so does the reconstruction
-        fig = reconstruction_figure(signal, reconstruction, names, self.spec.sampling_rate,
-                                    max_channels=self.hparams.figure_channels, title=title, unit=self.spec.unit)
+        fig = reconstruction_figure(signal, reconstruction, names, contract.sampling_rate,
+                                    max_channels=self.hparams.figure_channels, title=title, unit=contract.unit)
         experiment.add_figure("val/reconstruction", fig, global_step=self.global_step)
 
     # ------------------------------------------------------------------------------------ optimisation
@@ -189,27 +199,9 @@ class TokenizerTask(L.LightningModule):
 
 
 def load_tokenizer(path: str | Path, **overrides: Any) -> NeuroRVQTokenizer:
-    """A tokenizer from a Lightning ``.ckpt`` of :class:`TokenizerTask`, a ``save_pretrained`` folder, an
-    official ``.pt``/``.safetensors`` file, or the official Hub repo id."""
-    from neurorvq.errors import CheckpointError
+    """A tokenizer from a Lightning ``.ckpt`` of :class:`TokenizerTask`, a ``save_pretrained`` folder, an official
+    ``.pt``/``.safetensors`` file, ``hf://owner/name`` or the official repo id: ``neurorvq.load(path,
+    kind="tokenizer", **overrides)``."""
+    from neurorvq.loading import load
 
-    path_str = str(path)
-    p = Path(path_str)
-    if p.is_dir() or (not p.exists() and "/" in path_str and not path_str.startswith((".", "/"))):
-        return NeuroRVQTokenizer.from_pretrained(path_str, **overrides)
-    if not p.is_file():
-        raise CheckpointError(f"checkpoint '{p}' does not exist (expected a .ckpt, a save_pretrained folder or an "
-                              "official .pt/.safetensors file)")
-    if p.suffix == ".ckpt":
-        ckpt = torch_load(p, weights_only=False)
-        hparams = ckpt.get("hyper_parameters", {})
-        if "modality" not in hparams:
-            raise CheckpointError(f"'{p}' is not a TokenizerTask checkpoint (no 'modality' hyper-parameter)")
-        model = NeuroRVQTokenizer(checkpoint_modality(ckpt), **{**dict(hparams.get("tokenizer") or {}), **overrides})
-        state = {k[len("tokenizer."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("tokenizer.")}
-        from neurorvq.models.pretrained import check_state_dict
-
-        check_state_dict(model, state, str(p))
-        model.load_state_dict(state)
-        return model
-    return NeuroRVQTokenizer.from_official(p, **overrides)
+    return load(path, kind="tokenizer", **overrides)

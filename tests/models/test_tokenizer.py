@@ -106,7 +106,7 @@ def test_save_pretrained_round_trip(tmp_path):
 
 
 def test_from_pretrained_errors(tmp_path):
-    with pytest.raises(CheckpointError, match="not a save_pretrained folder"):
+    with pytest.raises(CheckpointError, match="nothing-here' not found: no such file or folder"):
         NeuroRVQTokenizer.from_pretrained(tmp_path / "nothing-here")
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "config.json").write_text("{}")

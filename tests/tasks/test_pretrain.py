@@ -92,12 +92,14 @@ def test_checkpoints_keep_the_spec_and_reload_without_the_registry(tokenizer_dir
     ckpt = tmp_path / "fm.ckpt"
     trainer.save_checkpoint(ckpt)
     assert torch.load(ckpt, map_location="cpu", weights_only=False)["modality_spec"] == task.fm.spec.to_dict()
-    import neurorvq.tasks.finetune as finetune
+    import neurorvq.loading as loading
+    import neurorvq.registry as registry
 
     def no_registry(name):  # reloading must not look the modality up by name
         raise AssertionError(f"looked up {name!r}")
 
-    monkeypatch.setattr(finetune, "get_modality", no_registry)
+    monkeypatch.setattr(loading, "get_modality", no_registry)
+    monkeypatch.setattr(registry, "get_modality", no_registry)
     reloaded = load_fm(str(ckpt))
     assert reloaded.spec == task.fm.spec
     assert all(torch.equal(a, b) for a, b in zip(reloaded.state_dict().values(), task.fm.state_dict().values()))
