@@ -333,9 +333,13 @@ def _legacy_signal(ckpt: Mapping[str, Any], hparams: Mapping[str, Any], label: s
 
 
 def _hparam_dict(hparams: Mapping[str, Any], key: str, label: str) -> dict[str, Any]:
+    """The model overrides a task stored under ``key``: a plain mapping (neurorvq 0.1) or typed options
+    (``{"class_path", "init_args"}``: the fields that are set)."""
     value = hparams.get(key) or {}
     if not isinstance(value, Mapping):
         raise CheckpointError(f"'{label}': hyper-parameter '{key}' is {value!r}, not the model's overrides")
+    if "class_path" in value:
+        return {k: v for k, v in dict(value.get("init_args") or {}).items() if v is not None}
     return dict(value)
 
 

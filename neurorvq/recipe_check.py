@@ -25,6 +25,54 @@ def _init_params(class_path: str) -> list[str] | None:
     return [p.name for p in params if p.name != "self"]
 
 
+def _options_defaults(class_path: str) -> dict[str, Any]:
+    """``{parameter: default}`` for the parameters of ``class_path``'s ``__init__`` that take typed model options
+    (:mod:`neurorvq.families.options`)."""
+    from neurorvq.families.options import _Options
+
+    module_name, _, name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError, ValueError):
+        return {}
+    return {p.name: p.default for p in inspect.signature(cls.__init__).parameters.values()
+            if isinstance(p.default, _Options)}
+
+
+def _check_options(class_path: str, init_args: dict[str, Any], dotted: list[tuple[str, str]]) -> None:
+    """The fields given to typed model options (``tokenizer: {encoder_dept: 2}``) must be fields of the options
+    class (``class_path`` or the default's): one line with the closest valid name, before LightningCLI's usage."""
+    import yaml
+
+    from neurorvq.families.options import _Options, check_fields, options_class
+
+    for param, default in _options_defaults(class_path).items():
+        value = init_args.get(param)
+        given: dict[str, Any] = dict(value) if isinstance(value, dict) else {}
+        for name, arg in dotted:
+            parts = name.split(".")
+            if parts[:3] != ["model", "init_args", param]:
+                continue
+            raw = arg.split("=", 1)[1]
+            if len(parts) == 3:  # --model.init_args.tokenizer={encoder_depth: 2}
+                parsed = yaml.safe_load(raw)
+                given = dict(parsed) if isinstance(parsed, dict) else given
+            elif parts[3] == "class_path":
+                given["class_path"] = raw
+            elif parts[3] == "init_args" and len(parts) == 5:
+                given.setdefault("init_args", {})[parts[4]] = raw
+            elif len(parts) == 4:  # --model.init_args.tokenizer.encoder_depth=2
+                (given.setdefault("init_args", {}) if "class_path" in given else given)[parts[3]] = raw
+        cls: type = type(default)
+        fields = given
+        if "class_path" in given:
+            base = next(b for b in type(default).__mro__ if b.__name__ in ("TokenizerOptions", "FMOptions"))
+            cls = options_class(str(given["class_path"]), base, f"model.init_args.{param}")
+            fields = dict(given.get("init_args") or {})
+        if issubclass(cls, _Options):
+            check_fields(cls, fields, f"model.init_args.{param}")
+
+
 def _collect(argv: Sequence[str]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Merged ``model``/``data``/``trainer`` sections of the ``--config`` files and the dotted overrides."""
 
@@ -70,6 +118,8 @@ def check_recipe_fields(argv: Sequence[str]) -> None:
             sections[parts[0]][1].add(parts[2])
         elif parts[0] == "trainer" and len(parts) >= 2:
             sections["trainer"][1].add(parts[1])
+    if "model" in sections:
+        _check_options(sections["model"][0], dict((merged.get("model") or {}).get("init_args") or {}), dotted)
     for key, (class_path, fields) in sections.items():
         valid = _init_params(class_path)
         if valid is None:

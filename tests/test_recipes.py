@@ -284,7 +284,8 @@ def test_unknown_modality_is_named(tmp_path, capsys, cli_error):
 def test_unknown_tokenizer_field_is_named(tmp_path, capsys, cli_error):
     args = tiny_args(QUICKSTART, tmp_path) + ["--model.init_args.tokenizer={encoder_dept: 2}"]
     err = cli_error(args)
-    assert re.search(r"unknown tokenizer override\(s\): 'encoder_dept'; did you mean 'encoder_depth'", err)
+    assert re.search(r"unknown model.init_args.tokenizer field\(s\) for NeuroRVQOptions: 'encoder_dept'; did you "
+                     r"mean 'encoder_depth'", err)
     assert err.count("\n") <= 2  # the message and the --debug hint
 
 

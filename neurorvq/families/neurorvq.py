@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping, Optional
 
 from neurorvq.errors import ConfigError
 from neurorvq.families import Family, register_family
+from neurorvq.families.options import FMOptions, TokenizerOptions
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,107 @@ def branch_from_value(index: int, value: Any) -> TemporalBranch:
     if unknown:
         raise ConfigError(f"unknown TemporalBranch field(s) {unknown} in branches[{index}]; valid fields: {known}")
     return TemporalBranch(**{k: tuple(v) if v is not None else None for k, v in value.items()})
+
+
+@dataclass(frozen=True)
+class NeuroRVQOptions(TokenizerOptions):
+    """NeuroRVQ tokenizer options: the architecture (``None``: the modality's NeuroRVQ default) and training options.
+
+    Args:
+        branches: multi-scale temporal branches (kernel sizes and pools per stage).
+        embed_dim: transformer width D (= conv_channels x steps left by the branches).
+        num_heads: attention heads.
+        n_quantizers: RVQ levels per branch.
+        codebook_size: codes per level.
+        code_dim: code vector size.
+        max_patches: patches per channel the temporal embedding indexes.
+        conv_channels: feature maps of each temporal conv.
+        groupnorm_groups: GroupNorm groups of the temporal convs.
+        encoder_depth: encoder transformer blocks.
+        decoder_depth: decoder transformer blocks.
+        mlp_ratio: MLP width relative to embed_dim.
+        spatial_offset: 0 = official spatial table (CLS shares row 0), 1 = CLS row of its own.
+        circle_weight: weight of the phase loss's circle term (0.1 official code, 0.4 paper; quirk Q5).
+        beta: commitment weight.
+        aux_weight: the official auxiliary RVQ term's weight (0 drops it; quirk Q6).
+        decay: EMA decay of codebooks and usage.
+        kmeans_iters: spherical k-means iterations of the first-batch codebook initialisation.
+        official_eval_updates: reproduce the official eval-mode quantizer side effects (quirk Q13).
+        dead_code_after: re-seed codes unused for this many training steps (0 = off, official; quirk Q14).
+        check_inputs: validate inputs at the public entry points.
+        crop: crop signals to whole patches instead of refusing them.
+    """
+
+    branches: Optional[tuple[TemporalBranch, ...]] = None
+    embed_dim: Optional[int] = None
+    num_heads: Optional[int] = None
+    n_quantizers: Optional[int] = None
+    codebook_size: Optional[int] = None
+    code_dim: Optional[int] = None
+    max_patches: Optional[int] = None
+    conv_channels: Optional[int] = None
+    groupnorm_groups: Optional[int] = None
+    encoder_depth: Optional[int] = None
+    decoder_depth: Optional[int] = None
+    mlp_ratio: Optional[float] = None
+    spatial_offset: Optional[int] = None
+    circle_weight: float = 0.1
+    beta: float = 1.0
+    aux_weight: float = 0.4
+    decay: float = 0.99
+    kmeans_iters: int = 10
+    official_eval_updates: bool = False
+    dead_code_after: int = 0
+    check_inputs: bool = True
+    crop: bool = False
+
+    family: ClassVar[str] = "neurorvq"
+
+
+FM_ARCHITECTURE_FIELDS = ("branches", "embed_dim", "num_heads", "max_patches", "conv_channels", "groupnorm_groups",
+                          "mlp_ratio", "spatial_offset")
+"""The architecture fields an FM option may change (token depth and codebook size come from the tokenizer)."""
+
+
+@dataclass(frozen=True)
+class NeuroRVQFMOptions(FMOptions):
+    """NeuroRVQ foundation-model options: the backbone (architecture ``None``: the modality's NeuroRVQ default);
+    the token heads' depth and vocabulary come from the tokenizer.
+
+    Args:
+        depth: transformer blocks.
+        init_values: layer-scale initial value (method.md §4.1; 0 = no layer scale).
+        branches: multi-scale temporal branches.
+        embed_dim: transformer width D.
+        num_heads: attention heads.
+        max_patches: patches per channel the temporal embedding indexes.
+        conv_channels: feature maps of each temporal conv.
+        groupnorm_groups: GroupNorm groups of the temporal convs.
+        mlp_ratio: MLP width relative to embed_dim.
+        spatial_offset: 0 = official spatial table, 1 = CLS row of its own.
+        check_inputs: validate inputs at the public entry points.
+        crop: crop signals to whole patches instead of refusing them.
+    """
+
+    depth: int = 12
+    init_values: float = 1e-5
+    branches: Optional[tuple[TemporalBranch, ...]] = None
+    embed_dim: Optional[int] = None
+    num_heads: Optional[int] = None
+    max_patches: Optional[int] = None
+    conv_channels: Optional[int] = None
+    groupnorm_groups: Optional[int] = None
+    mlp_ratio: Optional[float] = None
+    spatial_offset: Optional[int] = None
+    check_inputs: bool = True
+    crop: bool = False
+
+    family: ClassVar[str] = "neurorvq"
+
+
+def option_defaults(cls: type) -> dict[str, Any]:
+    """``{field: default}`` of an options class's non-architecture fields (the models' option tables)."""
+    return {f.name: f.default for f in dataclasses.fields(cls) if f.name not in ARCHITECTURE_FIELDS}
 
 
 NEURORVQ = register_family(Family(

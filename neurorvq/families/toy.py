@@ -14,7 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping, Optional
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +22,7 @@ from torch import nn
 
 from neurorvq.errors import ConfigError, InputError
 from neurorvq.families import Family, register_family
+from neurorvq.families.options import TokenizerOptions
 from neurorvq.file_io import write_atomic, write_safetensors
 from neurorvq.models.inputs import channel_id_tensor, check_finite
 from neurorvq.nn.rvq import ResidualVQ
@@ -58,7 +59,32 @@ class ToyVQConfig:
         return cls(**data)
 
 
-OPTIONS = {"decay": 0.99, "kmeans_iters": 5, "check_inputs": True}
+@dataclass(frozen=True)
+class ToyVQOptions(TokenizerOptions):
+    """What a recipe sets (``model.init_args.tokenizer: {class_path: neurorvq.families.toy.ToyVQOptions, ...}``).
+
+    Args:
+        hidden: width of the patch MLPs (None: the modality's toy_vq default, else 64).
+        code_dim: code vector size.
+        codebook_size: codes in the codebook.
+        max_patches: most patches per channel.
+        decay: EMA decay of the codebook.
+        kmeans_iters: k-means iterations of the first-batch codebook initialisation.
+        check_inputs: validate inputs at the public entry points.
+    """
+
+    hidden: Optional[int] = None
+    code_dim: Optional[int] = None
+    codebook_size: Optional[int] = None
+    max_patches: Optional[int] = None
+    decay: float = 0.99
+    kmeans_iters: int = 5
+    check_inputs: bool = True
+
+    family: ClassVar[str] = FAMILY
+
+
+OPTIONS = {f.name: f.default for f in dataclasses.fields(ToyVQOptions) if f.default is not None}
 """Training options that are not architecture (kept in saved configs too)."""
 
 

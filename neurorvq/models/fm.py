@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neurorvq.errors import ConfigError, InputError
+from neurorvq.families.neurorvq import NeuroRVQFMOptions, option_defaults
 from neurorvq.models.inputs import ChannelsLike, PreparedInput, channel_id_tensor, prepare_input
 from neurorvq.models.options import resolve_overrides
 from neurorvq.models.pooling import Pooling, build_pooling
@@ -31,16 +32,13 @@ from neurorvq.registry import ModalitySpec
 from neurorvq.tokenizers import SignalContract, TokenLayout
 
 FM_OPTIONS: dict[str, Any] = {
-    "depth": 12,             # transformer blocks
-    "init_values": 1e-5,     # layer scale (method.md §4.1)
+    **option_defaults(NeuroRVQFMOptions),  # depth, init_values (layer scale, method.md §4.1), check_inputs, crop
     "vocab_size": None,      # classes of each token head; None = the spec's codebook_size
     "pretraining": True,     # build mask token, norm_pre and the token heads
     "num_classes": 0,        # fine-tuning classes (0 = no classification head)
     "pooling": "mean",       # how the classifier pools tokens (neurorvq.models.pooling); "mean" = official head
     "pool_channels": None,   # channels of the fixed montage, for channel-aware poolings (e.g. channel_concat)
     "provenance": None,      # "official" once loaded from official weights (kept by save_pretrained)
-    "check_inputs": True,
-    "crop": False,
 }
 
 

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neurorvq.errors import InputError
+from neurorvq.families.neurorvq import NeuroRVQOptions, option_defaults
 from neurorvq.models.inputs import ChannelsLike, PreparedInput, embedding_ids, prepare_input
 from neurorvq.models.options import resolve_overrides
 from neurorvq.models.pretrained import PretrainedMixin
@@ -32,18 +33,11 @@ from neurorvq.tokenizers import Encoded, SideField, SignalContract, TokenLayout
 
 __all__ = ["NeuroRVQTokenizer", "TokenizerOutput", "AmplitudeStats", "TOKENIZER_OPTIONS"]
 
-# Model options that are not part of the modality spec (saved in the pretrained config too).
-TOKENIZER_OPTIONS: dict[str, Any] = {
-    "circle_weight": 0.1,       # λ_circle of the phase loss: 0.1 in the official code, 0.4 in the paper (Q5)
-    "beta": 1.0,                # commitment weight
-    "aux_weight": 0.4,          # official auxiliary RVQ term (Q6); 0 drops it
-    "decay": 0.99,              # EMA decay of codebooks and usage
-    "kmeans_iters": 10,         # first-batch spherical k-means
-    "official_eval_updates": False,  # official eval-mode quantizer side effects (Q13)
-    "dead_code_after": 0,       # re-seed codes unused for this many training steps; 0 = off (official, Q14)
-    "check_inputs": True,       # validate at the public entry points (switch off on a validated training path)
-    "crop": False,              # crop signals to a whole number of patches instead of raising
-}
+TOKENIZER_OPTIONS: dict[str, Any] = option_defaults(NeuroRVQOptions)
+"""Model options that are not part of the spec (saved in the pretrained config too): loss weights (``circle_weight``
+0.1 in the official code, 0.4 in the paper, Q5; ``aux_weight``, Q6; ``beta``), quantizer EMA ``decay``, k-means
+iterations, official eval-mode updates (Q13), dead-code re-seeding (0 = off, official, Q14), ``check_inputs`` and
+``crop``; defined once, by :class:`~neurorvq.families.neurorvq.NeuroRVQOptions`."""
 
 
 @dataclass

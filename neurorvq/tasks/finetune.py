@@ -38,6 +38,8 @@ import torch
 
 from neurorvq.compat import FIELDS, SIGNAL_FIELDS, check_compatible
 from neurorvq.errors import ConfigError
+from neurorvq.families.neurorvq import NeuroRVQFMOptions
+from neurorvq.families.options import FMOptions, coerce_options
 from neurorvq.models.fm import NeuroRVQFoundationModel
 from neurorvq.registry import MODELS_CHECKPOINT_KEY, get_modality
 from neurorvq.tasks.channels import ChannelRows, model_ids
@@ -162,7 +164,8 @@ class FinetuneTask(ClassificationTask):
     Args:
         fm: pretrained FM (folder, PretrainTask ``.ckpt`` or official file); ``None`` = random init.
         modality, num_classes: the task's modality and classes; labels must lie in ``0..num_classes-1``.
-        fm_overrides: FM options/spec fields used when ``fm`` is None (e.g. ``{depth: 2}``).
+        fm_overrides: the FM's options when ``fm`` is None (:class:`~neurorvq.families.neurorvq.NeuroRVQFMOptions`:
+            ``{depth: 2}`` in a recipe; the architecture defaults to the modality's).
         lr, layer_decay, weight_decay: optimiser (official: 5e-4, 0.975, 1e-2; weight decay on every tensor).
         layer_decay_mode: ``auto`` (``official`` for official weights, else ``block``), ``official``, ``block``
             or ``none`` (module docstring).
@@ -177,13 +180,15 @@ class FinetuneTask(ClassificationTask):
     """
 
     def __init__(self, fm: str | None = None, modality: str = "eeg", num_classes: int = 2,
-                 fm_overrides: dict[str, Any] | None = None, lr: float = 5e-4, layer_decay: float = 0.975,
+                 fm_overrides: FMOptions = NeuroRVQFMOptions(), lr: float = 5e-4, layer_decay: float = 0.975,
                  layer_decay_mode: str = "auto", schedule: str = "auto", weight_decay: float = 1e-2,
                  warmup_fraction: float = 0.2, min_lr_ratio: float = 0.1, head_only: bool = False,
                  pooling: str = "mean", pool_channels: int | None = None,
                  class_weights: str | list[float] | None = "balanced") -> None:
         super().__init__(num_classes, class_weights)
-        self.save_hyperparameters()
+        options = coerce_options(fm_overrides, NeuroRVQFMOptions(), "fm_overrides")
+        self.save_hyperparameters(ignore=["fm_overrides"])
+        self.hparams["fm_overrides"] = options.as_hparams()  # plain data in checkpoints, not a pickled dataclass
         if layer_decay_mode not in LAYER_DECAY_MODES:
             raise ConfigError(f"layer_decay_mode is {layer_decay_mode!r}; valid: {', '.join(LAYER_DECAY_MODES)}")
         if schedule not in ("auto", *SCHEDULES):
@@ -191,7 +196,7 @@ class FinetuneTask(ClassificationTask):
         if fm:
             model = load_fm(fm)
         else:
-            model = NeuroRVQFoundationModel(modality, pretraining=False, **dict(fm_overrides or {}))
+            model = options.build(modality, pretraining=False)
         self.provenance = backbone_provenance(fm, model)
         self.decay_mode = layer_decay_mode if layer_decay_mode != "auto" else (
             "official" if self.provenance == "official" else "block")

@@ -17,14 +17,16 @@ codebook usage and perplexity on the targets — that is logged, written to ``<l
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import lightning as L
 import torch
 
 from neurorvq.errors import ConfigError
 from neurorvq.registry import MODELS_CHECKPOINT_KEY, SPEC_CHECKPOINT_KEY, get_modality
-from neurorvq.models.fm import NeuroRVQFoundationModel, masked_token_loss
+from neurorvq.families.neurorvq import NeuroRVQFMOptions
+from neurorvq.families.options import FMOptions, coerce_options
+from neurorvq.models.fm import masked_token_loss
 from neurorvq.compat import SIGNAL_FIELDS, check_compatible
 from neurorvq.tasks.channels import ChannelRows, model_ids
 from neurorvq.tasks.masking import random_token_mask
@@ -40,8 +42,9 @@ class PretrainTask(L.LightningModule):
     Args:
         tokenizer: the frozen tokenizer (TokenizerTask ``.ckpt``, ``save_pretrained`` folder or official file).
         modality: must be the tokenizer's.
-        fm: FM overrides (spec fields and options such as ``depth``); ``vocab_size`` and the token depth come
-            from the tokenizer.
+        fm: the FM's options (:class:`~neurorvq.families.neurorvq.NeuroRVQFMOptions`: ``depth``, the backbone's
+            architecture; ``{depth: 4}`` in a recipe); the heads' vocabulary and token depth come from the
+            tokenizer's layout.
         mask_ratio: fraction of tokens masked per sample (0.5 as LaBraM; the complement is predicted too).
         mask_seed: masks are drawn from a generator seeded with ``(mask_seed, global_step)``: reproducible and
             the same after resuming.
@@ -59,27 +62,28 @@ class PretrainTask(L.LightningModule):
     when the epoch's training counts are complete).
     """
 
-    def __init__(self, tokenizer: str, modality: str = "eeg", fm: dict[str, Any] | None = None,
+    def __init__(self, tokenizer: str, modality: str = "eeg", fm: FMOptions = NeuroRVQFMOptions(),
                  mask_ratio: float = 0.5, mask_seed: int = 0, lr: float = 5e-4, weight_decay: float = 0.05,
                  betas: tuple[float, float] = (0.9, 0.98), warmup_fraction: float = 0.1,
                  min_lr_ratio: float = 0.01) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        for key in ("vocab_size", "n_quantizers"):
+            if isinstance(fm, Mapping) and key in fm:
+                raise ConfigError(f"fm.{key} comes from the tokenizer; remove it from the recipe")
+        options = coerce_options(fm, NeuroRVQFMOptions(), "fm")
+        self.save_hyperparameters(ignore=["fm"])
+        self.hparams["fm"] = options.as_hparams()  # plain data in checkpoints, not a pickled dataclass
         frozen = load_tokenizer(tokenizer).eval()
         signal = get_modality(modality)  # modality may name a spec file (ppg.json)
         check_compatible(signal, frozen, fields=SIGNAL_FIELDS,
                          headline=f"tokenizer '{tokenizer}' is a '{frozen.contract.name}' tokenizer but modality is "
                                   f"'{signal.name}' (modality vs tokenizer)")
-        overrides = dict(fm or {})
-        for key in ("vocab_size", "n_quantizers"):
-            if key in overrides:
-                raise ConfigError(f"fm.{key} comes from the tokenizer; remove it from the recipe")
         layout = frozen.layout
         if not layout.is_uniform:
             raise ConfigError(f"tokenizer '{tokenizer}' gives code groups of unequal depth or codebook size "
                               f"({dict(zip(layout.groups, layout.depths))}); the FM's heads need a uniform layout")
-        self.fm = NeuroRVQFoundationModel(modality, pretraining=True, vocab_size=layout.max_codebook_size,
-                                          n_quantizers=layout.depths[0], **overrides)
+        self.fm = options.build(modality, pretraining=True, vocab_size=layout.max_codebook_size,
+                                n_quantizers=layout.depths[0])
         if self.fm.spec.branches != frozen.spec.branches or self.fm.spec.patch_length != frozen.spec.patch_length:
             raise ConfigError(f"tokenizer '{tokenizer}' has branches/patch length that differ from the FM's "
                               f"({frozen.spec.branches} vs {self.fm.spec.branches}); the token targets must come from "

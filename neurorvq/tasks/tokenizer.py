@@ -20,7 +20,8 @@ from neurorvq.errors import ConfigError, NeuroRVQError
 from neurorvq.models.tokenizer import NeuroRVQTokenizer
 from neurorvq.registry import MODELS_CHECKPOINT_KEY, SPEC_CHECKPOINT_KEY, get_modality
 from neurorvq.compat import SIGNAL_FIELDS, check_compatible
-from neurorvq.families import get_family
+from neurorvq.families.neurorvq import NeuroRVQOptions
+from neurorvq.families.options import TokenizerOptions, coerce_options
 from neurorvq.tasks.channels import ChannelRows, model_ids
 from neurorvq.tasks.optim import warmup_cosine_scheduler, weight_decay_groups
 
@@ -32,34 +33,37 @@ class TrainingDiverged(NeuroRVQError, RuntimeError):
 
 
 class TokenizerTask(L.LightningModule):
-    """Train (or evaluate) a :class:`NeuroRVQTokenizer`.
+    """Train (or evaluate) a tokenizer of any family (:class:`NeuroRVQTokenizer` by default).
 
     Args:
-        modality: registered modality name (``eeg``, ``ecg``, ``emg``, or a plug-in's).
-        tokenizer: overrides of spec fields and model options (e.g. ``{encoder_depth: 2, codebook_size: 1024,
-            dead_code_after: 100}``); see ``NeuroRVQTokenizer``.
-        init_from: optional starting weights: a ``save_pretrained`` folder or an official checkpoint file.
+        modality: registered modality name (``eeg``, ``ecg``, ``emg``, or a plug-in's) or a spec file.
+        tokenizer: the tokenizer's family and options: :class:`~neurorvq.families.neurorvq.NeuroRVQOptions` by
+            default (a recipe's ``tokenizer: {encoder_depth: 2, codebook_size: 1024}`` sets its fields; ``{}`` keeps
+            the modality's architecture), another family's by ``{class_path: neurorvq.families.toy.ToyVQOptions,
+            init_args: {...}}``. Python callers may pass a mapping of the default class's fields.
+        init_from: optional starting weights: anything :func:`neurorvq.load` reads (a ``save_pretrained`` folder,
+            a ``.ckpt``, an official file); ``tokenizer`` fields changed from their defaults are applied to it.
         lr, weight_decay, betas, warmup_fraction, min_lr_ratio: optimiser and schedule (proposals, see above).
         figure_every_n_epochs: log an original-vs-reconstruction figure every N validation epochs (0 = never).
         figure_channels: channels shown in that figure.
-        family: the tokenizer family (:func:`neurorvq.families.list_families`: ``neurorvq``, ``toy_vq``, or a
-            plug-in's); ``tokenizer`` then holds that family's overrides.
     """
 
-    def __init__(self, modality: str = "eeg", tokenizer: dict[str, Any] | None = None, init_from: str | None = None,
-                 lr: float = 1e-4, weight_decay: float = 1e-4, betas: tuple[float, float] = (0.9, 0.99),
-                 warmup_fraction: float = 0.1, min_lr_ratio: float = 0.01, figure_every_n_epochs: int = 5,
-                 figure_channels: int = 3, family: str = "neurorvq") -> None:
+    def __init__(self, modality: str = "eeg", tokenizer: TokenizerOptions = NeuroRVQOptions(),
+                 init_from: str | None = None, lr: float = 1e-4, weight_decay: float = 1e-4,
+                 betas: tuple[float, float] = (0.9, 0.99), warmup_fraction: float = 0.1, min_lr_ratio: float = 0.01,
+                 figure_every_n_epochs: int = 5, figure_channels: int = 3) -> None:
         super().__init__()
-        self.save_hyperparameters()
-        overrides = dict(tokenizer or {})
+        options = coerce_options(tokenizer, NeuroRVQOptions(), "tokenizer")
+        self.save_hyperparameters(ignore=["tokenizer"])
+        self.hparams["tokenizer"] = options.as_hparams()  # plain data in checkpoints, not a pickled dataclass
         if init_from:
-            self.tokenizer = load_tokenizer(init_from, **overrides)
-            if self.tokenizer.family != family:
-                raise ConfigError(f"init_from '{init_from}' holds a '{self.tokenizer.family}' tokenizer but family is "
-                                  f"'{family}'; set model.init_args.family: {self.tokenizer.family}")
+            self.tokenizer = load_tokenizer(init_from, **options.changes())
+            if options.changes() and options.family != self.tokenizer.family:
+                raise ConfigError(f"init_from '{init_from}' holds a '{self.tokenizer.family}' tokenizer but the "
+                                  f"tokenizer options are {type(options).__name__} ('{options.family}'); give that "
+                                  "family's options or leave them out")
         else:
-            self.tokenizer = get_family(family).tokenizer_class()(modality, **overrides)
+            self.tokenizer = options.build(modality)
         signal = get_modality(modality)  # modality may name a spec file (ppg.json)
         check_compatible(signal, self.tokenizer, fields=SIGNAL_FIELDS,
                          headline=f"init_from '{init_from}' holds a '{self.tokenizer.contract.name}' tokenizer but "
