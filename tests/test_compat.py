@@ -85,3 +85,26 @@ def test_training_with_windows_beyond_the_model_temporal_table_is_refused_before
                                                   r"tokenizer\): windows of 4 patches per channel exceed the model's "
                                                   r"max_patches=2"):
         trainer.fit(task, data)
+
+
+def test_a_tokenizer_with_a_vocabulary_of_its_own_trains_on_the_modality_s_data(tmp_path):
+    """NeuroRVQConfig.channels: the model's rows are its own; the data's ids (the EEG vocabulary's) are translated,
+    and a data channel the model lacks is refused before the first step."""
+    tiny = {**TINY, "channels": ("cz", "c3", "c4")}
+    task = TokenizerTask("eeg", tokenizer=tiny)
+    assert task.tokenizer.contract.channels == ("cz", "c3", "c4") and task.tokenizer.spec.spatial_rows == 4
+    data = SyntheticDataModule(modality="eeg", channels=["c3", "cz"], window_seconds=2.0, train_windows=4,
+                               val_windows=2, test_windows=2, batch_size=2)
+    trainer = L.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+                        limit_val_batches=0)
+    trainer.fit(task, data)
+    eeg = get_modality("eeg").channels
+    assert task.model_ids(torch.tensor([eeg.index("c3"), eeg.index("cz")])).tolist() == [1, 0]
+    other = SyntheticDataModule(modality="eeg", channels=["c3", "o1"], window_seconds=2.0, train_windows=4,
+                                val_windows=2, test_windows=2, batch_size=2)
+    with pytest.raises(IncompatibleSignal, match=r"channel\(s\) o1 of the data are not in the model's 3-name "
+                                                  r"vocabulary"):
+        L.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                  enable_model_summary=False, default_root_dir=tmp_path).fit(TokenizerTask("eeg", tokenizer=tiny),
+                                                                            other)

@@ -40,7 +40,7 @@ def small_spec(**changes) -> ModalitySpec:
                   bands=(("low", 0.5, 4.0),), preprocessing=PREPROCESSING)
     architecture = dict(branches=BRANCHES, embed_dim=64, num_heads=4)
     for key, value in changes.items():
-        (architecture if key in ARCHITECTURE_FIELDS else signal)[key] = value
+        (architecture if key in ARCHITECTURE_FIELDS and key != "channels" else signal)[key] = value
     return ModalitySpec(**signal, families={"neurorvq": NeuroRVQConfig(**architecture)})
 
 

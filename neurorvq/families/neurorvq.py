@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping, Optional
 
-from neurorvq.errors import ConfigError
+from neurorvq.errors import ConfigError, InputError
 from neurorvq.families import Family, register_family
 from neurorvq.families.options import FMOptions, TokenizerOptions
 
@@ -67,8 +67,10 @@ _POSITIVE = ("embed_dim", "num_heads", "n_quantizers", "codebook_size", "code_di
 
 @dataclass(frozen=True)
 class NeuroRVQConfig:
-    """NeuroRVQ's architecture for one signal (method.md §2-§3); the signal (rate, patch length, vocabulary,
-    unit) is the modality's.
+    """NeuroRVQ's architecture for one signal (method.md §2-§3), and what a checkpoint fixes besides it: its
+    channel vocabulary (the rows of the spatial table: ``channels``, ``spatial_offset``) and its temporal table
+    (``max_patches``). The rate, unit and patch length are the signal's (the data are cut into its patches; NeuroRVQ
+    scales nothing inside the model).
 
     Fields:
         branches: the multi-scale temporal branches (S = ``len(branches)``, one RVQ each).
@@ -79,6 +81,9 @@ class NeuroRVQConfig:
         conv_channels / groupnorm_groups: feature maps of each temporal conv and GroupNorm groups.
         spatial_offset: 0 reproduces the official tables (CLS shares row 0 with channel 0, method.md Q3);
             1 gives the CLS token a row of its own (for new vocabularies).
+        channels: the model's channel vocabulary, in spatial-table order; ``None`` (the usual case, and every
+            official checkpoint's) is the modality's. Data of the modality are translated to these rows
+            (:class:`~neurorvq.tasks.channels.ChannelRows`); names the model lacks are refused.
     """
 
     branches: tuple[TemporalBranch, ...]
@@ -94,10 +99,19 @@ class NeuroRVQConfig:
     decoder_depth: int = 3
     mlp_ratio: float = 4.0
     spatial_offset: int = 0
+    channels: Optional[tuple[str, ...]] = None
 
     def __post_init__(self) -> None:
         for name in _POSITIVE + ("decoder_depth", "spatial_offset"):
             object.__setattr__(self, name, int(getattr(self, name)))
+        if self.channels is not None:
+            from neurorvq.vocabulary import decode_channel_names
+
+            try:
+                names = decode_channel_names(self.channels, "channels")
+            except InputError as exc:
+                raise ConfigError(f"NeuroRVQConfig: {exc}") from None
+            object.__setattr__(self, "channels", tuple(str(c).strip().lower() for c in names))
         object.__setattr__(self, "mlp_ratio", float(self.mlp_ratio))
         object.__setattr__(self, "branches", tuple(branch_from_value(i, b) for i, b in enumerate(self.branches)))
 
@@ -148,6 +162,12 @@ class NeuroRVQConfig:
             fail("mlp_ratio", f"is {self.mlp_ratio}", "it must be > 0")
         if self.spatial_offset not in (0, 1):
             fail("spatial_offset", f"is {self.spatial_offset}", "use 0 (official layout) or 1 (own CLS row)")
+        if self.channels is not None:
+            if not self.channels:
+                fail("channels", "is empty", "list the model's channel names, or leave it out for the modality's")
+            dupes = sorted({c for c in self.channels if self.channels.count(c) > 1})
+            if dupes:
+                fail("channels", f"repeats {dupes} (names match case-insensitively)", "list each channel once")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form, field by field in declaration order (round-trips through :meth:`from_dict`)."""
@@ -204,6 +224,7 @@ class NeuroRVQOptions(TokenizerOptions):
         decoder_depth: decoder transformer blocks.
         mlp_ratio: MLP width relative to embed_dim.
         spatial_offset: 0 = official spatial table (CLS shares row 0), 1 = CLS row of its own.
+        channels: the model's channel vocabulary (None: the modality's); data ids are translated to it.
         circle_weight: weight of the phase loss's circle term (0.1 official code, 0.4 paper; quirk Q5).
         beta: commitment weight.
         aux_weight: the official auxiliary RVQ term's weight (0 drops it; quirk Q6).
@@ -228,6 +249,7 @@ class NeuroRVQOptions(TokenizerOptions):
     decoder_depth: Optional[int] = None
     mlp_ratio: Optional[float] = None
     spatial_offset: Optional[int] = None
+    channels: Optional[tuple[str, ...]] = None
     circle_weight: float = 0.1
     beta: float = 1.0
     aux_weight: float = 0.4

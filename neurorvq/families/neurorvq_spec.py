@@ -93,13 +93,15 @@ class NeuroRVQSpec:
     def from_parts(cls, signal: Any, config: NeuroRVQConfig) -> "NeuroRVQSpec":
         """The flat record of ``signal`` (a :class:`~neurorvq.registry.ModalitySpec`) and ``config``."""
         return cls(name=signal.name, sampling_rate=signal.sampling_rate, patch_length=signal.patch_length,
-                   channels=signal.channels, unit=signal.unit, bands=signal.bands, doc=signal.doc,
-                   **{name: getattr(config, name) for name in ARCHITECTURE_FIELDS})
+                   channels=config.channels if config.channels is not None else signal.channels, unit=signal.unit,
+                   bands=signal.bands, doc=signal.doc,
+                   **{name: getattr(config, name) for name in ARCHITECTURE_FIELDS if name != "channels"})
 
     @property
     def config(self) -> NeuroRVQConfig:
-        """The architecture part (every :class:`NeuroRVQConfig` field)."""
-        return NeuroRVQConfig(**{name: getattr(self, name) for name in ARCHITECTURE_FIELDS})
+        """The architecture part (every :class:`NeuroRVQConfig` field; ``channels`` is None: in this record the
+        model's vocabulary is the signal's, :attr:`signal` carries it)."""
+        return NeuroRVQConfig(**{name: getattr(self, name) for name in ARCHITECTURE_FIELDS if name != "channels"})
 
     @property
     def signal(self) -> Any:

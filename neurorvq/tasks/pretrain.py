@@ -82,8 +82,9 @@ class PretrainTask(L.LightningModule):
         if not layout.is_uniform:
             raise ConfigError(f"tokenizer '{tokenizer}' gives code groups of unequal depth or codebook size "
                               f"({dict(zip(layout.groups, layout.depths))}); the FM's heads need a uniform layout")
+        same_rows = {} if frozen.contract.channels == signal.channels else {"channels": frozen.contract.channels}
         self.fm = options.build(modality, pretraining=True, vocab_size=layout.max_codebook_size,
-                                n_quantizers=layout.depths[0])
+                                n_quantizers=layout.depths[0], **same_rows)  # the FM indexes channels as its tokenizer
         if self.fm.spec.branches != frozen.spec.branches or self.fm.spec.patch_length != frozen.spec.patch_length:
             raise ConfigError(f"tokenizer '{tokenizer}' has branches/patch length that differ from the FM's "
                               f"({frozen.spec.branches} vs {self.fm.spec.branches}); the token targets must come from "

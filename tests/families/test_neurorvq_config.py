@@ -48,3 +48,15 @@ def test_registry_reexports_the_moved_branch():
     from neurorvq.registry import TemporalBranch as FromRegistry
 
     assert FromRegistry is TemporalBranch
+
+
+def test_a_vocabulary_of_the_model_s_own_is_decoded_and_validated():
+    branch = (TemporalBranch((5, 3), (2, 4)),)
+    config = NeuroRVQConfig(branches=branch, embed_dim=64, num_heads=4, channels=[b"CZ\x00", "C3"])
+    assert config.channels == ("cz", "c3")
+    config.validate(64, "test")
+    with pytest.raises(ConfigError, match=r"channels repeats \['cz'\]"):
+        NeuroRVQConfig(branches=branch, embed_dim=64, num_heads=4, channels=["cz", "CZ"]).validate(64, "test")
+    with pytest.raises(ConfigError, match="channels is empty"):
+        NeuroRVQConfig(branches=branch, embed_dim=64, num_heads=4, channels=[]).validate(64, "test")
+    assert NeuroRVQConfig.from_dict(config.to_dict()) == config
