@@ -12,7 +12,6 @@ architecture side by side) still load, with a warning saying how to rewrite them
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import os
@@ -24,7 +23,7 @@ from typing import Any, Iterable, Mapping
 from neurorvq.errors import ConfigError, InputError
 from neurorvq.families.neurorvq import ARCHITECTURE_FIELDS, NeuroRVQConfig
 from neurorvq.suggest import close_matches
-from neurorvq.vocabulary import decode_channel_names
+from neurorvq.vocabulary import ChannelLookups, decode_channel_names
 
 SPEC_FILE_SUFFIXES = (".json", ".yaml", ".yml")
 """Suffixes of a spec file; a modality argument ending in one of them is a path, never a name."""
@@ -35,7 +34,7 @@ _EXAMPLE_STEPS = '[{"step": "PickChannels"}, {"step": "BandPass", "low": 0.5, "h
 
 
 @dataclass(frozen=True)
-class ModalitySpec:
+class ModalitySpec(ChannelLookups):
     """A biosignal modality's signal (module docstring).
 
     Fields (units in brackets):
@@ -139,21 +138,6 @@ class ModalitySpec:
     def neurorvq_config(self) -> NeuroRVQConfig:
         """NeuroRVQ's default architecture for this signal (:meth:`config`)."""
         return self.config("neurorvq")
-
-    @property
-    def patch_seconds(self) -> float:
-        return self.patch_length / self.sampling_rate
-
-    def channel_index(self, name: str) -> int | None:
-        """Vocabulary position of ``name`` (case-insensitive), or ``None``."""
-        try:
-            return self.channels.index(name.strip().lower())
-        except ValueError:
-            return None
-
-    def closest_channels(self, name: str, n: int = 3) -> list[str]:
-        """Vocabulary names closest to ``name``, for error messages."""
-        return difflib.get_close_matches(name.strip().lower(), self.channels, n=n, cutoff=0.5)
 
     def replace(self, **changes: Any) -> "ModalitySpec":
         """A copy with ``changes`` applied and validated; unknown fields raise a :class:`ConfigError` (an

@@ -103,5 +103,31 @@ def _is_bool(value: Any) -> bool:
     dtype = getattr(value, "dtype", None)
     return isinstance(value, bool) or getattr(dtype, "kind", None) == "b" or str(dtype) == "torch.bool"
 
+class ChannelLookups:
+    """Look-ups shared by the records that hold a lower-case vocabulary ``channels`` and a patch of
+    ``patch_length`` samples at ``sampling_rate`` Hz (the modality spec and NeuroRVQ's flat record)."""
 
-__all__ = ["ChannelName", "decode_channel_name", "decode_channel_names"]
+    channels: tuple[str, ...]
+    patch_length: int
+    sampling_rate: float
+
+    @property
+    def patch_seconds(self) -> float:
+        """Length of one patch [s]."""
+        return self.patch_length / self.sampling_rate
+
+    def channel_index(self, name: str) -> int | None:
+        """Vocabulary position of ``name`` (case-insensitive), or ``None``."""
+        try:
+            return self.channels.index(name.strip().lower())
+        except ValueError:
+            return None
+
+    def closest_channels(self, name: str, n: int = 3) -> list[str]:
+        """Vocabulary names closest to ``name``, for error messages."""
+        import difflib
+
+        return difflib.get_close_matches(name.strip().lower(), self.channels, n=n, cutoff=0.5)
+
+
+__all__ = ["ChannelLookups", "ChannelName", "decode_channel_name", "decode_channel_names"]

@@ -44,14 +44,17 @@ it as complete (sizes match), so **delete the cache folder and run again**; the 
 Writing (:func:`get_or_build` / :func:`build_cache`): the key is :func:`cache_key` of the source files'
 identity and the preprocessing config. Shards are written into ``<root>/<key>.partial/``, then ``index.json``,
 then the folder is renamed to ``<root>/<key>/`` (atomic on POSIX); an interrupted build leaves at most a
-``.partial`` folder, which the next build removes. :func:`open_cache` counts a folder as complete only if its
-``index.json`` names the same key and every listed shard exists with the listed size. Builds of one key are
-serialised by an advisory lock file ``<root>/<key>.lock`` (:func:`build_lock`, ``fcntl.flock``; harmless to
-delete while no build runs). :func:`get_or_build` (and ``RecordingDataModule.prepare_data``) look again once they
-hold the lock: a cache a concurrent builder finished meanwhile is reused, not rebuilt and swapped under its
-readers (:func:`build_cache` itself always writes). The per-source work is a top-level (importable, picklable)
-function ``process(source) -> iterable of window dicts``; with ``num_workers > 0`` it runs in a
-``ProcessPoolExecutor`` and every worker writes its own shards.
+``.partial`` folder, which the next build removes. A write that fails (a full disk or quota, no permission)
+stops the build with one :class:`~neurorvq.file_io.FileWriteError` (a :class:`NeuroRVQError` and an ``OSError``
+with its ``errno``) naming the file being written, the free space on its filesystem and the fix (free space or
+point ``cache_dir`` elsewhere); the ``.partial`` folder is removed and an existing cache of that key is left as it
+was. :func:`open_cache` counts a folder as complete only if its ``index.json`` names the same key and every listed
+shard exists with the listed size. Builds of one key are serialised by an advisory lock file ``<root>/<key>.lock``
+(:func:`build_lock`, ``fcntl.flock``; harmless to delete while no build runs). :func:`get_or_build` (and
+``RecordingDataModule.prepare_data``) look again once they hold the lock: a cache a concurrent builder finished
+meanwhile is reused, not rebuilt and swapped under its readers (:func:`build_cache` itself always writes). The
+per-source work is a top-level (importable, picklable) function ``process(source) -> iterable of window dicts``;
+with ``num_workers > 0`` it runs in a ``ProcessPoolExecutor`` and every worker writes its own shards.
 
 Reading (:class:`StreamingWindows`): an ``IterableDataset`` over a cache folder or URL prefix (``/data/cache/
 <key>``, ``file:///data/cache/<key>``, ``s3://bucket/cache/<key>``, ``gs://...``, ``memory://...``: any fsspec
@@ -97,6 +100,7 @@ import torch
 from torch.utils.data import IterableDataset, default_collate, get_worker_info
 
 from neurorvq.errors import ConfigError, NeuroRVQError
+from neurorvq.file_io import FileWriteError
 
 FORMAT = "neurorvq-window-cache"
 FORMAT_VERSION = 2
@@ -346,26 +350,81 @@ def _window_sample(win: Mapping[str, Any], key: str, default_recording: str) -> 
     return sample, channel_ids.tobytes()
 
 
+_PARTIAL = ".partial"
+
+
+def _disk_full(error: OSError) -> bool:
+    """Whether ``error`` says the disk (``ENOSPC``) or the user's quota (``EDQUOT``) is full."""
+    import errno
+
+    return error.errno is not None and error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+def _free(folder: Path) -> str:
+    """Free space of the filesystem holding ``folder`` (its nearest existing parent), for messages."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            try:
+                return f"{shutil.disk_usage(candidate).free / 1e6:.1f} MB free on that filesystem"
+            except OSError:
+                break
+    return "free space unknown"
+
+
+def _written(folder: Path) -> float:
+    """MB of files under ``folder`` (what this build has written so far)."""
+    try:
+        return sum(e.stat().st_size for e in os.scandir(folder) if e.is_file()) / 1e6
+    except OSError:
+        return 0.0
+
+
+def _write_error(path: Path, partial: Path, error: OSError) -> FileWriteError:
+    """The one error of a cache build whose write of ``path`` (in the build folder ``partial``) failed: the path,
+    the reason, the free space, what became of the build and what to do; a :class:`FileWriteError` (an
+    ``OSError`` too, ``errno`` kept). Raised ``from`` the original error."""
+    final = partial.with_name(partial.name[:-len(_PARTIAL)]) if partial.name.endswith(_PARTIAL) else partial
+    if _disk_full(error):
+        fix = "Free space there, or point cache_dir (build_cache's root_dir) at a filesystem with room, and run again"
+    else:
+        fix = ("Check that the folder is writable and its disk healthy, or point cache_dir (build_cache's root_dir) "
+               "elsewhere, and run again")
+    return FileWriteError(error.errno, f"could not write the window cache file '{path}': "
+                          f"{error.strerror or error} ({_free(partial)}; {_written(partial):.1f} MB of this build "
+                          f"written). The build stopped and its folder {partial} is removed (if a killed process "
+                          f"leaves it, the next build removes it); no cache was written under {final}. {fix}.")
+
+
 class _Crc32Writer:
     """A write-only file wrapper that feeds every byte written to CRC-32 (the shard checksum, computed as the
-    tar is written: no second pass over the file)."""
+    tar is written: no second pass over the file). After :meth:`discard` it swallows writes (a failed shard's
+    tar writer can then be closed without touching the file again)."""
 
     def __init__(self, file) -> None:
         self.file, self.crc, self.size = file, 0, 0
+        self.discarding = False
+
+    def discard(self) -> None:
+        self.discarding = True
 
     def write(self, data) -> int:
+        if self.discarding:
+            return memoryview(data).nbytes
         self.crc = zlib.crc32(data, self.crc)
         self.size += memoryview(data).nbytes
         return self.file.write(data)
 
     def flush(self) -> None:
-        self.file.flush()
+        if not self.discarding:
+            self.file.flush()
 
 
 class _ShardSink:
     """Writes samples into ``<folder>/<prefix>-NNNNNN.tar`` files, starting a new one before a shard would
     pass ``max_windows`` windows or ``max_bytes`` bytes (a single larger window still gets its own shard).
-    Each shard's CRC-32 is computed from the bytes as they are written."""
+    Each shard's CRC-32 is computed from the bytes as they are written. A failed write (a full disk) is one
+    :class:`FileWriteError` naming the shard (:func:`_write_error`); :meth:`abort` drops the open shard without
+    writing to it again, so no second error follows the first."""
 
     def __init__(self, folder: Path, prefix: str, max_windows: int, max_bytes: int, fsync: bool):
         self.folder, self.prefix, self.fsync = folder, prefix, fsync
@@ -383,26 +442,39 @@ class _ShardSink:
                 cur["windows"] > 0 and self._planned + size > self.max_bytes):
             self._close()
             name = f"{self.prefix}-{len(self.shards):06d}.tar"
-            self._file = open(self.folder / name, "wb")
+            try:
+                self._file = open(self.folder / name, "wb")
+            except OSError as exc:
+                raise _write_error(self.folder / name, self.folder, exc) from exc
             self._crc = _Crc32Writer(self._file)
             # integer mtime: a float one makes tarfile add a PAX header to every member (2x slower to read)
             self._writer = TarWriter(self._crc, encoder=False, mtime=0)
             self.shards.append({"file": name, "windows": 0, "bytes": 0, "channel_sets": {}})
             self._planned = 0
             cur = self.shards[-1]
-        self._writer.write(sample)
+        try:
+            self._writer.write(sample)
+        except OSError as exc:
+            path = self.folder / cur["file"]
+            self.abort()
+            raise _write_error(path, self.folder, exc) from exc
         self._planned += size
         cur["windows"] += 1
         cur["channel_sets"][channel_set] = cur["channel_sets"].get(channel_set, 0) + 1
 
     def _close(self) -> None:
         if self._writer is not None:
-            self._writer.close()  # writes the tar end blocks; the file object stays ours
-            self._file.flush()
-            if self.fsync:
-                os.fsync(self._file.fileno())
-            self._file.close()
-            size = os.path.getsize(self.folder / self.shards[-1]["file"])
+            path = self.folder / self.shards[-1]["file"]
+            try:
+                self._writer.close()  # writes the tar end blocks; the file object stays ours
+                self._file.flush()
+                if self.fsync:
+                    os.fsync(self._file.fileno())
+                self._file.close()
+            except OSError as exc:
+                self.abort()
+                raise _write_error(path, self.folder, exc) from exc
+            size = os.path.getsize(path)
             if size != self._crc.size:  # pragma: no cover - a writer that bypassed the wrapper
                 raise CacheError(f"shard {self.folder / self.shards[-1]['file']} has {size} bytes, {self._crc.size} "
                                  "were written through the checksum")
@@ -413,6 +485,18 @@ class _ShardSink:
     def close(self) -> list[dict[str, Any]]:
         self._close()
         return self.shards
+
+    def abort(self) -> None:
+        """Close the open shard, if any, without writing to it again (after a failure: the build folder is
+        removed anyway); never raises."""
+        if self._writer is None:
+            return
+        self._crc.discard()
+        with contextlib.suppress(Exception):
+            self._writer.close()  # ends the tar writer's own state; its remaining bytes go nowhere
+        with contextlib.suppress(OSError):
+            self._file.close()  # a buffered file whose flush fails still closes its descriptor
+        self._writer = self._file = self._crc = None
 
 
 def _write_sources(task: int, sources: Sequence[tuple[int, Any]], process: Callable[[Any], Iterable[Mapping]],
@@ -431,9 +515,10 @@ def _write_sources(task: int, sources: Sequence[tuple[int, Any]], process: Calla
             counts[index] = n
             if on_source is not None:
                 on_source(n)
-    finally:
-        shards = sink.close()
-    return {"task": task, "shards": shards, "counts": counts}
+    except BaseException:
+        sink.abort()  # the build folder is removed: finishing the shard would only fail again on a full disk
+        raise
+    return {"task": task, "shards": sink.close(), "counts": counts}
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -472,7 +557,8 @@ def build_cache(root_dir: PathLike, key: str,
                 items: Callable[[Any], Iterable[Mapping]] | Iterable[tuple[Any, Iterable[Mapping]]], *, sources: Sequence[Any] | None = None, config: Mapping[str, Any] | None = None,
                 num_workers: int = 0, max_windows_per_shard: int = DEFAULT_MAX_WINDOWS_PER_SHARD,
                 max_bytes_per_shard: int = DEFAULT_MAX_BYTES_PER_SHARD, sources_per_task: int | None = None,
-                progress: bool = True, fsync: bool = True, mp_context: Any = None, lock: bool = True) -> CacheIndex:
+                progress: bool = True, fsync: bool = True, mp_context: Any = None, lock: bool = True,
+                sidecars: Callable[[], Mapping[str, str]] | None = None) -> CacheIndex:
     """Write the cache ``<root_dir>/<key>/`` (replacing any existing folder of that key) and return its index.
 
     ``items`` is either
@@ -493,18 +579,21 @@ def build_cache(root_dir: PathLike, key: str,
     ``sources_per_task`` sources (default: about 4 tasks per worker); the shards end up numbered in source
     order whatever the worker count. Everything is written into ``<key>.partial/``, which is renamed to
     ``<key>/`` only after ``index.json``: an exception (or a kill) leaves no complete-looking cache; the
-    ``.partial`` folder is removed on an exception and by the next build otherwise. Builds of one key are
-    serialised by the lock file ``<root_dir>/<key>.lock`` (:func:`build_lock`); ``lock=False`` builds without
-    taking it, for a caller that already holds it (it looked again under the lock and found no complete cache,
-    as :func:`get_or_build` does). ``fsync`` makes shards and
-    index durable before the rename. ``progress`` shows a tqdm bar (stderr) over sources. ``mp_context`` is
-    passed to ``ProcessPoolExecutor`` (default: the platform's default start method).
+    ``.partial`` folder is removed on an exception and by the next build otherwise. A failed write (a full
+    disk) is one :class:`~neurorvq.file_io.FileWriteError` naming the file, the free space and the fix. Builds of
+    one key are serialised by the lock file ``<root_dir>/<key>.lock`` (:func:`build_lock`); ``lock=False`` builds
+    without taking it, for a caller that already holds it (it looked again under the lock and found no complete
+    cache, as :func:`get_or_build` does). ``fsync`` makes shards and index durable before the rename.
+    ``progress`` shows a tqdm bar (stderr) over sources. ``mp_context`` is passed to ``ProcessPoolExecutor``
+    (default: the platform's default start method). ``sidecars``, called once every window is written, gives
+    ``{file name: text}`` files (e.g. a loading summary) written into the folder before it is renamed, so the cache
+    and its sidecars appear together or not at all.
     """
     root = Path(root_dir)
     root.mkdir(parents=True, exist_ok=True)
     options = dict(sources=sources, config=config, num_workers=num_workers, max_windows_per_shard=max_windows_per_shard,
                    max_bytes_per_shard=max_bytes_per_shard, sources_per_task=sources_per_task, progress=progress,
-                   fsync=fsync, mp_context=mp_context)
+                   fsync=fsync, mp_context=mp_context, sidecars=sidecars)
     if not lock:
         return _build(root, key, items, **options)
     with build_lock(root, key):
@@ -512,14 +601,17 @@ def build_cache(root_dir: PathLike, key: str,
 
 
 def _build(root: Path, key: str, items, *, sources, config, num_workers, max_windows_per_shard, max_bytes_per_shard,
-           sources_per_task, progress, fsync, mp_context) -> CacheIndex:
+           sources_per_task, progress, fsync, mp_context, sidecars) -> CacheIndex:
     """:func:`build_cache` once the build lock is held."""
-    final, partial = root / key, root / f"{key}.partial"
+    final, partial = root / key, root / f"{key}{_PARTIAL}"
     if max_windows_per_shard < 1 or max_bytes_per_shard < 1:
         raise ConfigError("max_windows_per_shard and max_bytes_per_shard must be positive")
     if partial.exists():
         shutil.rmtree(partial)
-    partial.mkdir()
+    try:
+        partial.mkdir()
+    except OSError as exc:
+        raise _write_error(partial, partial, exc) from exc
     t0 = time.perf_counter()
     try:
         if callable(items):
@@ -533,6 +625,11 @@ def _build(root: Path, key: str, items, *, sources, config, num_workers, max_win
             identities = [{"path": str(n)} for n in names]
             if sources is not None:
                 identities = [_identity_or_name(s) for s in sources]
+        for name, text in (sidecars() if sidecars is not None else {}).items():
+            try:
+                (partial / name).write_text(text)
+            except OSError as exc:
+                raise _write_error(partial / name, partial, exc) from exc
         doc = _finish(partial, key, config, identities, results)
         if fsync:
             _fsync_dir(partial)
@@ -610,8 +707,11 @@ def _run_pairs(pairs, partial, max_windows, max_bytes, progress, fsync, key):
                 sink.write(sample, cset)
             if bar is not None:
                 bar.update(1)
-    finally:
         shards = sink.close()
+    except BaseException:
+        sink.abort()
+        raise
+    finally:
         if bar is not None:
             bar.close()
     return [{"task": 0, "shards": shards, "counts": {}}], names
@@ -647,10 +747,13 @@ def _finish(partial: Path, key: str, config, identities, results) -> dict[str, A
                       "shards": len(shards), "sources": len(identities)},
            "writer": {"webdataset": _wds_version(), "created_unix": time.time()}}
     tmp = partial / "index.json.tmp"
-    with open(tmp, "w") as f:
-        json.dump(doc, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "w") as f:
+            json.dump(doc, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise _write_error(partial / "index.json", partial, exc) from exc
     os.rename(tmp, partial / "index.json")
     return doc
 
@@ -696,7 +799,7 @@ def get_or_build(root_dir: PathLike, sources: Sequence[PathLike], config: Mappin
             return found
         kwargs = {"num_workers": 0, "max_windows_per_shard": DEFAULT_MAX_WINDOWS_PER_SHARD,
                   "max_bytes_per_shard": DEFAULT_MAX_BYTES_PER_SHARD, "sources_per_task": None, "progress": True,
-                  "fsync": True, "mp_context": None}
+                  "fsync": True, "mp_context": None, "sidecars": None}
         unknown = set(build_kwargs) - set(kwargs)
         if unknown:
             raise ConfigError(f"get_or_build: unknown build options {sorted(unknown)}; valid: {sorted(kwargs)}")

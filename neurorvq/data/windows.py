@@ -41,7 +41,6 @@ from neurorvq.data.channels import map_channels
 from neurorvq.data.preprocess import (DataError, PickChannels, Pipeline, Recording, RejectionReport, cut_windows,
                                       steps_from_config)
 from neurorvq.errors import ConfigError
-from neurorvq.file_io import write_atomic
 from neurorvq.registry import ModalitySpec, get_modality
 
 SPLITS = ("train", "val", "test")
@@ -962,16 +961,18 @@ class RecordingDataModule(SplitLoaders, L.LightningDataModule):
         tally: dict[str, Any] = {}
         self._say(f"{self.dataset_name}: building the {split} window cache {key} ({len(mine)} recordings)")
         windows = self._cache_windows(self.iter_recordings(mine, pipeline, tally))
+        part: dict[str, Any] = {}
+
+        def summary() -> dict[str, str]:  # written inside the cache folder before it appears (one rename)
+            part.update({"recordings_found": len(mine), "recordings_loaded": tally.get("loaded", 0),
+                         "skipped": tally.get("skipped", {}), "dropped_channels": tally.get("dropped", {}),
+                         "windows_kept": tally["report"].kept if "report" in tally else 0,
+                         "rejected": dict(tally["report"].rejected) if "report" in tally else {}})
+            return {_CACHE_SUMMARY: json.dumps(part, indent=1, sort_keys=True)}
+
         index = wcache.build_cache(self.cache_dir, key, windows, config=self.cache_config(split, mine),
                                    max_windows_per_shard=self.cache_max_windows_per_shard, progress=self.verbose,
-                                   lock=False)
-        part = {"recordings_found": len(mine), "recordings_loaded": tally.get("loaded", 0),
-                "skipped": tally.get("skipped", {}), "dropped_channels": tally.get("dropped", {}),
-                "windows_kept": tally["report"].kept if "report" in tally else 0,
-                "rejected": dict(tally["report"].rejected) if "report" in tally else {}}
-        sidecar = self.cache_dir / key / _CACHE_SUMMARY
-        write_atomic(sidecar, json.dumps(part, indent=1, sort_keys=True),
-                     tmp=sidecar.with_name(_CACHE_SUMMARY + ".tmp"))
+                                   lock=False, sidecars=summary)
         return index, part
 
     @staticmethod

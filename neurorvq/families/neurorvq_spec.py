@@ -9,7 +9,6 @@ config)``; a :class:`~neurorvq.registry.ModalitySpec` holds only the signal and 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -18,11 +17,11 @@ from typing import Any, Iterable, Mapping
 from neurorvq.errors import ConfigError, InputError
 from neurorvq.families.neurorvq import ARCHITECTURE_FIELDS, NeuroRVQConfig, TemporalBranch, branch_from_value
 from neurorvq.suggest import close_matches
-from neurorvq.vocabulary import decode_channel_names
+from neurorvq.vocabulary import ChannelLookups, decode_channel_names
 
 
 @dataclass(frozen=True)
-class NeuroRVQSpec:
+class NeuroRVQSpec(ChannelLookups):
     """A NeuroRVQ model's signal and architecture in one flat record: the form checkpoints, ``save_pretrained``
     configs and token files store (``spec`` in ``config.json``, ``modality_spec`` in Lightning checkpoints), and
     what ``tokenizer.spec`` / ``fm.spec`` give. ``NeuroRVQSpec.from_parts(signal, config)`` joins a
@@ -149,21 +148,6 @@ class NeuroRVQSpec:
     def spatial_rows(self) -> int:
         """Rows of the spatial (channel) embedding table: vocabulary + 1 (the CLS row)."""
         return len(self.channels) + 1
-
-    @property
-    def patch_seconds(self) -> float:
-        return self.patch_length / self.sampling_rate
-
-    def channel_index(self, name: str) -> int | None:
-        """Vocabulary position of ``name`` (case-insensitive), or ``None``."""
-        try:
-            return self.channels.index(name.strip().lower())
-        except ValueError:
-            return None
-
-    def closest_channels(self, name: str, n: int = 3) -> list[str]:
-        """Vocabulary names closest to ``name``, for error messages."""
-        return difflib.get_close_matches(name.strip().lower(), self.channels, n=n, cutoff=0.5)
 
     def replace(self, **changes: Any) -> "NeuroRVQSpec":
         """A copy with ``changes`` applied and validated; unknown fields raise a :class:`ConfigError`."""

@@ -14,7 +14,7 @@ fine-tuning head keeps PyTorch's default initialisation (method.md §4.3). Loadi
 
 from __future__ import annotations
 
-from typing import Any, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -25,11 +25,12 @@ from neurorvq.families.neurorvq import NeuroRVQFMOptions, option_defaults
 from neurorvq.models.inputs import ChannelsLike, PreparedInput, channel_id_tensor, prepare_input
 from neurorvq.models.options import resolve_overrides
 from neurorvq.models.pooling import Pooling, build_pooling
+from neurorvq.models.neurorvq_model import NeuroRVQModelMixin
 from neurorvq.models.pretrained import PretrainedMixin
 from neurorvq.nn.temporal import MultiScaleTemporalConv
 from neurorvq.nn.transformer import TokenTransformer
 from neurorvq.registry import ModalitySpec
-from neurorvq.tokenizers import SignalContract, TokenLayout
+from neurorvq.tokenizers import TokenLayout
 
 FM_OPTIONS: dict[str, Any] = {
     **option_defaults(NeuroRVQFMOptions),  # depth, init_values (layer scale, method.md §4.1), check_inputs, crop
@@ -53,7 +54,7 @@ class PretrainOutput(NamedTuple):
     features_symmetric: torch.Tensor
 
 
-class NeuroRVQFoundationModel(PretrainedMixin, nn.Module):
+class NeuroRVQFoundationModel(NeuroRVQModelMixin, PretrainedMixin, nn.Module):
     """NeuroRVQ-FM for one modality (``spec``), generic in branches S and token depth N.
 
     Args:
@@ -62,7 +63,6 @@ class NeuroRVQFoundationModel(PretrainedMixin, nn.Module):
             num_classes, pooling, pool_channels, check_inputs, crop).
     """
 
-    family = "neurorvq"
     model_kind = "foundation_model"
 
     def __init__(self, spec: ModalitySpec | str = "eeg", **overrides: Any) -> None:
@@ -131,36 +131,7 @@ class NeuroRVQFoundationModel(PretrainedMixin, nn.Module):
                 delattr(self, name)
         self.options["pretraining"] = False
 
-    def config(self) -> dict[str, Any]:
-        return {"spec": self.spec.to_dict(), "options": dict(self.options)}
-
-    def config_hash(self) -> str:
-        """Hash of the architecture and signal (the spec's)."""
-        return self.spec.config_hash()
-
-    @property
-    def signal(self) -> ModalitySpec:
-        """The modality's signal this model reads."""
-        return self.spec.signal
-
-    def to_config(self) -> dict[str, Any]:
-        """Everything :meth:`from_config` needs (family, the flat spec, the options): JSON."""
-        return {"family": self.family, **self.config()}
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> "NeuroRVQFoundationModel":
-        """A new (untrained) model from :meth:`to_config`'s output or a ``save_pretrained`` config."""
-        from neurorvq.families.neurorvq_spec import NeuroRVQSpec
-
-        return cls(NeuroRVQSpec.from_dict(config["spec"]), **{**config.get("options", {}), **overrides})
-
     # ------------------------------------------------------------------------------------ protocol
-    @property
-    def contract(self) -> SignalContract:
-        spec = self.spec
-        return SignalContract(spec.name, spec.sampling_rate, spec.unit, spec.patch_length, spec.max_patches,
-                              spec.channels, case_sensitive=False, channel_offset=spec.spatial_offset)
-
     @property
     def feature_dim(self) -> int:
         """Width F of the per-token features of :meth:`embed`: ``S * D`` (branches concatenated)."""

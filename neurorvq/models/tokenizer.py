@@ -16,6 +16,7 @@ from neurorvq.errors import InputError
 from neurorvq.families.neurorvq import NeuroRVQOptions, option_defaults
 from neurorvq.models.inputs import ChannelsLike, PreparedInput, embedding_ids, prepare_input
 from neurorvq.models.options import resolve_overrides
+from neurorvq.models.neurorvq_model import NeuroRVQModelMixin
 from neurorvq.models.pretrained import PretrainedMixin
 from neurorvq.nn.rvq import ResidualVQ
 from neurorvq.nn.spectral import (
@@ -29,7 +30,7 @@ from neurorvq.nn.spectral import (
 from neurorvq.nn.temporal import MultiScaleTemporalConv
 from neurorvq.nn.transformer import TokenTransformer
 from neurorvq.registry import ModalitySpec
-from neurorvq.tokenizers import Encoded, SideField, SignalContract, TokenLayout
+from neurorvq.tokenizers import Encoded, SideField, TokenLayout
 
 __all__ = ["NeuroRVQTokenizer", "TokenizerOutput", "AmplitudeStats", "TOKENIZER_OPTIONS"]
 
@@ -66,7 +67,7 @@ AMPLITUDE_SIDE = (SideField("amplitude_mean", doc="per-sample mean of the log-am
 """NeuroRVQ's side information: tokens do not carry the absolute amplitude (method.md quirk Q8)."""
 
 
-class NeuroRVQTokenizer(PretrainedMixin, nn.Module):
+class NeuroRVQTokenizer(NeuroRVQModelMixin, PretrainedMixin, nn.Module):
     """NeuroRVQ tokenizer for one modality.
 
     Args:
@@ -80,7 +81,6 @@ class NeuroRVQTokenizer(PretrainedMixin, nn.Module):
     ``[B, C]``.
     """
 
-    family = "neurorvq"
     model_kind = "tokenizer"
     loss_names = ("loss", "code", "amp", "phase", "sig")
     """The scalar losses of :meth:`forward`'s outputs, the total first."""
@@ -120,30 +120,6 @@ class NeuroRVQTokenizer(PretrainedMixin, nn.Module):
     def check_inputs(self, value: bool) -> None:
         self.options["check_inputs"] = bool(value)
 
-    def config(self) -> dict[str, Any]:
-        """JSON-serialisable configuration: the spec plus the model options."""
-        return {"spec": self.spec.to_dict(), "options": dict(self.options)}
-
-    def config_hash(self) -> str:
-        """Hash of the architecture and signal (the spec's): equal hashes mean interchangeable token layouts."""
-        return self.spec.config_hash()
-
-    @property
-    def signal(self) -> ModalitySpec:
-        """The modality's signal (rate, unit, vocabulary, bands) this tokenizer reads."""
-        return self.spec.signal
-
-    def to_config(self) -> dict[str, Any]:
-        """Everything :meth:`from_config` needs (family, the flat spec, the options): JSON."""
-        return {"family": self.family, **self.config()}
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> "NeuroRVQTokenizer":
-        """A new (untrained) model from :meth:`to_config`'s output or a ``save_pretrained`` config."""
-        from neurorvq.families.neurorvq_spec import NeuroRVQSpec
-
-        return cls(NeuroRVQSpec.from_dict(config["spec"]), **{**config.get("options", {}), **overrides})
-
     # ------------------------------------------------------------------------------------ protocol
     @property
     def layout(self) -> TokenLayout:
@@ -152,12 +128,6 @@ class NeuroRVQTokenizer(PretrainedMixin, nn.Module):
         spec = self.spec
         return TokenLayout.uniform([f"b{i}" for i in range(spec.num_branches)], spec.n_quantizers,
                                    spec.codebook_size, side=AMPLITUDE_SIDE)
-
-    @property
-    def contract(self) -> SignalContract:
-        spec = self.spec
-        return SignalContract(spec.name, spec.sampling_rate, spec.unit, spec.patch_length, spec.max_patches,
-                              spec.channels, case_sensitive=False, channel_offset=spec.spatial_offset)
 
     @torch.no_grad()
     def tokenize(self, x: torch.Tensor, channels: ChannelsLike) -> Encoded:

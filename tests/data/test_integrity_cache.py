@@ -1,12 +1,16 @@
 """Integrity of the window cache (issue 19): every shard's CRC-32 in index.json, verified as it streams; a
 same-size corruption, a zeroed .npy header, a zeroed JSON member and a random tar header each give one CacheError
 naming the folder, the shard (and the member) and the fix; an epoch through the DataModule does not train on a
-corrupted shard; a format-1 cache (no checksums) is still read."""
+corrupted shard; a format-1 cache (no checksums) is still read; a disk that fills during a build gives one
+FileWriteError naming the file and the free space, leaves no complete-looking cache, and a rerun builds it."""
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import multiprocessing
+import re
 import sys
 import tarfile
 import zlib
@@ -21,9 +25,12 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_windows import FakeModule, fake_root  # noqa: E402
 
+import neurorvq.data.cache as cache_module  # noqa: E402
+from neurorvq.cli.app import user_error  # noqa: E402
 from neurorvq.data.cache import (CacheError, StreamingWindows, _npy_offset, build_cache,  # noqa: E402
-                                 bucket_batches, check_cache, load_index, open_cache)
+                                 bucket_batches, check_cache, get_or_build, load_index, open_cache)
 from neurorvq.errors import NeuroRVQError  # noqa: E402
+from neurorvq.file_io import FileWriteError  # noqa: E402
 
 FIX = "delete the cache folder"
 
@@ -235,3 +242,142 @@ def test_a_damaged_summary_sidecar_names_the_file(tmp_path):
     sidecar.write_bytes(b"\0" * 64)
     with pytest.raises(CacheError, match=rf"window cache summary {sidecar} is damaged .*{FIX} {sidecar.parent}"):
         FakeModule(str(root), **args).prepare_data()
+
+
+# ------------------------------------------------------------------------------------------------ full disk
+class _FullDisk:
+    """``open`` for the cache module on a disk with ``budget`` bytes left: files opened for writing take bytes
+    from it until a write no longer fits, which fails with ENOSPC as a real full disk does (reading is left
+    alone). Installed on ``neurorvq.data.cache``, so shards and index.json are hit, not the test's own files."""
+
+    def __init__(self, budget: int):
+        self.budget = budget
+
+    def __call__(self, path, mode="r", *args, **kwargs):
+        f = open(path, mode, *args, **kwargs)
+        return _Filling(f, self) if "w" in mode or "a" in mode else f
+
+
+class _Filling:
+    def __init__(self, file, disk: _FullDisk):
+        self.file, self.disk = file, disk
+
+    def write(self, data) -> int:
+        n = len(data) if isinstance(data, str) else memoryview(data).nbytes
+        if n > self.disk.budget:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.disk.budget -= n
+        return self.file.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+
+def _sizes(tmp_path) -> tuple[list[int], int]:
+    """Shard sizes and index.json size of the fixture-sized cache, built fault-free elsewhere."""
+    index = build_cache(tmp_path / "sizes", "k", [("rec", _windows())], max_windows_per_shard=5, progress=False)
+    return [s.bytes for s in index.shards], (Path(index.location) / "index.json").stat().st_size
+
+
+def _assert_one_full_disk_error(error: BaseException, path: Path) -> None:
+    assert type(error) is FileWriteError and isinstance(error, NeuroRVQError) and isinstance(error, OSError)
+    assert error.errno == errno.ENOSPC
+    message = str(error)
+    assert f"could not write the window cache file '{path}': No space left on device" in message
+    assert re.search(r"\(\d+\.\d MB free on that filesystem; \d+\.\d MB of this build written\)", message)
+    assert "Free space there, or point cache_dir" in message and "run again" in message
+    assert f"its folder {path.parent} is removed" in message
+    assert isinstance(error.__cause__, OSError) and error.__cause__.errno == errno.ENOSPC  # the chain is kept
+    assert user_error(error) is error and "\n" not in message  # the CLI prints it as one line
+
+
+def _assert_no_cache_left(root: Path, key: str = "k") -> None:
+    assert not (root / key).exists() and not (root / f"{key}.partial").exists()
+    assert list(root.rglob("index.json")) == [] and open_cache(root, key) is None
+
+
+@pytest.mark.parametrize("where", ["first shard", "second shard", "shard fsync", "index.json"])
+def test_a_disk_that_fills_during_a_build_gives_one_error_naming_the_file_and_the_free_space(tmp_path, monkeypatch,
+                                                                                             where):
+    shard_bytes, _ = _sizes(tmp_path)
+    root = tmp_path / "cache"
+    partial = root / "k.partial"
+    if where == "shard fsync":  # the data reached the page cache; the disk refuses it at fsync
+        def no_room(fd):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        monkeypatch.setattr(cache_module.os, "fsync", no_room)
+        path = partial / "part-000000-000000.tar"
+    else:
+        budget = {"first shard": 1000, "second shard": shard_bytes[0] + 1000,
+                  "index.json": sum(shard_bytes) + 100}[where]
+        monkeypatch.setattr(cache_module, "open", _FullDisk(budget), raising=False)
+        path = partial / {"first shard": "part-000000-000000.tar", "second shard": "part-000000-000001.tar",
+                          "index.json": "index.json"}[where]
+    with pytest.raises(FileWriteError) as caught:
+        build_cache(root, "k", [("rec", _windows())], max_windows_per_shard=5, progress=False)
+    _assert_one_full_disk_error(caught.value, path)
+    _assert_no_cache_left(root)
+
+    monkeypatch.undo()  # space freed: the same build now succeeds
+    index = build_cache(root, "k", [("rec", _windows())], max_windows_per_shard=5, progress=False)
+    assert check_cache(index.location, "k", checksums=True) is None and not partial.exists()
+    assert [int(w["label"]) for w in _read_all(index.location)] == [i % 2 for i in range(10)]
+
+
+def test_a_full_disk_while_rebuilding_leaves_the_existing_cache_as_it_was(cache, monkeypatch):
+    folder = Path(cache.location)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    monkeypatch.setattr(cache_module, "open", _FullDisk(5000), raising=False)
+    with pytest.raises(FileWriteError, match="No space left on device"):
+        build_cache(folder.parent, "k", [("rec", _windows())], max_windows_per_shard=5, progress=False)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert check_cache(folder, "k", checksums=True) is None and not (folder.parent / "k.partial").exists()
+
+
+def _tiny_process(source) -> list[dict]:
+    """Windows of a source name (top-level: worker processes import it)."""
+    return _windows(5)
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork to carry the fault")
+def test_a_full_disk_in_a_build_worker_reaches_the_caller_as_the_same_one_error(tmp_path, monkeypatch):
+    sources = []
+    for name in ("a.rec", "b.rec"):
+        (tmp_path / name).write_text(name)
+        sources.append(tmp_path / name)
+    root = tmp_path / "cache"
+    monkeypatch.setattr(cache_module, "open", _FullDisk(1000), raising=False)  # forked workers inherit it
+    options = dict(num_workers=2, sources_per_task=1, progress=False, mp_context=multiprocessing.get_context("fork"))
+    with pytest.raises(FileWriteError) as caught:
+        get_or_build(root, sources, {"x": 1}, _tiny_process, **options)
+    key = cache_module.cache_key(sources, {"x": 1})
+    message = str(caught.value)
+    assert caught.value.errno == errno.ENOSPC
+    assert re.search(rf"could not write the window cache file '{re.escape(str(root / key))}\.partial/part-00000[01]-"
+                     r"000000\.tar': No space left on device \(\d+\.\d MB free on that filesystem", message)
+    _assert_no_cache_left(root, key)
+    monkeypatch.undo()
+    assert get_or_build(root, sources, {"x": 1}, _tiny_process, **options).total_windows == 10
+
+
+def test_a_full_disk_while_the_datamodule_builds_its_cache(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    root = fake_root(tmp_path / "data", [f"sub{i}_0.rec" for i in range(3)])
+    args = dict(window_seconds=1.0, batch_size=4, verbose=False, val_fraction=0.0, test_fraction=0.0,
+                cache_dir=str(tmp_path / "cache"))
+    monkeypatch.setattr(cache_module, "open", _FullDisk(4000), raising=False)
+    with pytest.raises(FileWriteError) as caught:
+        FakeModule(str(root), **args).prepare_data()
+    assert f"could not write the window cache file '{tmp_path / 'cache'}" in str(caught.value)
+    assert "MB free on that filesystem" in str(caught.value)
+    assert list((tmp_path / "cache").rglob("index.json")) == []
+    monkeypatch.undo()
+    again = FakeModule(str(root), **args)
+    again.prepare_data()
+    assert again.caches["train"].total_windows == 9
