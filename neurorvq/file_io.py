@@ -277,6 +277,15 @@ def read_safetensors(path: str | Path, keys: Iterable[str] | None = None, *, wha
     return metadata, tensors
 
 
+def json_ready(value: Any) -> Any:
+    """``value`` with tuples as lists and mappings as dicts (what ``json.dumps``/YAML write as plain data)."""
+    if isinstance(value, Mapping):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value
+
+
 __all__ = ["CHECKSUM_KEY", "DAMAGED", "TEMP_SUFFIX", "DamagedFileError", "FileWriteError", "checkpoint_read_error",
-           "checksum_record", "load_safetensors", "read_lightning_checkpoint", "read_safetensors", "read_yaml",
+           "checksum_record", "json_ready", "load_safetensors", "read_lightning_checkpoint", "read_safetensors", "read_yaml",
            "tensor_digest", "torch_load", "unfinished_write", "write_atomic", "write_safetensors"]

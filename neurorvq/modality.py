@@ -22,6 +22,7 @@ from typing import Any, Iterable, Mapping
 
 from neurorvq.errors import ConfigError, InputError
 from neurorvq.families.neurorvq import ARCHITECTURE_FIELDS, NeuroRVQConfig
+from neurorvq.file_io import json_ready, read_yaml
 from neurorvq.suggest import close_matches
 from neurorvq.vocabulary import ChannelLookups, decode_channel_names
 
@@ -90,17 +91,7 @@ class ModalitySpec(ChannelLookups):
         raise ConfigError(f"modality '{self.name}': {field_name} {problem}; {fix}")
 
     def _validate(self) -> None:
-        if not self.name or self.name != self.name.lower() or not self.name.replace("_", "").replace("-", "").isalnum():
-            self._fail("name", f"is {self.name!r}", "use a lower-case word such as 'ppg'")
-        if self.sampling_rate <= 0:
-            self._fail("sampling_rate", f"is {self.sampling_rate}", "give the rate in Hz, > 0")
-        if self.patch_length < 1:
-            self._fail("patch_length", f"is {self.patch_length}", "it must be a positive integer")
-        if not self.channels:
-            self._fail("channels", "is empty", "list the channel names of the modality's vocabulary")
-        dupes = sorted({c for c in self.channels if self.channels.count(c) > 1})
-        if dupes:
-            self._fail("channels", f"repeats {dupes} (names match case-insensitively)", "list each channel once")
+        self._validate_signal()
         if self.preprocessing is None:
             self._fail("preprocessing", "is missing", "list the default steps from a raw recording to windows, e.g. "
                        f"preprocessing={_EXAMPLE_STEPS} (data/preprocess.py has every step)")
@@ -116,10 +107,7 @@ class ModalitySpec(ChannelLookups):
                        "map recording names to vocabulary names")
         for family, config in self.families.items():
             config.validate(self.patch_length, f"modality '{self.name}', family '{family}'")
-        nyquist = self.sampling_rate / 2
-        for band_name, low, high in self.bands:
-            if not 0 <= low < high <= nyquist:
-                self._fail("bands", f"has {band_name}=({low}, {high}) Hz", f"need 0 <= low < high <= {nyquist} Hz")
+        self._validate_bands()
 
     # ------------------------------------------------------------------------------------ derived
     def config(self, family: str = "neurorvq", **overrides: Any) -> Any:
@@ -155,7 +143,7 @@ class ModalitySpec(ChannelLookups):
         """JSON-serialisable form (round-trips through :meth:`from_dict`)."""
         return {"name": self.name, "sampling_rate": self.sampling_rate, "patch_length": self.patch_length,
                 "channels": list(self.channels), "unit": self.unit, "bands": [list(b) for b in self.bands],
-                "preprocessing": [_plain(step) for step in self.preprocessing or ()],
+                "preprocessing": [json_ready(step) for step in self.preprocessing or ()],
                 "aliases": dict(self.aliases),
                 "families": {name: config.to_dict() for name, config in self.families.items()}, "doc": self.doc}
 
@@ -231,8 +219,6 @@ class ModalitySpec(ChannelLookups):
                               "registered modality")
         if path.suffix.lower() not in SPEC_FILE_SUFFIXES:
             raise ConfigError(f"{where}: use a name ending in {_SUFFIX_TEXT}")
-        from neurorvq.file_io import read_yaml
-
         is_json = path.suffix.lower() == ".json"
         if is_json:
             try:
@@ -274,15 +260,6 @@ def _json_text(value: Any, indent: str = "") -> str:
     if isinstance(value, list) and any(isinstance(v, Mapping) for v in value):
         return "[\n" + ",\n".join(f"{inner}{json.dumps(v, ensure_ascii=False)}" for v in value) + f"\n{indent}]"
     return json.dumps(value, ensure_ascii=False)
-
-
-def _plain(value: Any) -> Any:
-    """``value`` with tuples as lists and mappings as dicts (JSON-ready)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _family_config(modality: str, family: str, value: Any) -> Any:

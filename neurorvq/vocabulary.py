@@ -104,12 +104,38 @@ def _is_bool(value: Any) -> bool:
     return isinstance(value, bool) or getattr(dtype, "kind", None) == "b" or str(dtype) == "torch.bool"
 
 class ChannelLookups:
-    """Look-ups shared by the records that hold a lower-case vocabulary ``channels`` and a patch of
-    ``patch_length`` samples at ``sampling_rate`` Hz (the modality spec and NeuroRVQ's flat record)."""
+    """Look-ups and checks shared by the records that hold a signal: a ``name``, a lower-case vocabulary
+    ``channels``, a patch of ``patch_length`` samples at ``sampling_rate`` Hz and report ``bands`` (the modality spec
+    and NeuroRVQ's flat record). Subclasses provide ``_fail(field, problem, fix)``."""
 
+    name: str
     channels: tuple[str, ...]
     patch_length: int
     sampling_rate: float
+    bands: tuple[tuple[str, float, float], ...]
+
+    def _fail(self, field_name: str, problem: str, fix: str) -> None:
+        raise NotImplementedError
+
+    def _validate_signal(self) -> None:
+        """Name, rate, patch length and vocabulary (:meth:`_validate_bands` checks the bands)."""
+        if not self.name or self.name != self.name.lower() or not self.name.replace("_", "").replace("-", "").isalnum():
+            self._fail("name", f"is {self.name!r}", "use a lower-case word such as 'ppg'")
+        if self.sampling_rate <= 0:
+            self._fail("sampling_rate", f"is {self.sampling_rate}", "give the rate in Hz, > 0")
+        if self.patch_length < 1:
+            self._fail("patch_length", f"is {self.patch_length}", "it must be a positive integer")
+        if not self.channels:
+            self._fail("channels", "is empty", "list the channel names of the modality's vocabulary")
+        dupes = sorted({c for c in self.channels if self.channels.count(c) > 1})
+        if dupes:
+            self._fail("channels", f"repeats {dupes} (names match case-insensitively)", "list each channel once")
+
+    def _validate_bands(self) -> None:
+        nyquist = self.sampling_rate / 2
+        for band_name, low, high in self.bands:
+            if not 0 <= low < high <= nyquist:
+                self._fail("bands", f"has {band_name}=({low}, {high}) Hz", f"need 0 <= low < high <= {nyquist} Hz")
 
     @property
     def patch_seconds(self) -> float:

@@ -116,22 +116,9 @@ class NeuroRVQSpec(ChannelLookups):
         raise ConfigError(f"modality '{self.name}': {field_name} {problem}; {fix}")
 
     def _validate(self) -> None:
-        if not self.name or self.name != self.name.lower() or not self.name.replace("_", "").replace("-", "").isalnum():
-            self._fail("name", f"is {self.name!r}", "use a lower-case word such as 'ppg'")
-        if self.sampling_rate <= 0:
-            self._fail("sampling_rate", f"is {self.sampling_rate}", "give the rate in Hz, > 0")
-        if self.patch_length < 1:
-            self._fail("patch_length", f"is {self.patch_length}", "it must be a positive integer")
-        if not self.channels:
-            self._fail("channels", "is empty", "list the channel names of the modality's vocabulary")
-        dupes = sorted({c for c in self.channels if self.channels.count(c) > 1})
-        if dupes:
-            self._fail("channels", f"repeats {dupes} (names match case-insensitively)", "list each channel once")
+        self._validate_signal()
         self.neurorvq_config.validate(self.patch_length, f"modality '{self.name}'")
-        nyquist = self.sampling_rate / 2
-        for band_name, low, high in self.bands:
-            if not 0 <= low < high <= nyquist:
-                self._fail("bands", f"has {band_name}=({low}, {high}) Hz", f"need 0 <= low < high <= {nyquist} Hz")
+        self._validate_bands()
 
     # ------------------------------------------------------------------------------------ derived
     @property

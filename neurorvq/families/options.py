@@ -20,6 +20,7 @@ from importlib import import_module
 from typing import Any, ClassVar, Mapping
 
 from neurorvq.errors import ConfigError
+from neurorvq.file_io import json_ready
 from neurorvq.suggest import did_you_mean
 
 
@@ -38,7 +39,7 @@ class _Options:
     def as_hparams(self) -> dict[str, Any]:
         """``{"class_path", "init_args"}`` in plain data (lists, dicts): what checkpoints and hparams.yaml store."""
         return {"class_path": f"{type(self).__module__}.{type(self).__qualname__}",
-                "init_args": _plain(dataclasses.asdict(self))}
+                "init_args": json_ready(dataclasses.asdict(self))}
 
     def model_class(self) -> type:
         from neurorvq.families import get_family
@@ -110,14 +111,6 @@ def check_fields(cls: type, fields: Mapping[str, Any], what: str) -> None:
     if unknown:
         hints = "".join(f" '{u}'{did_you_mean(u, valid)}" for u in unknown)
         raise ConfigError(f"unknown {what} field(s) for {cls.__name__}:{hints} (valid: {valid})")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 __all__ = ["FMOptions", "TokenizerOptions", "check_fields", "coerce_options", "options_class"]
