@@ -179,3 +179,23 @@ def test_recordings_load_in_worker_processes(data_dir, tmp_path):
     cached.prepare_data()
     cached.setup("fit")
     assert cached.summary["windows"] == serial.summary["windows"]
+
+
+def test_the_cache_key_inputs_do_not_change_by_accident(root):
+    """A key canary: what a DataModule's window cache is keyed by (besides the files' identity) for a fixed
+    configuration. Changing it rebuilds every user's cache; do it on purpose (bump CACHE_LAYOUT_VERSION and update
+    this pin), never as a side effect of a refactor."""
+    import hashlib
+    import json
+
+    dm = _module(root, None)
+    with pytest.warns(RecordingSkippedWarning):
+        dm.setup("fit")
+    infos = sorted(dm.find_recordings(), key=lambda i: str(i.path))
+    config = dm.cache_config("train", [i for i in infos if i.subject in dm.splits["train"]])
+    config["recordings"] = [[Path(p).name, s] for p, s in config["recordings"]]  # the tmp folder varies
+    config["missing"] = [Path(p).name for p in config["missing"]]
+    config["hparams"] = {k: v for k, v in config["hparams"].items() if k != "root"}
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+    assert config["layout_version"] == 2
+    assert digest == "f3ff296aba381f13", json.dumps(config, sort_keys=True)[:2000]
