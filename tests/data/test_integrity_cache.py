@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_windows import FakeModule, fake_root  # noqa: E402
 
 import neurorvq.data.cache as cache_module  # noqa: E402
+import neurorvq.data.cache.writer as cache_writer  # noqa: E402
 from neurorvq.cli.app import user_error  # noqa: E402
 from neurorvq.data.cache import (CacheError, StreamingWindows, _npy_offset, build_cache,  # noqa: E402
                                  bucket_batches, check_cache, get_or_build, load_index, open_cache)
@@ -248,7 +249,8 @@ def test_a_damaged_summary_sidecar_names_the_file(tmp_path):
 class _FullDisk:
     """``open`` for the cache module on a disk with ``budget`` bytes left: files opened for writing take bytes
     from it until a write no longer fits, which fails with ENOSPC as a real full disk does (reading is left
-    alone). Installed on ``neurorvq.data.cache``, so shards and index.json are hit, not the test's own files."""
+    alone). Installed on ``neurorvq.data.cache.writer`` (the module that writes shards, index.json and the lock
+    file), so shards and index.json are hit, not the test's own files."""
 
     def __init__(self, budget: int):
         self.budget = budget
@@ -311,12 +313,12 @@ def test_a_disk_that_fills_during_a_build_gives_one_error_naming_the_file_and_th
     if where == "shard fsync":  # the data reached the page cache; the disk refuses it at fsync
         def no_room(fd):
             raise OSError(errno.ENOSPC, "No space left on device")
-        monkeypatch.setattr(cache_module.os, "fsync", no_room)
+        monkeypatch.setattr(cache_writer.os, "fsync", no_room)
         path = partial / "part-000000-000000.tar"
     else:
         budget = {"first shard": 1000, "second shard": shard_bytes[0] + 1000,
                   "index.json": sum(shard_bytes) + 100}[where]
-        monkeypatch.setattr(cache_module, "open", _FullDisk(budget), raising=False)
+        monkeypatch.setattr(cache_writer, "open", _FullDisk(budget), raising=False)
         path = partial / {"first shard": "part-000000-000000.tar", "second shard": "part-000000-000001.tar",
                           "index.json": "index.json"}[where]
     with pytest.raises(FileWriteError) as caught:
@@ -333,7 +335,7 @@ def test_a_disk_that_fills_during_a_build_gives_one_error_naming_the_file_and_th
 def test_a_full_disk_while_rebuilding_leaves_the_existing_cache_as_it_was(cache, monkeypatch):
     folder = Path(cache.location)
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
-    monkeypatch.setattr(cache_module, "open", _FullDisk(5000), raising=False)
+    monkeypatch.setattr(cache_writer, "open", _FullDisk(5000), raising=False)
     with pytest.raises(FileWriteError, match="No space left on device"):
         build_cache(folder.parent, "k", [("rec", _windows())], max_windows_per_shard=5, progress=False)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
@@ -352,7 +354,7 @@ def test_a_full_disk_in_a_build_worker_reaches_the_caller_as_the_same_one_error(
         (tmp_path / name).write_text(name)
         sources.append(tmp_path / name)
     root = tmp_path / "cache"
-    monkeypatch.setattr(cache_module, "open", _FullDisk(1000), raising=False)  # forked workers inherit it
+    monkeypatch.setattr(cache_writer, "open", _FullDisk(1000), raising=False)  # forked workers inherit it
     options = dict(num_workers=2, sources_per_task=1, progress=False, mp_context=multiprocessing.get_context("fork"))
     with pytest.raises(FileWriteError) as caught:
         get_or_build(root, sources, {"x": 1}, _tiny_process, **options)
@@ -371,7 +373,7 @@ def test_a_full_disk_while_the_datamodule_builds_its_cache(tmp_path, monkeypatch
     root = fake_root(tmp_path / "data", [f"sub{i}_0.rec" for i in range(3)])
     args = dict(window_seconds=1.0, batch_size=4, verbose=False, val_fraction=0.0, test_fraction=0.0,
                 cache_dir=str(tmp_path / "cache"))
-    monkeypatch.setattr(cache_module, "open", _FullDisk(4000), raising=False)
+    monkeypatch.setattr(cache_writer, "open", _FullDisk(4000), raising=False)
     with pytest.raises(FileWriteError) as caught:
         FakeModule(str(root), **args).prepare_data()
     assert f"could not write the window cache file '{tmp_path / 'cache'}" in str(caught.value)
