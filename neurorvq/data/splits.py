@@ -12,6 +12,8 @@ always evaluated on people it has not seen.
   that fold's *training* subjects, never from its test subjects. (The published NeuroRVQ benchmark protocol
   picks the validation subjects among the test fold's, so that model selection sees the test subjects; this
   module does not reproduce that leak.)
+* :func:`split_subjects`: the train / val / test split of a DataModule's *subject names* (not per-window ids),
+  as :class:`~neurorvq.data.datamodule.RecordingDataModule` draws it: subject lists per split, no indices.
 * :func:`save_folds` / :func:`load_folds`: the folds as JSON (subject lists per fold, plus the window indices
   they gave), so that a published figure ships with its split file.
 
@@ -33,7 +35,10 @@ import numpy as np
 
 from neurorvq.errors import ConfigError
 
-__all__ = ["SplitIndices", "Fold", "subject_split", "subject_kfold", "save_folds", "load_folds"]
+__all__ = ["SplitIndices", "Fold", "subject_split", "subject_kfold", "save_folds", "load_folds",
+           "split_subjects"]
+
+SPLITS = ("train", "val", "test")
 
 FOLDS_FORMAT = "neurorvq-subject-folds"
 FOLDS_FORMAT_VERSION = 1
@@ -238,6 +243,45 @@ def subject_split(subjects: Sequence, labels: Sequence | None = None, val_fracti
     return SplitIndices(train=_indices(subjects, train_part), val=_indices(subjects, val_part),
                         test=_indices(subjects, test_part), train_subjects=train_part, val_subjects=val_part,
                         test_subjects=test_part)
+
+
+def split_subjects(subjects: Sequence[str], seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.1,
+                   val_subjects: Sequence[str] | None = None,
+                   test_subjects: Sequence[str] | None = None) -> dict[str, list[str]]:
+    """Assign every subject to exactly one of 'train', 'val', 'test' (lists sorted).
+
+    Explicit ``val_subjects`` / ``test_subjects`` are taken as given. A split without a list gets
+    ``round(fraction x number of subjects)`` subjects (at least 1 when its fraction is > 0), drawn from the
+    others by a generator seeded with ``seed``; val is served before test, and train always keeps at least one
+    subject, so 1 subject -> train only, 2 -> train + val, 3 -> one each. Train gets everything else.
+    """
+    names = sorted(dict.fromkeys(str(s) for s in subjects))
+    val = [str(s) for s in val_subjects] if val_subjects is not None else None
+    test = [str(s) for s in test_subjects] if test_subjects is not None else None
+    both = sorted(set(val or []) & set(test or []))
+    if both:
+        raise ConfigError(f"subjects {both} are in both val_subjects and test_subjects; a subject belongs to one split")
+    unknown = sorted((set(val or []) | set(test or [])) - set(names))
+    if unknown:
+        raise ConfigError(f"val/test subjects {unknown} are not among the subjects found: {names[:20]}"
+                          f"{' ...' if len(names) > 20 else ''}")
+    for name, f in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 <= f < 1:
+            raise ConfigError(f"{name} is {f}; give a fraction in [0, 1)")
+    taken = set(val or []) | set(test or [])
+    rest = [names[i] for i in np.random.default_rng([int(seed), 0x5B17]).permutation(len(names))
+            if names[i] not in taken]
+
+    def draw(fraction: float) -> list[str]:
+        want = 0 if fraction <= 0 else max(1, round(fraction * len(names)))
+        k = max(0, min(want, len(rest) - 1))
+        out = rest[:k]
+        del rest[:k]
+        return out
+
+    val = draw(val_fraction) if val is None else val
+    test = draw(test_fraction) if test is None else test
+    return {"train": sorted(rest), "val": sorted(val), "test": sorted(test)}
 
 
 # ------------------------------------------------------------------------------------------------- k-fold
