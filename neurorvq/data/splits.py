@@ -35,7 +35,7 @@ import numpy as np
 
 from neurorvq.errors import ConfigError
 
-__all__ = ["SplitIndices", "Fold", "subject_split", "subject_kfold", "save_folds", "load_folds",
+__all__ = ["Split", "SplitIndices", "Fold", "subject_split", "subject_kfold", "save_folds", "load_folds",
            "split_subjects"]
 
 SPLITS = ("train", "val", "test")
@@ -46,12 +46,14 @@ FOLDS_FORMAT_VERSION = 1
 
 # ----------------------------------------------------------------------------------------------- results
 @dataclass(frozen=True, eq=False)
-class SplitIndices:
-    """A subject-wise train / val / test split.
+class Split:
+    """A group-wise train / val / test split of per-window arrays (a subject split, or one fold of a k-fold).
 
     ``train``, ``val``, ``test``: ``int64 [n_part]`` ascending indices into the per-window arrays the split was
     made from (together they cover every window exactly once). ``train_subjects``, ``val_subjects``,
-    ``test_subjects``: the sorted subject ids of each part (plain Python values), pairwise disjoint.
+    ``test_subjects``: the sorted group ids (subjects, or recordings) of each part (plain Python values), pairwise
+    disjoint; in a fold, ``val_subjects`` are drawn from the groups not in its test part. ``index``: the fold's
+    number in ``0..n_folds-1`` (``None`` for a single split).
     """
 
     train: np.ndarray
@@ -60,24 +62,13 @@ class SplitIndices:
     train_subjects: list = field(default_factory=list)
     val_subjects: list = field(default_factory=list)
     test_subjects: list = field(default_factory=list)
+    index: int | None = None
 
 
-@dataclass(frozen=True, eq=False)
-class Fold:
-    """One fold of a subject-independent k-fold: ``index`` in ``0..n_folds-1``.
-
-    ``train``, ``val``, ``test``: ``int64 [n_part]`` ascending window indices (together every window exactly
-    once). ``train_subjects``, ``val_subjects``, ``test_subjects``: sorted, pairwise disjoint subject ids;
-    ``val_subjects`` are drawn from the subjects not in this fold's test part.
-    """
-
-    index: int
-    train: np.ndarray
-    val: np.ndarray
-    test: np.ndarray
-    train_subjects: list = field(default_factory=list)
-    val_subjects: list = field(default_factory=list)
-    test_subjects: list = field(default_factory=list)
+SplitIndices = Split
+"""The result of :func:`subject_split` (the same class as a fold)."""
+Fold = Split
+"""One fold of :func:`subject_kfold` (``index`` set)."""
 
 
 # ----------------------------------------------------------------------------------------------- helpers
