@@ -130,10 +130,11 @@ class NeuroRVQTokenizer(NeuroRVQModelMixin, PretrainedMixin, nn.Module):
                                    spec.codebook_size, side=AMPLITUDE_SIDE)
 
     @torch.no_grad()
-    def tokenize(self, x: torch.Tensor, channels: ChannelsLike) -> Encoded:
+    def tokenize(self, x: torch.Tensor, channels: ChannelsLike, *, check_inputs: bool | None = None) -> Encoded:
         """``x [B, C, A*T]`` (``spec.unit``) -> :class:`Encoded`: ids ``[B, S*N, C*A]`` (stream ``s*N + n`` is
-        branch ``s``, level ``n``) with ``side = {"amplitude_mean": [B], "amplitude_std": [B]}``."""
-        tokens, stats = self.encode(x, channels, return_amplitude_stats=True)
+        branch ``s``, level ``n``) with ``side = {"amplitude_mean": [B], "amplitude_std": [B]}``
+        (``check_inputs``: as :meth:`forward_details`)."""
+        tokens, stats = self.encode(x, channels, return_amplitude_stats=True, check_inputs=check_inputs)
         b, s, n, l = tokens.shape
         num_channels = len(channels) if not torch.is_tensor(channels) else channels.shape[-1]
         return Encoded(tokens.reshape(b, s * n, l), {"amplitude_mean": stats.mean, "amplitude_std": stats.std},
@@ -166,9 +167,11 @@ class NeuroRVQTokenizer(NeuroRVQModelMixin, PretrainedMixin, nn.Module):
                 nn.init.zeros_(module.bias)
 
     # ------------------------------------------------------------------------------------ pieces
-    def prepare(self, x: torch.Tensor, channels: ChannelsLike) -> PreparedInput:
-        """Validate (if ``check_inputs``) and cut ``x [B, C, time]`` into patches with their embedding ids."""
-        return prepare_input(self.spec, x, channels, check=self.check_inputs, crop=bool(self.options["crop"]))
+    def prepare(self, x: torch.Tensor, channels: ChannelsLike, check_inputs: bool | None = None) -> PreparedInput:
+        """Validate (if ``check_inputs``; ``None``: the model's option) and cut ``x [B, C, time]`` into patches with
+        their embedding ids."""
+        check = self.check_inputs if check_inputs is None else bool(check_inputs)
+        return prepare_input(self.spec, x, channels, check=check, crop=bool(self.options["crop"]))
 
     def _per_branch(self, modules: nn.ModuleList, h: torch.Tensor) -> torch.Tensor:
         return torch.stack([module(h[i]) for i, module in enumerate(modules)])
@@ -204,9 +207,11 @@ class NeuroRVQTokenizer(NeuroRVQModelMixin, PretrainedMixin, nn.Module):
         return log_amp, sin, cos, amplitude, patch_rec, patch_rec.reshape(b, num_channels, (l // num_channels) * t)
 
     # ------------------------------------------------------------------------------------ public API
-    def forward_details(self, x: torch.Tensor, channels: ChannelsLike) -> TokenizerOutput:
-        """One full pass returning every intermediate (see :class:`TokenizerOutput`) and the losses."""
-        inp = self.prepare(x, channels)
+    def forward_details(self, x: torch.Tensor, channels: ChannelsLike, *, check_inputs: bool | None = None
+                        ) -> TokenizerOutput:
+        """One full pass returning every intermediate (see :class:`TokenizerOutput`) and the losses.
+        ``check_inputs``: validate the inputs (``None``: the model's option; the training tasks pass ``False``)."""
+        inp = self.prepare(x, channels, check_inputs)
         patches = inp.patches
         b, c, a, t = patches.shape
         targets = fourier_targets(patches)
@@ -221,8 +226,10 @@ class NeuroRVQTokenizer(NeuroRVQModelMixin, PretrainedMixin, nn.Module):
         return TokenizerOutput(patch_embed, features, projected, quantized, tokens, dec, log_amp, sin, cos,
                                amplitude, patch_rec, rec, targets, losses)
 
-    def forward(self, x: torch.Tensor, channels: ChannelsLike) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Reconstruct ``x``; returns ``(reconstruction, outputs)``, the training forward.
+    def forward(self, x: torch.Tensor, channels: ChannelsLike, *, check_inputs: bool | None = None
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Reconstruct ``x``; returns ``(reconstruction, outputs)``, the training forward (``check_inputs``: as
+        :meth:`forward_details`).
 
         ``reconstruction``: ``[B, C, time]`` in the input unit. ``outputs``: a dict of tensors (no host
         synchronisation): the scalar losses ``loss`` (the total, to minimise), ``code``, ``amp``, ``phase`` and
@@ -232,7 +239,7 @@ class NeuroRVQTokenizer(NeuroRVQModelMixin, PretrainedMixin, nn.Module):
         compares; ``T = patch_length``); and the token ids ``tokens [B, S, N, L]`` (``L = C x patches``,
         channel-major) and, flat as the tokenizer protocol gives them, ``ids [B, S*N, L]``.
         """
-        out = self.forward_details(x, channels)
+        out = self.forward_details(x, channels, check_inputs=check_inputs)
         b, s, n, l = out.tokens.shape
         return out.reconstruction, {**out.losses, "tokens": out.tokens, "ids": out.tokens.reshape(b, s * n, l)}
 
@@ -255,11 +262,12 @@ class NeuroRVQTokenizer(NeuroRVQModelMixin, PretrainedMixin, nn.Module):
                 "perplexity": perplexity, "std_x": std_x, "std_rec": std_rec}
 
     @torch.no_grad()
-    def encode(self, x: torch.Tensor, channels: ChannelsLike, return_amplitude_stats: bool = False
-               ) -> torch.Tensor | tuple[torch.Tensor, AmplitudeStats]:
+    def encode(self, x: torch.Tensor, channels: ChannelsLike, return_amplitude_stats: bool = False, *,
+               check_inputs: bool | None = None) -> torch.Tensor | tuple[torch.Tensor, AmplitudeStats]:
         """Token ids ``[batch, branch, depth, channels*patches]`` int64 (channel-major), optionally with the
-        per-sample :class:`AmplitudeStats` that :meth:`decode` needs to restore the absolute scale."""
-        inp = self.prepare(x, channels)
+        per-sample :class:`AmplitudeStats` that :meth:`decode` needs to restore the absolute scale
+        (``check_inputs``: as :meth:`forward_details`)."""
+        inp = self.prepare(x, channels, check_inputs)
         _, _, projected = self.encode_features(inp)
         s, b, l, code_dim = projected.shape
         rvq = self.quantizer(projected.reshape(s, b * l, code_dim))

@@ -33,7 +33,7 @@ from neurorvq.tasks.masking import random_token_mask
 from neurorvq.tasks.optim import warmup_cosine_scheduler, weight_decay_groups
 from neurorvq.tasks.pretrain_diagnostics import (CHECKPOINT_KEY, add_code_counts, diagnostics_table,
                                                  write_diagnostics_json)
-from neurorvq.tasks.tokenizer import load_tokenizer
+from neurorvq.tasks.tokenizer import load_tokenizer, unchecked
 
 
 class PretrainTask(L.LightningModule):
@@ -100,6 +100,7 @@ class PretrainTask(L.LightningModule):
         for p in frozen.parameters():
             p.requires_grad_(False)
         self.tokenizer = frozen
+        self._tokenize_options = unchecked(frozen.tokenize)  # no input checks on the step (as the FM's below)
         self.fm.options["check_inputs"] = False  # the data pipeline validated the batch: no device syncs
         # diagnostics accumulators (int64, per rank): plain tensors made on the batch's device, not buffers, since
         # DDP broadcasts rank 0's buffers before every forward and would overwrite the other ranks' counts
@@ -129,8 +130,8 @@ class PretrainTask(L.LightningModule):
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         x, channels = batch["signal"], model_ids(self._rows, batch["channel_ids"])
-        self.tokenizer.check_inputs = False
-        targets = self.tokenizer.tokenize(x, channels).ids  # [B, H, L], H = S*N streams, branch-major
+        # [B, H, L], H = S*N streams, branch-major
+        targets = self.tokenizer.tokenize(x, channels, **self._tokenize_options).ids
         b, h, l = targets.shape
         s, n = self._count_shapes["train_code_counts"][:2]
         mask = self._mask(b, l, x.device)

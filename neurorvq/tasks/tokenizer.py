@@ -10,6 +10,7 @@ precision are Trainer settings (``gradient_clip_val``, ``precision: 32 | 16-mixe
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,13 @@ from neurorvq.tasks.channels import ChannelRows, model_ids
 from neurorvq.tasks.optim import warmup_cosine_scheduler, weight_decay_groups
 
 SCALAR_LOSSES = NeuroRVQTokenizer.loss_names  # kept for imports; the task reads its tokenizer's loss_names
+
+
+def unchecked(method: Any) -> dict[str, bool]:
+    """``{"check_inputs": False}`` if ``method`` takes that keyword (a NeuroRVQ tokenizer's ``forward``/``tokenize``),
+    else ``{}`` (a family that validates by its own option). Decided once per task, passed on every step: the data
+    pipeline validated the batch, and the checks would synchronise the device."""
+    return {"check_inputs": False} if "check_inputs" in inspect.signature(method).parameters else {}
 
 
 class TrainingDiverged(NeuroRVQError, RuntimeError):
@@ -46,12 +54,14 @@ class TokenizerTask(L.LightningModule):
         lr, weight_decay, betas, warmup_fraction, min_lr_ratio: optimiser and schedule (proposals, see above).
         figure_every_n_epochs: log an original-vs-reconstruction figure every N validation epochs (0 = never).
         figure_channels: channels shown in that figure.
+        compile: run the tokenizer's forward under ``torch.compile`` (made in :meth:`setup`, in the training process;
+            the first batch's k-means initialisation stays eager).
     """
 
     def __init__(self, modality: str = "eeg", tokenizer: TokenizerOptions = NeuroRVQOptions(),
                  init_from: str | None = None, lr: float = 1e-4, weight_decay: float = 1e-4,
                  betas: tuple[float, float] = (0.9, 0.99), warmup_fraction: float = 0.1, min_lr_ratio: float = 0.01,
-                 figure_every_n_epochs: int = 5, figure_channels: int = 3) -> None:
+                 figure_every_n_epochs: int = 5, figure_channels: int = 3, compile: bool = False) -> None:
         super().__init__()
         options = coerce_options(tokenizer, NeuroRVQOptions(), "tokenizer")
         self.save_hyperparameters(ignore=["tokenizer"])
@@ -70,6 +80,13 @@ class TokenizerTask(L.LightningModule):
                                   f"modality is '{signal.name}' (modality vs tokenizer)")
         self._val_batch: dict[str, torch.Tensor] | None = None
         self._rows: ChannelRows | None = None
+        self._forward_options = unchecked(self.tokenizer.forward)
+        self._compiled_forward: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_compiled_forward"] = None  # a spawned or copied task compiles again in its own setup
+        return state
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
@@ -77,6 +94,8 @@ class TokenizerTask(L.LightningModule):
         self._rows = ChannelRows.bind(datamodule, self.tokenizer,
                                       headline=f"the '{name}' data does not fit the '{self.tokenizer.contract.name}' "
                                                "tokenizer (data vs tokenizer)")
+        if self.hparams.get("compile") and self._compiled_forward is None:
+            self._compiled_forward = torch.compile(self.tokenizer.forward)
 
     def model_ids(self, channel_ids: torch.Tensor) -> torch.Tensor:
         """A batch's channel ids (the data's vocabulary) as the tokenizer's rows."""
@@ -98,12 +117,8 @@ class TokenizerTask(L.LightningModule):
 
     # ------------------------------------------------------------------------------------ steps
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:
-        # the data pipeline validated the batch: no input checks (they would synchronise the device)
-        self.tokenizer.check_inputs = False
-        try:
-            _, outputs = self.tokenizer(batch["signal"], self.model_ids(batch["channel_ids"]))
-        finally:
-            self.tokenizer.check_inputs = True
+        forward = self.tokenizer if self._compiled_forward is None else self._compiled_forward
+        _, outputs = forward(batch["signal"], self.model_ids(batch["channel_ids"]), **self._forward_options)
         batch_size = batch["signal"].shape[0]
         on_step = stage == "train"
         for name in self.tokenizer.loss_names:

@@ -105,3 +105,86 @@ def test_dead_code_policy_off_by_default():
     for _ in range(5):
         rvq(torch.tensor([[[3.0, 4.0]]]))
     assert torch.equal(rvq.codebooks[0, 0, 2], torch.tensor([-1.0, 0.0]))  # never chosen, never moved
+
+
+def test_initialise_hook_equals_first_forward():
+    """The k-means hook run explicitly before the forward gives what the forward's own first-batch call gives."""
+    z = torch.randn(2, 300, 8, generator=torch.Generator().manual_seed(0))
+    outs, books = [], []
+    for explicit in (False, True):
+        torch.manual_seed(0)
+        rvq = ResidualVQ(2, 3, 16, 8).train()
+        assert rvq.needs_initialisation and not rvq.initialised
+        if explicit:
+            rvq.initialise(z)
+            assert rvq.initialised and bool(rvq.initted.all()) and not rvq.needs_initialisation
+        outs.append(rvq(z))
+        books.append(rvq.codebooks.clone())
+    assert torch.equal(outs[0].indices, outs[1].indices) and torch.equal(books[0], books[1])
+
+
+def test_initialised_flag_follows_loaded_state_without_forward():
+    ready = ResidualVQ(1, 2, 4, 2)
+    ready.mark_initialised()
+    fresh = ResidualVQ(1, 2, 4, 2).train()
+    assert fresh.needs_initialisation
+    fresh.load_state_dict(ready.state_dict())
+    assert fresh.initialised and not fresh.needs_initialisation
+    fresh.load_state_dict(ResidualVQ(1, 2, 4, 2).state_dict())
+    assert not fresh.initialised
+    assert not fresh.eval().needs_initialisation  # eval leaves the codebooks alone unless official_eval_updates
+    assert ResidualVQ(1, 2, 4, 2, official_eval_updates=True).eval().needs_initialisation
+
+
+def test_sync_decided_once_and_not_pickled():
+    import pickle
+
+    rvq = ResidualVQ(1, 1, 4, 2).train()
+    assert rvq.sync is None
+    rvq(torch.randn(1, 8, 2))
+    assert rvq.sync is False  # no process group: decided at the first training call, then cached
+    assert pickle.loads(pickle.dumps(rvq)).sync is None  # a spawned worker decides in its own process
+
+
+def test_statistics_of_all_levels_match_a_level_by_level_update():
+    """The once-per-step update of every branch and level equals the per-level EMA formula applied to each."""
+    torch.manual_seed(0)
+    rvq = ResidualVQ(2, 3, 8, 4, decay=0.9)
+    rvq.mark_initialised()
+    before = rvq.codebooks.clone()
+    z = torch.randn(2, 50, 4)
+    out = rvq.train()(z)
+    residual = z
+    for level in range(3):
+        zn = F.normalize(residual, dim=-1)
+        idx = out.indices[:, level]
+        for b in range(2):
+            counts = torch.bincount(idx[b], minlength=8).float()
+            assert torch.equal(out.counts[b, level], counts)
+            sums = torch.zeros(8, 4).index_add_(0, idx[b], zn[b])
+            means = F.normalize(sums / counts.clamp_min(1).unsqueeze(-1), dim=-1)
+            means = torch.where(counts.unsqueeze(-1) == 0, before[b, level], means)
+            expected = F.normalize(0.9 * before[b, level] + 0.1 * means, dim=-1)
+            torch.testing.assert_close(rvq.codebooks[b, level], expected, rtol=0, atol=1e-6)
+            torch.testing.assert_close(rvq.usage[b, level], 0.1 * counts)
+        codes = before[:, level].gather(1, idx.unsqueeze(-1).expand(2, 50, 4))
+        residual = residual - (zn + (codes - zn))
+
+
+def test_official_eval_updates_touch_usage_only():
+    rvq = hand_rvq()
+    rvq.official_eval_updates = True
+    books = rvq.codebooks.clone()
+    out = rvq(torch.tensor([[[3.0, 4.0]]]))
+    assert torch.equal(rvq.codebooks, books)
+    torch.testing.assert_close(rvq.usage, 0.1 * out.counts)
+
+
+def test_search_block_bound_is_an_option():
+    """A tiny search block (one row of one branch at a time) gives the same ids as the default."""
+    torch.manual_seed(0)
+    rvq = ResidualVQ(2, 2, 32, 8).eval()
+    z = torch.randn(2, 37, 8)
+    dense = rvq(z).indices
+    rvq.search_block_elements = 32
+    assert torch.equal(rvq(z).indices, dense)

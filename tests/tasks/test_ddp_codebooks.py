@@ -1,7 +1,7 @@
 """Two-process DDP on CPU (gloo): the quantizer state stays bit-identical on every rank after every step although
 each rank sees different data. The first batch runs k-means on each rank's own vectors (rank 0's result is
-broadcast), the EMA statistics are all-reduced, and dead-code re-seeding broadcasts rank 0's re-seeded level
-(neurorvq/nn/rvq.py).
+broadcast), the EMA statistics of all branches and levels are all-reduced in one call per step, and dead-code
+re-seeding broadcasts rank 0's re-seeded codebooks (neurorvq/nn/rvq.py); the collectives per step are counted.
 
 Workers run in spawned processes, so everything they call is defined at module level. Children report through
 files in a tmp folder (rank 0 saves what it all-gathered; a failing rank writes its traceback) and the parent
@@ -44,6 +44,35 @@ RUNS = {
 
 def _never_distributed() -> bool:
     return False
+
+
+class CollectiveCounter:
+    """Counts calls of the real ``torch.distributed.all_reduce`` / ``broadcast`` (wrapped, not replaced) in a
+    worker; the quantizer looks them up on the module at call time, so the wrapper sees every call it makes."""
+
+    NAMES = ("all_reduce", "broadcast")
+
+    def __init__(self) -> None:
+        self.calls = dict.fromkeys(self.NAMES, 0)
+        self._originals = {name: getattr(dist, name) for name in self.NAMES}
+        for name, original in self._originals.items():
+            setattr(dist, name, self._counting(name, original))
+
+    def _counting(self, name, original):
+        def wrapped(*args, **kwargs):
+            self.calls[name] += 1
+            return original(*args, **kwargs)
+        return wrapped
+
+    def take(self) -> torch.Tensor:
+        """``[all_reduce, broadcast]`` calls since the last take."""
+        counts = torch.tensor([self.calls[name] for name in self.NAMES])
+        self.calls = dict.fromkeys(self.NAMES, 0)
+        return counts
+
+    def remove(self) -> None:
+        for name, original in self._originals.items():
+            setattr(dist, name, original)
 
 
 def _gather(tensor: torch.Tensor) -> list[torch.Tensor]:
@@ -108,15 +137,21 @@ def _train(rank: int, dead_code_after: int, preinit: bool) -> dict:
     ddp = torch.nn.parallel.DistributedDataParallel(model, broadcast_buffers=False)
     optimizer = torch.optim.AdamW(ddp.parameters(), lr=1e-3)
     data = torch.Generator().manual_seed(100 + rank)  # every rank sees different signals
-    records = {"initial": {name: _gather(getattr(quantizer, name)) for name in BUFFERS}, "steps": []}
+    records = {"initial": {name: _gather(getattr(quantizer, name)) for name in BUFFERS}, "steps": [],
+               "levels": quantizer.depth, "kmeans_iters": quantizer.kmeans_iters}
     for _ in range(STEPS):
         before = quantizer.codebooks.clone()
         x = torch.randn(4, 3, 400, generator=data) * 20
-        _, figures = ddp(x, CHANNELS)
-        optimizer.zero_grad(set_to_none=True)
-        figures["loss"].backward()
-        optimizer.step()
+        counter = CollectiveCounter()
+        try:
+            _, figures = ddp(x, CHANNELS)
+            optimizer.zero_grad(set_to_none=True)
+            figures["loss"].backward()
+            optimizer.step()
+        finally:
+            counter.remove()
         step = {name: _gather(getattr(quantizer, name)) for name in BUFFERS}
+        step["collectives"] = _gather(counter.take())  # [all_reduce, broadcast] calls of this step, per rank
         step["signal"] = _gather(x)
         step["moved"] = _gather((quantizer.codebooks - before).norm(dim=-1).amax())  # largest move of a code
         step["loss"] = _gather(figures["loss"].detach())
@@ -168,6 +203,22 @@ def test_quantizer_state_identical_across_ranks_every_step(plain_runs, dead_code
 def test_usage_identical_across_ranks(plain_runs):
     for i, step in enumerate(plain_runs["dead0"]["steps"], 1):
         assert not _mismatches(step, ["usage"]), f"step {i}: usage differs across ranks"
+
+
+@pytest.mark.parametrize("run,reduces,broadcasts", [("dead0", 1, 0), ("dead1", 1, 1), ("dead2", 1, 1),
+                                                     ("nosync-kmeans", 0, 0), ("nosync-ema", 0, 0)])
+def test_collectives_per_step(plain_runs, run, reduces, broadcasts):
+    """One all-reduce per step for the statistics of every branch and level (plus one broadcast of the codebooks
+    while dead-code re-seeding is on), counted on the real collectives; the first step adds the k-means: per
+    level one broadcast of the starting means, one all-reduce per round and one broadcast of the result."""
+    records = plain_runs[run]
+    levels, rounds = records["levels"], records["kmeans_iters"]
+    for i, step in enumerate(records["steps"], 1):
+        expected = [reduces, broadcasts]
+        if i == 1 and run not in ("nosync-kmeans", "nosync-ema"):
+            expected = [reduces + levels * rounds, broadcasts + 2 * levels]
+        for rank, counts in enumerate(step["collectives"]):
+            assert counts.tolist() == expected, f"step {i}, rank {rank}: [all_reduce, broadcast] = {counts.tolist()}"
 
 
 @pytest.mark.parametrize("run", ["nosync-kmeans", "nosync-ema"])
