@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# imported before any test runs: Lightning's log handler keeps the stderr of the moment it is imported, and a test
+# that captures output (capsys) closes its stream afterwards, so a later test's log line would hit a closed stream
+import lightning.pytorch  # noqa: F401
 import pytest
 import torch
 
