@@ -23,6 +23,7 @@ from neurorvq.nn.spectral import (
     AmplitudeStats,
     amplitude_from_log_std,
     fourier_targets,
+    log_amplitude_stats,
     per_sample_standardize,
     phase_loss,
     spectrum_to_signal,
@@ -273,12 +274,12 @@ class NeuroRVQTokenizer(NeuroRVQModelMixin, PretrainedMixin, nn.Module):
         rvq = self.quantizer(projected.reshape(s, b * l, code_dim))
         tokens = rvq.indices.reshape(s, -1, b, l).permute(2, 0, 1, 3)
         if return_amplitude_stats:
-            return tokens, fourier_targets(inp.patches).stats
+            return tokens, log_amplitude_stats(inp.patches)
         return tokens
 
     def amplitude_stats(self, x: torch.Tensor, channels: ChannelsLike) -> AmplitudeStats:
         """Per-sample log-amplitude statistics of ``x`` (what :meth:`decode` needs besides the tokens)."""
-        return fourier_targets(self.prepare(x, channels).patches).stats
+        return log_amplitude_stats(self.prepare(x, channels).patches)
 
     @torch.no_grad()
     def decode(self, tokens: torch.Tensor, channels: ChannelsLike, amplitude_stats: AmplitudeStats | Sequence

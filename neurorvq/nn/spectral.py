@@ -34,18 +34,35 @@ class FourierTargets(NamedTuple):
     stats: AmplitudeStats
 
 
-def per_sample_standardize(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Standardise each sample (axis 0) over all its other axes; returns ``(z, mean, std)`` keeping dims."""
+def _sample_moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(mean, std)`` of each sample (axis 0) over all its other axes, keeping dims (unbiased variance, floored)."""
     dims = tuple(range(1, x.ndim))
     mean = x.mean(dim=dims, keepdim=True)
     std = x.var(dim=dims, keepdim=True, correction=1).clamp_min(VAR_FLOOR).sqrt()
+    return mean, std
+
+
+def per_sample_standardize(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Standardise each sample (axis 0) over all its other axes; returns ``(z, mean, std)`` keeping dims."""
+    mean, std = _sample_moments(x)
     return (x - mean) / std, mean, std
+
+
+def _log_amplitude(patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    spectrum = torch.fft.fft(patches.float(), dim=-1)
+    return torch.log1p(spectrum.abs()), spectrum
+
+
+def log_amplitude_stats(patches: torch.Tensor) -> AmplitudeStats:
+    """The :class:`AmplitudeStats` of ``patches [batch, channels, n_patches, patch_length]`` alone (what decoding
+    needs; the same values :func:`fourier_targets` gives, without computing the phase targets)."""
+    mean, std = _sample_moments(_log_amplitude(patches)[0])
+    return AmplitudeStats(mean.flatten(), std.flatten())
 
 
 def fourier_targets(patches: torch.Tensor) -> FourierTargets:
     """``patches [batch, channels, n_patches, patch_length]`` (float32) -> standardised log-amplitude, sin/cos phase."""
-    spectrum = torch.fft.fft(patches.float(), dim=-1)
-    log_amp = torch.log1p(spectrum.abs())
+    log_amp, spectrum = _log_amplitude(patches)
     log_amp_std, mean, std = per_sample_standardize(log_amp)
     phase = torch.angle(spectrum)
     return FourierTargets(log_amp_std, torch.sin(phase), torch.cos(phase),

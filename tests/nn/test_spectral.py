@@ -45,3 +45,11 @@ def test_standardize_is_per_sample_unbiased():
     assert torch.allclose(z.reshape(3, -1).std(dim=1, correction=1), torch.ones(3), atol=1e-5)
     flat = torch.zeros(1, 2, 10)
     assert torch.isfinite(per_sample_standardize(flat)[0]).all()  # variance floor, no division by zero
+
+
+def test_the_amplitude_statistics_alone_equal_those_of_the_full_targets():
+    from neurorvq.nn.spectral import fourier_targets, log_amplitude_stats
+
+    patches = 30.0 * torch.randn(3, 4, 5, 200, generator=torch.Generator().manual_seed(0))
+    full, alone = fourier_targets(patches).stats, log_amplitude_stats(patches)
+    assert torch.equal(full.mean, alone.mean) and torch.equal(full.std, alone.std)
