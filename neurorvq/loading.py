@@ -38,7 +38,7 @@ from neurorvq.file_io import (TEMP_SUFFIX, checkpoint_read_error, read_lightning
                               unfinished_write)
 from neurorvq.hub import HUB_SCHEME, OFFICIAL_REPO_ID, HubSource, hub_download, looks_like_repo_id, parse_hub_source
 from neurorvq.models.pretrained import (CONFIG_NAME, OFFICIAL_FILES, WEIGHTS_NAME, check_state_dict,
-                                        read_state_dict)
+                                        read_state_dict, unwrap_state_dict, without_ddp_prefix)
 from neurorvq.registry import (MODELS_CHECKPOINT_KEY, checkpoint_modality, get_modality, is_spec_file,
                                registered_modality)
 from neurorvq.suggest import did_you_mean
@@ -376,16 +376,8 @@ def _official_keys(source: Path | Mapping[str, Any]) -> list[str]:
         except Exception:  # damaged: read_state_dict gives the one message that names the file
             keys = list(read_state_dict(source))
     else:
-        obj = torch_load(source, weights_only=True, mmap=True)
-        for wrapper in ("state_dict", "model", "module"):  # as read_state_dict unwraps them
-            if isinstance(obj, Mapping) and isinstance(obj.get(wrapper), Mapping):
-                obj = obj[wrapper]
-        if not isinstance(obj, Mapping):
-            raise CheckpointError(f"'{source}' holds a {type(obj).__name__}, not a state dict")
-        keys = list(obj)
-    if keys and all(k.startswith("module.") for k in keys):  # saved from a DDP wrapper
-        keys = [k[len("module."):] for k in keys]
-    return keys
+        keys = list(unwrap_state_dict(torch_load(source, weights_only=True, mmap=True), str(source)))
+    return list(without_ddp_prefix(dict.fromkeys(keys)))  # saved from a DDP wrapper: no "module." prefix
 
 
 # ------------------------------------------------------------------------------------ helpers

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from neurorvq.errors import CheckpointError
-from neurorvq.models.pretrained import check_state_dict, read_state_dict
+from neurorvq.models.pretrained import check_state_dict, read_state_dict, without_ddp_prefix
 from neurorvq.families.neurorvq import TemporalBranch
 from neurorvq.families.neurorvq_spec import NeuroRVQSpec, as_neurorvq_spec
 from neurorvq.registry import ModalitySpec, get_modality, list_modalities
@@ -257,9 +257,7 @@ def _as_state_dict(path_or_state_dict: str | Path | Mapping[str, torch.Tensor]) 
         state, source = dict(path_or_state_dict), "state dict"
     else:
         state, source = read_state_dict(path_or_state_dict), str(path_or_state_dict)
-    if state and all(k.startswith("module.") for k in state):  # saved from a DDP wrapper
-        state = {k[len("module."):]: v for k, v in state.items()}
-    return state, source
+    return without_ddp_prefix(state), source  # saved from a DDP wrapper: no "module." prefix
 
 
 def load_official_tokenizer(cls, path_or_state_dict, modality=None, **overrides):

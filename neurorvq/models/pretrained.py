@@ -49,13 +49,26 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"checkpoint file '{path}' does not exist")
     if path.suffix == ".safetensors":
         return load_safetensors(path)
-    obj = torch_load(path, weights_only=True)
+    return dict(unwrap_state_dict(torch_load(path, weights_only=True), str(path)))
+
+
+def unwrap_state_dict(obj: Any, source: str) -> Mapping[str, Any]:
+    """The state dict inside what a torch file held (``{"state_dict": ...}``, ``{"model": ...}`` and ``{"module":
+    ...}`` wrappers are opened); :class:`CheckpointError` naming ``source`` when it is not a mapping."""
     for wrapper in ("state_dict", "model", "module"):
         if isinstance(obj, Mapping) and wrapper in obj and isinstance(obj[wrapper], Mapping):
             obj = obj[wrapper]
     if not isinstance(obj, Mapping):
-        raise CheckpointError(f"'{path}' holds a {type(obj).__name__}, not a state dict")
-    return dict(obj)
+        raise CheckpointError(f"'{source}' holds a {type(obj).__name__}, not a state dict")
+    return obj
+
+
+def without_ddp_prefix(state: Mapping[str, Any]) -> dict[str, Any]:
+    """``state`` without the ``module.`` prefix a DDP wrapper puts on every key (unchanged when not every key has
+    it)."""
+    if state and all(k.startswith("module.") for k in state):
+        return {k[len("module."):]: v for k, v in state.items()}
+    return dict(state)
 
 
 class PretrainedMixin:
