@@ -30,6 +30,17 @@ class ChannelRows:
         rows = channel_rows(datamodule, model)
         return None if rows is None else cls(rows)
 
+    @classmethod
+    def for_task(cls, task: Any, model: Any, what: str) -> "ChannelRows | None":
+        """:meth:`bind` for the DataModule of ``task``'s trainer (None without one); ``what`` names the model in
+        the message (``"tokenizer"`` -> "the 'ecg' data does not fit the 'eeg' tokenizer (data vs tokenizer): ...")."""
+        trainer = getattr(task, "_trainer", None)
+        datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
+        name = getattr(getattr(datamodule, "spec", None), "name", "?")
+        short = "FM" if what == "foundation model" else what
+        return cls.bind(datamodule, model, headline=f"the '{name}' data does not fit the '{model.contract.name}' "
+                                                    f"{what} (data vs {short})")
+
     def __call__(self, ids: torch.Tensor) -> torch.Tensor:
         """``ids`` (any shape, data vocabulary) as model rows, on ``ids``' device."""
         if self._rows.device != ids.device:

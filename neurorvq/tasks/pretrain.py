@@ -113,11 +113,8 @@ class PretrainTask(L.LightningModule):
         self._validation_at: dict[str, int] | None = None
 
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        name = getattr(getattr(datamodule, "spec", None), "name", "?")
         # the tokenizer and the FM read the same signal and vocabulary (checked above): one translation serves both
-        self._rows = ChannelRows.bind(datamodule, self.fm, headline=f"the '{name}' data does not fit the "
-                                      f"'{self.fm.contract.name}' foundation model (data vs FM)")
+        self._rows = ChannelRows.for_task(self, self.fm, "foundation model")
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -89,11 +89,7 @@ class TokenizerTask(L.LightningModule):
         return state
 
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        name = getattr(getattr(datamodule, "spec", None), "name", "?")
-        self._rows = ChannelRows.bind(datamodule, self.tokenizer,
-                                      headline=f"the '{name}' data does not fit the '{self.tokenizer.contract.name}' "
-                                               "tokenizer (data vs tokenizer)")
+        self._rows = ChannelRows.for_task(self, self.tokenizer, "tokenizer")
         if self.hparams.get("compile") and self._compiled_forward is None:
             self._compiled_forward = torch.compile(self.tokenizer.forward)
 
