@@ -64,12 +64,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from neurorvq.data.preprocess import DataError, PickChannels, Pipeline
-from neurorvq.data.windows import SPLITS, RecordingDataModule, RecordingInfo, WindowDataset, WindowSet
+from neurorvq.data.split_rules import SplitRule
+from neurorvq.data.windows import RecordingDataModule, RecordingInfo, WindowSet
 from neurorvq.errors import ConfigError
 
 SAMPLING_RATE = 250.0
@@ -238,12 +239,9 @@ class BCIIV2aDataModule(RecordingDataModule):
 
     def __init__(self, root: str, subjects: list[int] | None = None, sessions: list[str] | None = None,
                  labels_root: str | None = None, cue_offset_seconds: float = 0.0, window_seconds: float = 4.0,
-                 drop_rejected: bool = True, test_sessions: list[str] | None = None, batch_size: int = 32,
-                 num_workers: int = 0, seed: int = 0, strict: bool = False, max_amplitude: float | None = None,
-                 steps: list[dict] | None = None, val_subjects: list[int | str] | None = None,
-                 test_subjects: list[int | str] | None = None, val_fraction: float = 0.1,
-                 test_fraction: float = 0.1, dead_channels: str = "skip", verbose: bool = True,
-                 modality: str = "eeg") -> None:
+                 drop_rejected: bool = True, test_sessions: list[str] | None = None,
+                 val_subjects: list[int | str] | None = None, test_subjects: list[int | str] | None = None,
+                 **common: Any) -> None:
         sessions = list(SESSIONS) if sessions is None else [str(s).upper() for s in sessions]
         if not sessions or any(s not in SESSIONS for s in sessions):
             raise ConfigError(f"sessions is {sessions}; give a non-empty subset of ['T', 'E']")
@@ -256,10 +254,10 @@ class BCIIV2aDataModule(RecordingDataModule):
                                   "val_subjects/test_subjects (give one kind of split)")
         if subjects is not None and (not subjects or any(not 1 <= int(s) <= 9 for s in subjects)):
             raise ConfigError(f"subjects is {subjects}; give subject numbers 1..9, or null for all")
-        super().__init__(root, window_seconds=window_seconds, stride_seconds=None, batch_size=batch_size,
-                         num_workers=num_workers, seed=seed, strict=strict, max_amplitude=max_amplitude, steps=steps,
-                         val_subjects=val_subjects, test_subjects=test_subjects, val_fraction=val_fraction,
-                         test_fraction=test_fraction, dead_channels=dead_channels, verbose=verbose, modality=modality)
+        if test_sessions is not None and common.get("split") is not None:
+            raise ConfigError("test_sessions and split are both given; give one kind of split")
+        super().__init__(root, window_seconds=window_seconds, stride_seconds=None, val_subjects=val_subjects,
+                         test_subjects=test_subjects, **common)
         self.subjects = None if subjects is None else sorted({int(s) for s in subjects})
         self.sessions = tuple(s for s in SESSIONS if s in sessions)
         self.labels_root = self.root if labels_root is None else Path(labels_root).expanduser()
@@ -269,7 +267,6 @@ class BCIIV2aDataModule(RecordingDataModule):
         self.cue_offset_seconds = float(cue_offset_seconds)
         self.drop_rejected = bool(drop_rejected)
         self.test_sessions = None if test_sessions is None else tuple(test_sessions)
-        self._session_of: dict[str, str] = {}
 
     # ----------------------------------------------------------------------------------------- pipeline
     def make_pipeline(self) -> Pipeline:
@@ -286,12 +283,7 @@ class BCIIV2aDataModule(RecordingDataModule):
         """The session's ``mne.io.BaseRaw`` (``mne.io.read_raw_gdf``; truncated files raise :class:`DataError`)."""
         import mne
 
-        try:
-            return self.read_raw(path, mne.io.read_raw_gdf)
-        except DataError:
-            raise
-        except Exception as exc:  # MNE's GDF reader fails with IndexError etc. on a damaged header
-            raise DataError(f"unreadable GDF file ({type(exc).__name__}: {exc})") from exc
+        return self.read_raw(path, mne.io.read_raw_gdf)  # a damaged header: "unreadable GDF file (...)"
 
     # ----------------------------------------------------------------------------------------- files
     def _labels_file(self, subject: int, session: str) -> Path | None:
@@ -317,8 +309,8 @@ class BCIIV2aDataModule(RecordingDataModule):
             for session in self.sessions:
                 path = found.get((number, session), self.root / f"A{number:02d}{session}.gdf")
                 infos.append(RecordingInfo(path, f"A{number:02d}", number,
-                                           {"session": session, "labels": self._labels_file(number, session)}))
-        self._session_of = {str(i.path): i.metadata["session"] for i in infos}
+                                           {"session": session, "labels": self._labels_file(number, session)},
+                                           columns={"session": session}))
         return infos
 
     def load_windows(self, info: RecordingInfo, pipeline: Pipeline) -> list[WindowSet]:
@@ -339,28 +331,15 @@ class BCIIV2aDataModule(RecordingDataModule):
         return [self.cut(recording, info, starts=starts, labels=trials.labels[keep])]
 
     # ----------------------------------------------------------------------------------------- splits
-    def load(self) -> None:
-        """Load as the base class does; with ``test_sessions`` put every subject's windows of those sessions in
-        ``test`` and the others in ``train``."""
-        if self.datasets or self.test_sessions is None:
-            return super().load()
-        pooled = self.load_pooled()
-        sets: dict[str, list[WindowSet]] = {split: [] for split in SPLITS}
-        for ws in pooled:
-            sets["test" if self._session_of.get(ws.recording) in self.test_sessions else "train"].append(ws)
-        self.datasets = {split: WindowDataset(sets[split]) for split in SPLITS}
-        by_id = {number: name for name, number in self.subject_ids.items()}
-        self.splits = {split: sorted({by_id[int(ws.subjects[0])] for ws in sets[split]}) for split in SPLITS}
-        self._summary["windows"] = {split: len(self.datasets[split]) for split in SPLITS}
-        self._summary["subjects"] = {split: list(self.splits[split]) for split in SPLITS}
-        w = self._summary["windows"]
-        self._say(f"{self.dataset_name}: split by session (test {list(self.test_sessions)}): windows train/val/test = "
-                  f"{w['train']}/{w['val']}/{w['test']}")
+    def default_split(self) -> SplitRule | None:
+        """With ``test_sessions``: those sessions of every subject are ``test``, the others ``train`` (val empty)."""
+        if self.test_sessions is None:
+            return None
+        return SplitRule(by="session", val=[], test=list(self.test_sessions))
 
     def window_sessions(self, split: str) -> list[str]:
-        """Session (``'T'`` / ``'E'``) of every window of ``split`` (after :meth:`setup`)."""
-        self.load()
-        return [self._session_of[r] for r in self.datasets[split].recordings]
+        """Session (``'T'`` / ``'E'``) of every window of ``split`` (after :meth:`setup`): its ``session`` column."""
+        return self.window_table(split)["session"].tolist()
 
 
 __all__ = ["BCIIV2aDataModule", "CHANNEL_MAP", "CLASS_NAMES", "CUE_CLASSES", "EOG_CHANNELS", "EVENT_CODES",

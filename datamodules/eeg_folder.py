@@ -28,7 +28,7 @@ folder under ``root``, ``sub-01``) or its file stem (``'stem'``, one subject per
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from neurorvq.data.channel_map import check_recording_channels, load_channel_map, with_channel_map
 from neurorvq.data.preprocess import Pipeline
@@ -87,12 +87,7 @@ class EEGFolderDataModule(RecordingDataModule):
 
     def __init__(self, root: str, extensions: list[str] | None = None, subject_from: str = "parent",
                  recursive: bool = True, channel_map: dict[str, str] | str | None = None,
-                 channel_map_partial: bool = False, window_seconds: float = 4.0, stride_seconds: float | None = None,
-                 batch_size: int = 32, num_workers: int = 0, seed: int = 0, strict: bool = False,
-                 max_amplitude: float | None = None, steps: list[dict] | None = None,
-                 val_subjects: list[int | str] | None = None, test_subjects: list[int | str] | None = None,
-                 val_fraction: float = 0.1, test_fraction: float = 0.1, dead_channels: str = "skip",
-                 verbose: bool = True, cache_dir: str | None = None) -> None:
+                 channel_map_partial: bool = False, **common: Any) -> None:
         if subject_from not in SUBJECT_FROM:
             raise ConfigError(f"subject_from is {subject_from!r}; use one of {list(SUBJECT_FROM)}")
         if extensions is not None:
@@ -102,11 +97,7 @@ class EEGFolderDataModule(RecordingDataModule):
                 raise ConfigError(f"extensions {unknown or extensions} are not supported; use some of "
                                   f"{list(EXTENSIONS)}")
             extensions = normalised
-        super().__init__(root, window_seconds=window_seconds, stride_seconds=stride_seconds, batch_size=batch_size,
-                         num_workers=num_workers, seed=seed, strict=strict, max_amplitude=max_amplitude, steps=steps,
-                         val_subjects=val_subjects, test_subjects=test_subjects, val_fraction=val_fraction,
-                         test_fraction=test_fraction, dead_channels=dead_channels, verbose=verbose, cache_dir=cache_dir,
-                         modality="eeg")
+        super().__init__(root, modality="eeg", **common)
         self.extensions = tuple(extensions) if extensions is not None else EXTENSIONS
         self.subject_from = subject_from
         self.recursive = bool(recursive)

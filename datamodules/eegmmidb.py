@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -97,22 +97,14 @@ class EEGMMIDBDataModule(RecordingDataModule):
     root_layout = "the subject folders S001/, S002/, ... with S001/S001R01.edf ... S001R14.edf"
 
     def __init__(self, root: str, task: str = "pretrain", subjects: list[int] | None = None,
-                 runs: list[int] | None = None, window_seconds: float = 4.0, stride_seconds: float | None = None,
-                 batch_size: int = 32, num_workers: int = 0, seed: int = 0, strict: bool = False,
-                 max_amplitude: float | None = None, steps: list[dict] | None = None,
-                 val_subjects: list[int | str] | None = None, test_subjects: list[int | str] | None = None,
-                 val_fraction: float = 0.1, test_fraction: float = 0.1, dead_channels: str = "skip",
-                 verbose: bool = True, cache_dir: str | None = None) -> None:
+                 runs: list[int] | None = None, **common: Any) -> None:
         if task not in TASK_RUNS:
             raise ConfigError(f"task is {task!r}; use one of {sorted(TASK_RUNS)}")
         if runs is not None:
             bad = sorted(set(int(r) for r in runs) - set(TASK_RUNS[task]))
             if bad or not runs:
                 raise ConfigError(f"runs {bad or runs} are not runs of task '{task}' (its runs: {list(TASK_RUNS[task])})")
-        super().__init__(root, window_seconds=window_seconds, stride_seconds=stride_seconds, batch_size=batch_size,
-                         num_workers=num_workers, seed=seed, strict=strict, max_amplitude=max_amplitude, steps=steps,
-                         val_subjects=val_subjects, test_subjects=test_subjects, val_fraction=val_fraction,
-                         test_fraction=test_fraction, dead_channels=dead_channels, verbose=verbose, cache_dir=cache_dir, modality="eeg")
+        super().__init__(root, modality="eeg", **common)
         self.task = task
         self.subjects = None if subjects is None else sorted({int(s) for s in subjects})
         self.runs = tuple(sorted({int(r) for r in runs})) if runs is not None else TASK_RUNS[task]
@@ -136,7 +128,7 @@ class EEGMMIDBDataModule(RecordingDataModule):
                 continue  # a downloaded subject without this task's runs
             for run in self.runs:
                 path = present.get(run, folder / f"S{number:03d}R{run:02d}.edf")
-                infos.append(RecordingInfo(path, f"S{number:03d}", number, {"run": run}))
+                infos.append(RecordingInfo(path, f"S{number:03d}", number, {"run": run}, columns={"run": run}))
         return infos
 
     def load_windows(self, info: RecordingInfo, pipeline: Pipeline) -> list[WindowSet]:

@@ -42,11 +42,12 @@ from __future__ import annotations
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from neurorvq.data.preprocess import DataError, Pipeline
+from neurorvq.data.split_rules import SplitRule
 from neurorvq.data.windows import RecordingInfo, WindowSet
 from neurorvq.datamodules.wfdb_folder import WFDBRecordingDataModule, quiet_wfdb, record_base
 from neurorvq.errors import ConfigError
@@ -114,7 +115,8 @@ class MITBIHDataModule(WFDBRecordingDataModule):
         records: record numbers to load (e.g. ``[100, 101]``); ``None`` = every record found (the paced ones
             only with ``include_paced``). A listed record that is missing is reported as skipped.
         include_paced: also load records 102, 104, 107, 217 (into train under ``'inter_patient'``).
-        split: ``'inter_patient'`` (DS1 train / DS2 test, default) or ``'subjects'`` (random record split).
+        split: ``'inter_patient'`` (DS1 train / DS2 test, default), ``'subjects'`` (random record split), or any
+            split of the base class (a split file, a rule).
         leads: vocabulary leads to keep (``['ii']`` = MLII only); ``None`` = both leads of each record.
         window_seconds: beat window length [s], a multiple of the 0.2-s patch (default 1.2 s -> 240 samples).
         annotator: annotation file extension (default ``'atr'``, the reference annotations).
@@ -132,14 +134,10 @@ class MITBIHDataModule(WFDBRecordingDataModule):
     label_names = AAMI_CLASSES
 
     def __init__(self, root: str, records: list[int] | None = None, include_paced: bool = False,
-                 split: str = "inter_patient", leads: list[str] | None = None, window_seconds: float = 1.2,
-                 annotator: str = "atr", batch_size: int = 256, num_workers: int = 0, seed: int = 0,
-                 strict: bool = False, max_amplitude: float | None = None, steps: list[dict] | None = None,
-                 val_subjects: list[int | str] | None = None, test_subjects: list[int | str] | None = None,
-                 val_fraction: float = 0.0, test_fraction: float = 0.2, dead_channels: str = "skip",
-                 verbose: bool = True, cache_dir: str | None = None) -> None:
-        if split not in SPLITS:
-            raise ConfigError(f"split is {split!r}; use 'inter_patient' (de Chazal DS1/DS2) or 'subjects'")
+                 split: str | SplitRule = "inter_patient", leads: list[str] | None = None, window_seconds: float = 1.2,
+                 annotator: str = "atr", batch_size: int = 256, val_subjects: list[int | str] | None = None,
+                 test_subjects: list[int | str] | None = None, val_fraction: float = 0.0, test_fraction: float = 0.2,
+                 **common: Any) -> None:
         if split == "inter_patient" and test_subjects is not None:
             raise ConfigError("test_subjects is given with split='inter_patient', whose test records are DS2; use "
                               "split='subjects' to choose the test records")
@@ -148,21 +146,35 @@ class MITBIHDataModule(WFDBRecordingDataModule):
         if not str(annotator).strip() or not str(annotator).isalnum():
             raise ConfigError(f"annotator is {annotator!r}; give an annotation file extension such as 'atr'")
         super().__init__(root, window_seconds=window_seconds, stride_seconds=None, batch_size=batch_size,
-                         num_workers=num_workers, seed=seed, strict=strict, max_amplitude=max_amplitude, steps=steps,
                          val_subjects=val_subjects, test_subjects=test_subjects, val_fraction=val_fraction,
                          test_fraction=0.0 if split == "inter_patient" else test_fraction,
-                         dead_channels=dead_channels, verbose=verbose, cache_dir=cache_dir, modality="ecg")
+                         split=None if split in SPLITS else split, modality="ecg", **common)
         if leads is not None:
             unknown = sorted({str(x).lower() for x in leads} - set(self.spec.channels))
             if unknown:
                 raise ConfigError(f"leads {unknown} are not ECG vocabulary names {list(self.spec.channels)}")
         self.records = None if records is None else sorted({int(r) for r in records})
         self.include_paced = bool(include_paced)
-        self.split = split
+        self.split = split if split in SPLITS else "rule"
         self.leads = None if leads is None else [str(x).lower() for x in leads]
         self.annotator = str(annotator)
-        self.annotation_counts: dict[str, Counter] = {}
-        """Per record name: beats found per AAMI class and the skipped annotations per symbol (after loading)."""
+
+    @property
+    def annotation_counts(self) -> dict[str, Counter]:
+        """Per record name: beats found per AAMI class and the skipped annotations per symbol (after loading; also
+        in the summary's ``notes``, kept with a window cache)."""
+        return {name: Counter(counts) for name, counts in self.summary.get("notes", {}).get("annotations", {}).items()}
+
+    def default_split(self) -> SplitRule | None:
+        """``'inter_patient'``: test = the DS2 records found (val = ``val_subjects``, else drawn from DS1 by
+        ``val_fraction``); ``'subjects'``: the subject split of the base class."""
+        if self.split != "inter_patient":
+            return None
+        test = [str(r) for r in DS2 if str(r) in self.subject_names]
+        bad = [v for v in (self.val_subjects or []) if str(v) in test]
+        if bad:
+            raise ConfigError(f"val_subjects {bad} are DS2 (test) records under split='inter_patient'")
+        return SplitRule(by="subject", val=None if self.val_subjects is None else list(self.val_subjects), test=test)
 
     def find_recordings(self) -> list[RecordingInfo]:
         found = {}
@@ -174,14 +186,7 @@ class MITBIHDataModule(WFDBRecordingDataModule):
             numbers = self.records
         else:
             numbers = [r for r in sorted(found) if self.include_paced or r not in PACED]
-        infos = [RecordingInfo(found.get(r, self.root / f"{r}.hea"), str(r), r, {}) for r in numbers]
-        if self.split == "inter_patient":
-            present = {i.subject for i in infos}
-            self.test_subjects = [str(r) for r in DS2 if str(r) in present]
-            bad = [v for v in (self.val_subjects or []) if str(v) in self.test_subjects]
-            if bad:
-                raise ConfigError(f"val_subjects {bad} are DS2 (test) records under split='inter_patient'")
-        return infos
+        return [RecordingInfo(found.get(r, self.root / f"{r}.hea"), str(r), r, {}) for r in numbers]
 
     def load_windows(self, info: RecordingInfo, pipeline: Pipeline) -> list[WindowSet]:
         import wfdb
@@ -204,7 +209,7 @@ class MITBIHDataModule(WFDBRecordingDataModule):
         starts = np.round(peaks * ratio).astype(np.int64) - self.window_samples // 2
         counts = Counter({AAMI_CLASSES[k]: int(n) for k, n in zip(*np.unique(labels, return_counts=True))})
         counts.update({f"skipped '{symbol}'": n for symbol, n in skipped.items()})
-        self.annotation_counts[base.name] = counts
+        self.note("annotations", base.name, dict(counts))
         return [self.cut(recording, info, starts=starts, labels=labels)]
 
 

@@ -49,14 +49,15 @@ electromyography acquisition setups on hand movement classification tasks. PLoS 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from neurorvq.data.preprocess import DataError, Pipeline
-from neurorvq.data.windows import SPLITS, RecordingDataModule, RecordingInfo, WindowDataset, WindowSet
+from neurorvq.data.split_rules import SplitRule
+from neurorvq.data.windows import RecordingDataModule, RecordingInfo, WindowSet
 from neurorvq.errors import ConfigError
 
 SAMPLING_RATE = 200.0
@@ -74,29 +75,26 @@ _SUBJECT_DIR = re.compile(r"^s(\d+)$", re.IGNORECASE)
 
 
 # ------------------------------------------------------------------------------------------------ window sets
-@dataclass
 class RepetitionWindowSet(WindowSet):
-    """A :class:`~neurorvq.data.windows.WindowSet` with per-window ``repetitions``, ``exercises`` and
-    ``gestures`` (global ids, 0 = rest), each ``int64 [W]``."""
+    """A :class:`~neurorvq.data.windowset.WindowSet` of DB5 whose columns hold ``repetition``, ``exercise`` and
+    ``gesture`` (global id, 0 = rest), each ``int64 [W]``; :attr:`repetitions`, :attr:`exercises` and
+    :attr:`gestures` read them."""
 
-    repetitions: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    exercises: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    gestures: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    @property
+    def repetitions(self) -> np.ndarray:
+        return self.columns["repetition"]
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for name in ("repetitions", "exercises", "gestures"):
-            value = np.asarray(getattr(self, name), dtype=np.int64).reshape(-1)
-            if value.shape[0] != len(self):
-                raise DataError(f"{self.recording}: {name} has {value.shape[0]} entries for {len(self)} windows")
-            setattr(self, name, value)
+    @property
+    def exercises(self) -> np.ndarray:
+        return self.columns["exercise"]
+
+    @property
+    def gestures(self) -> np.ndarray:
+        return self.columns["gesture"]
 
     def subset(self, mask: np.ndarray) -> "RepetitionWindowSet":
         """The windows where ``mask`` (bool ``[W]``) is true."""
-        pick = lambda a: None if a is None else a[mask]  # noqa: E731
-        return RepetitionWindowSet(self.signals[mask], self.channel_ids, pick(self.labels), pick(self.subjects),
-                                   self.recording, pick(self.starts), list(self.channels), self.repetitions[mask],
-                                   self.exercises[mask], self.gestures[mask])
+        return self.select(mask)
 
 
 # ------------------------------------------------------------------------------------------------ parsing
@@ -176,14 +174,13 @@ class NinaProDB5DataModule(RecordingDataModule):
     dataset_name = "NinaPro DB5"
     root_layout = "the subject folders s1/ ... s10/ with S1_E1_A1.mat ... S1_E3_A1.mat"
 
+    window_columns = ("repetition", "gesture")
+
     def __init__(self, root: str, subjects: list[int] | None = None, exercises: list[int] | None = None,
                  include_rest: bool = False, window_seconds: float = 1.0, stride_seconds: float | None = 0.5,
                  test_repetitions: list[int] | None = None, val_repetitions: list[int] | None = None,
-                 batch_size: int = 32, num_workers: int = 0, seed: int = 0, strict: bool = False,
-                 max_amplitude: float | None = None, steps: list[dict] | None = None,
                  val_subjects: list[int | str] | None = None, test_subjects: list[int | str] | None = None,
-                 val_fraction: float = 0.1, test_fraction: float = 0.1, dead_channels: str = "skip",
-                 verbose: bool = True, modality: str = "semg200") -> None:
+                 modality: str = "semg200", **common: Any) -> None:
         exercises = sorted(EXERCISE_GESTURES) if exercises is None else sorted({int(e) for e in exercises})
         if not exercises or any(e not in EXERCISE_GESTURES for e in exercises):
             raise ConfigError(f"exercises is {exercises}; give a non-empty subset of [1, 2, 3]")
@@ -198,16 +195,16 @@ class NinaProDB5DataModule(RecordingDataModule):
                 if not values or any(int(v) < 1 for v in values):
                     raise ConfigError(f"{name} is {values}; give repetition ids >= 1 (DB5: 1..6), e.g. [2, 5]")
                 reps[name] = sorted({int(v) for v in values})
+        if reps and common.get("split") is not None:
+            raise ConfigError("test_repetitions/val_repetitions and split are both given; give one kind of split")
         if reps and (val_subjects is not None or test_subjects is not None):
             raise ConfigError("test_repetitions/val_repetitions split every subject by repetition; they cannot be "
                               "combined with val_subjects/test_subjects (give one kind of split)")
         if len(reps) == 2 and set(reps["test_repetitions"]) & set(reps["val_repetitions"]):
             raise ConfigError(f"repetitions {sorted(set(reps['test_repetitions']) & set(reps['val_repetitions']))} "
                               "are in both test_repetitions and val_repetitions")
-        super().__init__(root, window_seconds=window_seconds, stride_seconds=stride_seconds, batch_size=batch_size,
-                         num_workers=num_workers, seed=seed, strict=strict, max_amplitude=max_amplitude, steps=steps,
-                         val_subjects=val_subjects, test_subjects=test_subjects, val_fraction=val_fraction,
-                         test_fraction=test_fraction, dead_channels=dead_channels, verbose=verbose, modality=modality)
+        super().__init__(root, window_seconds=window_seconds, stride_seconds=stride_seconds, val_subjects=val_subjects,
+                         test_subjects=test_subjects, modality=modality, **common)
         if self.spec.sampling_rate != SAMPLING_RATE:
             raise ConfigError(f"modality '{modality}' runs at {self.spec.sampling_rate:g} Hz; DB5 is recorded at "
                               f"{SAMPLING_RATE:g} Hz: use modality 'semg200'")
@@ -240,7 +237,8 @@ class NinaProDB5DataModule(RecordingDataModule):
         for number in numbers:
             for exercise in self.exercises:
                 path = found.get((number, exercise), self.root / f"s{number}" / f"S{number}_E{exercise}_A1.mat")
-                infos.append(RecordingInfo(path, f"S{number}", number, {"exercise": exercise}))
+                infos.append(RecordingInfo(path, f"S{number}", number, {"exercise": exercise},
+                                           columns={"exercise": exercise}))
         return infos
 
     def load_windows(self, info: RecordingInfo, pipeline: Pipeline) -> list[WindowSet]:
@@ -289,48 +287,24 @@ class NinaProDB5DataModule(RecordingDataModule):
         self.note_rejected(f"repetition shorter than one {self.window_seconds:g}-s window", short)
         if not starts:
             raise DataError(f"no gesture repetition of at least {self.window_seconds:g} s")
-        starts = np.concatenate(starts)
-        ws = self.cut(recording, info, starts=starts, labels=labels)
-        row = {int(s): i for i, s in enumerate(starts)}
-        kept = np.asarray([row[int(s)] for s in ws.starts], dtype=np.int64)
+        ws = self.cut(recording, info, starts=np.concatenate(starts), labels=labels,
+                      columns={"repetition": reps, "exercise": exercise, "gesture": gestures})
         return [RepetitionWindowSet(ws.signals, ws.channel_ids, ws.labels, ws.subjects, ws.recording, ws.starts,
-                                    ws.channels, np.asarray(reps, np.int64)[kept],
-                                    np.full(len(kept), exercise, np.int64), np.asarray(gestures, np.int64)[kept])]
+                                    ws.channels, ws.columns)]
 
     # ----------------------------------------------------------------------------------------- splits
-    def load(self) -> None:
-        """Load as the base class does; with ``test_repetitions`` / ``val_repetitions`` load every subject into
-        one pool and split its windows by repetition."""
-        if self.datasets or (self.test_repetitions is None and self.val_repetitions is None):
-            return super().load()
-        pooled = self.load_pooled()
-        sets: dict[str, list[WindowSet]] = {split: [] for split in SPLITS}
-        test, val = set(self.test_repetitions or []), set(self.val_repetitions or [])
-        for ws in pooled:
-            in_test = np.isin(ws.repetitions, list(test))
-            in_val = np.isin(ws.repetitions, list(val))
-            for split, mask in (("train", ~in_test & ~in_val), ("val", in_val), ("test", in_test)):
-                if mask.any():
-                    sets[split].append(ws.subset(mask))
-        self.datasets = {split: WindowDataset(sets[split]) for split in SPLITS}
-        by_id = {number: name for name, number in self.subject_ids.items()}
-        self.splits = {split: sorted({by_id[int(s)] for ws in sets[split] for s in np.unique(ws.subjects)})
-                       for split in SPLITS}
-        self._summary["windows"] = {split: len(self.datasets[split]) for split in SPLITS}
-        self._summary["subjects"] = {split: list(self.splits[split]) for split in SPLITS}
-        self._summary["repetitions"] = {"test": sorted(test), "val": sorted(val)}
-        w = self._summary["windows"]
-        self._say(f"{self.dataset_name}: split by repetition (test {sorted(test)}, val {sorted(val)}): windows "
-                  f"train/val/test = {w['train']}/{w['val']}/{w['test']}")
+    def default_split(self) -> SplitRule | None:
+        """With ``test_repetitions`` / ``val_repetitions``: every subject's windows split by their ``repetition``
+        column (train = the other repetitions)."""
+        if self.test_repetitions is None and self.val_repetitions is None:
+            return None
+        return SplitRule(by="repetition", val=list(self.val_repetitions or []), test=list(self.test_repetitions or []))
 
     def window_metadata(self, split: str) -> dict[str, np.ndarray]:
         """Per-window metadata of ``split`` (after :meth:`setup`), aligned with ``datasets[split]``:
         ``{"repetition": int64 [N], "exercise": int64 [N], "gesture": int64 [N] (global id, 0 = rest)}``."""
-        self.load()
-        sets = self.datasets[split].sets
-        cat = lambda name: (np.concatenate([getattr(s, name) for s in sets]) if sets  # noqa: E731
-                            else np.zeros(0, np.int64))
-        return {"repetition": cat("repetitions"), "exercise": cat("exercises"), "gesture": cat("gestures")}
+        table = self.window_table(split)
+        return {name: table.get(name, np.zeros(0, np.int64)) for name in ("repetition", "exercise", "gesture")}
 
 
 __all__ = ["CHANNELS", "EXERCISE_GESTURES", "EXERCISE_OFFSETS", "NinaProDB5DataModule", "REQUIRED_VARIABLES",

@@ -47,10 +47,11 @@ import warnings
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from neurorvq.data.preprocess import DataError, Pipeline, Resample
-from neurorvq.data.windows import SPLITS, RecordingInfo, RecordingSkippedWarning, WindowSet
+from neurorvq.data.split_rules import SplitRule
+from neurorvq.data.windows import RecordingInfo, RecordingSkippedWarning, WindowSet
 from neurorvq.datamodules.wfdb_folder import WFDBRecordingDataModule
 from neurorvq.errors import ConfigError
 
@@ -161,10 +162,8 @@ class PTBXLDataModule(WFDBRecordingDataModule):
 
     def __init__(self, root: str, rate: int = 500, label_mode: str = "superclass_single", min_likelihood: float = 0.0,
                  train_folds: Sequence[int] = (1, 2, 3, 4, 5, 6, 7, 8), val_folds: Sequence[int] = (9,),
-                 test_folds: Sequence[int] = (10,), window_seconds: float = 10.0, stride_seconds: float | None = None,
-                 batch_size: int = 64, num_workers: int = 0, seed: int = 0, strict: bool = False,
-                 max_amplitude: float | None = None, steps: list[dict] | None = None, dead_channels: str = "skip",
-                 verbose: bool = True) -> None:
+                 test_folds: Sequence[int] = (10,), window_seconds: float = 10.0, batch_size: int = 64,
+                 **common: Any) -> None:
         if rate not in FILE_COLUMN:
             raise ConfigError(f"rate is {rate!r}; use 500 (records500/, filename_hr) or 100 (records100/, filename_lr)")
         if label_mode not in LABEL_MODES:
@@ -180,19 +179,25 @@ class PTBXLDataModule(WFDBRecordingDataModule):
                 seen[v] = name
         if not train_folds:
             raise ConfigError("train_folds is empty; give at least one strat_fold (1-10)")
-        super().__init__(root, window_seconds=window_seconds, stride_seconds=stride_seconds, batch_size=batch_size,
-                         num_workers=num_workers, seed=seed, strict=strict, max_amplitude=max_amplitude, steps=steps,
-                         val_subjects=None, test_subjects=None, val_fraction=0.0, test_fraction=0.0,
-                         dead_channels=dead_channels, verbose=verbose, modality="ecg")
+        super().__init__(root, window_seconds=window_seconds, batch_size=batch_size, val_subjects=None,
+                         test_subjects=None, val_fraction=0.0, test_fraction=0.0, modality="ecg", **common)
         self.rate = int(rate)
         self.label_mode = label_mode
         self.min_likelihood = float(min_likelihood)
         self.folds = {"train": tuple(sorted(set(train_folds))), "val": tuple(sorted(set(val_folds))),
                       "test": tuple(sorted(set(test_folds)))}
         self.label_names = SUPERCLASSES if label_mode == "superclass_single" else None
-        self.excluded: Counter = Counter()
+
+    @property
+    def excluded(self) -> Counter:
         """Records left out on purpose, by reason (no / several superclasses, fold in no split); after loading."""
-        self._row_skips: dict[str, str] = {}
+        return self.find_excluded
+
+    def default_split(self) -> SplitRule:
+        """By the database's ``strat_fold`` column (``train_folds`` / ``val_folds`` / ``test_folds``); a patient's
+        records must all fall in one split."""
+        return SplitRule(by="strat_fold", train=list(self.folds["train"]), val=list(self.folds["val"]),
+                         test=list(self.folds["test"]), unknown="ignore", disjoint="patient")
 
     def default_pipeline(self) -> Pipeline:
         """The ECG default pipeline; with ``rate=100`` its resampling may upsample 100 -> 200 Hz."""
@@ -207,7 +212,7 @@ class PTBXLDataModule(WFDBRecordingDataModule):
             raise DataError(f"{where}: {reason} (strict=True; set data.init_args.strict=false to skip bad records "
                             "with a warning)")
         warnings.warn(f"skipped {where}: {reason}", RecordingSkippedWarning, stacklevel=3)
-        self._row_skips[where] = reason
+        self.find_skipped[where] = reason
 
     def _read_database(self) -> list[dict[str, str]]:
         path = self.root / DATABASE_CSV
@@ -237,11 +242,7 @@ class PTBXLDataModule(WFDBRecordingDataModule):
                 raise DataError(f"{statements} not found (needed for label_mode='{self.label_mode}'): set "
                                 f"data.init_args.root to the folder holding {self.root_layout}")
             table = diagnostic_classes(statements)
-        split_of_fold = {fold: split for split, folds in self.folds.items() for fold in folds}
-        self.excluded = Counter()
-        self._row_skips = {}
         infos: list[RecordingInfo] = []
-        split_of_patient: dict[str, tuple[str, str]] = {}
         for line, row in enumerate(rows, 2):
             filename = (row.get(FILE_COLUMN[self.rate]) or "").strip()
             where = str(self.root / f"{filename}.hea") if filename else f"{self.root / DATABASE_CSV} line {line}"
@@ -261,42 +262,13 @@ class PTBXLDataModule(WFDBRecordingDataModule):
             except DataError as exc:
                 self._skip_row(where, f"ecg_id {row.get('ecg_id')!r}: {exc}")
                 continue
-            split = split_of_fold.get(fold)
-            if split is None:
-                self.excluded[f"strat_fold {fold} in no split"] += 1
-                continue
-            name = str(patient)
-            previous = split_of_patient.setdefault(name, (split, where))
-            if previous[0] != split:
-                raise DataError(f"patient {patient} has records in the {previous[0]} split ({previous[1]}) and the "
-                                f"{split} split ({where}); check strat_fold in {self.root / DATABASE_CSV}")
-            infos.append(RecordingInfo(self.root / f"{filename}.hea", name, patient,
-                                       {"ecg_id": ecg_id, "fold": fold, "label": label}))
-        names = {split: sorted({i.subject for i in infos if split_of_patient[i.subject][0] == split})
-                 for split in SPLITS}
-        self.val_subjects, self.test_subjects = names["val"], names["test"]
+            infos.append(RecordingInfo(self.root / f"{filename}.hea", str(patient), patient,
+                                       {"ecg_id": ecg_id, "fold": fold, "label": label},
+                                       columns={"ecg_id": ecg_id, "strat_fold": fold, "patient": patient}))
         if self.excluded:
             self._say(f"{self.dataset_name}: records left out: " + ", ".join(f"{k}: {v}" for k, v in
                                                                              sorted(self.excluded.items())))
         return infos
-
-    def load(self) -> None:
-        """Load as the base does, then add the CSV rows skipped while finding records to the summary."""
-        if self.datasets:
-            return
-        try:
-            super().load()
-        except DataError as exc:
-            if (self._row_skips or self.excluded) and "no PTB-XL recordings found" in str(exc):
-                reasons = sorted(set(self._row_skips.values()))[:5]
-                raise DataError(f"{exc}; every row was skipped or left out (skipped: {reasons}, left out: "
-                                f"{dict(self.excluded)})") from exc
-            raise
-        if self._row_skips:
-            self._summary["skipped"] = {**self._row_skips, **self._summary["skipped"]}
-            self._summary["recordings_found"] += len(self._row_skips)
-            self._summary["recordings_skipped"] += len(self._row_skips)
-        self._summary["excluded"] = dict(self.excluded)
 
     def load_windows(self, info: RecordingInfo, pipeline: Pipeline) -> list[WindowSet]:
         recording, _ = self.read_recording(info, pipeline)

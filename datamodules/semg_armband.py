@@ -287,12 +287,8 @@ class SEMGArmbandDataModule(RecordingDataModule):
     label_names = MOTION_NAMES
 
     def __init__(self, root: str, subjects: list[int] | None = None, days: list[int] | None = None,
-                 window_seconds: float = 1.5, stride_seconds: float | None = None, batch_size: int = 32,
-                 num_workers: int = 0, seed: int = 0, strict: bool = False, max_amplitude: float | None = None,
-                 steps: list[dict] | None = None, val_subjects: list[int | str] | None = None,
-                 test_subjects: list[int | str] | None = None, val_fraction: float = 0.1,
-                 test_fraction: float = 0.1, dead_channels: str = "skip", verbose: bool = True,
-                 modality: str = "semg200", cache_dir: str | None = None) -> None:
+                 window_seconds: float = 1.5, steps: list[dict] | None = None, modality: str = "semg200",
+                 **common: Any) -> None:
         if window_seconds > SEGMENT_SAMPLES / SAMPLING_RATE + 1e-9:
             raise ConfigError(f"window_seconds is {window_seconds}; every file is one 1.5-s segment, so use at most "
                               "1.5 (the default: one window per file)")
@@ -302,10 +298,7 @@ class SEMGArmbandDataModule(RecordingDataModule):
         if steps is not None:
             steps_with_iir(steps)  # bad steps fail at configuration time
         # the base validates steps with the shared step names only: hand it none and keep ours
-        super().__init__(root, window_seconds=window_seconds, stride_seconds=stride_seconds, batch_size=batch_size,
-                         num_workers=num_workers, seed=seed, strict=strict, max_amplitude=max_amplitude, steps=None,
-                         val_subjects=val_subjects, test_subjects=test_subjects, val_fraction=val_fraction,
-                         test_fraction=test_fraction, dead_channels=dead_channels, verbose=verbose, cache_dir=cache_dir, modality=modality)
+        super().__init__(root, window_seconds=window_seconds, steps=None, modality=modality, **common)
         if self.spec.sampling_rate != SAMPLING_RATE:
             raise ConfigError(f"modality '{modality}' runs at {self.spec.sampling_rate:g} Hz; the armband records at "
                               f"{SAMPLING_RATE:g} Hz: use modality 'semg200' (upsampling would invent content)")
@@ -314,7 +307,6 @@ class SEMGArmbandDataModule(RecordingDataModule):
             self.root = self.root / "data"  # the repository's root was given
         self.subjects = None if subjects is None else sorted({int(s) for s in subjects})
         self.days = None if days is None else sorted({int(d) for d in days})
-        self._metadata: dict[str, dict[str, int]] = {}
         self._template = None
 
     # ----------------------------------------------------------------------------------------- pipeline
@@ -347,16 +339,17 @@ class SEMGArmbandDataModule(RecordingDataModule):
                         continue
                     parsed = parse_name(path.name)
                     meta: dict[str, Any] = {"day": day}
+                    columns = {"day": day}
                     if parsed is not None:
                         meta.update(file_day=parsed[0], motion=parsed[1], trial=parsed[2])
-                    infos.append(RecordingInfo(path, f"sub{number}", number, meta))
+                        columns.update(motion=parsed[1], trial=parsed[2])
+                    infos.append(RecordingInfo(path, f"sub{number}", number, meta, columns=columns))
         if self.days is not None and infos:
             found = {i.metadata["day"] for i in infos}
             absent = sorted(set(self.days) - found)
             if absent:
                 warnings.warn(f"{self.dataset_name}: no day folder for day(s) {absent} under '{self.root}'",
                               UserWarning, stacklevel=2)
-        self._metadata = {}
         return infos
 
     def load_windows(self, info: RecordingInfo, pipeline: Pipeline) -> list[WindowSet]:
@@ -379,17 +372,14 @@ class SEMGArmbandDataModule(RecordingDataModule):
         raw._data = np.ascontiguousarray(data.T)  # device units as they are: no SI scaling for 'au'
         recording = self.preprocess(raw, info, pipeline)
         window_set = self.cut(recording, info, labels=[motion - 1])
-        self._metadata[str(info.path)] = {"day": int(meta["day"]), "motion": motion, "trial": int(meta["trial"])}
         return [window_set]
 
     # ----------------------------------------------------------------------------------------- metadata
     def window_metadata(self, split: str) -> dict[str, np.ndarray]:
         """Per-window metadata of ``split`` (after :meth:`setup`), aligned with ``datasets[split]``:
         ``{"day": int64 [N], "motion": int64 [N] (1..22), "trial": int64 [N]}``."""
-        self.load()
-        recordings = self.datasets[split].recordings
-        return {key: np.asarray([self._metadata[r][key] for r in recordings], dtype=np.int64)
-                for key in ("day", "motion", "trial")}
+        table = self.window_table(split)
+        return {key: table.get(key, np.zeros(0, np.int64)) for key in ("day", "motion", "trial")}
 
 
 __all__ = ["CHANNELS", "DAY_PLACEMENT", "IIRBandPass", "IIRNotch", "LOCAL_STEPS", "MOTION_NAMES", "N_MOTIONS",

@@ -32,7 +32,7 @@ import re
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -135,11 +135,8 @@ class SleepEDFDataModule(RecordingDataModule):
     root_layout = "Sleep-EDF PSG/hypnogram pairs such as SC4001E0-PSG.edf and SC4001EC-Hypnogram.edf"
 
     def __init__(self, root: str, classes: int = 5, trim_wake_minutes: float | None = 30.0,
-                 channel_map: dict[str, str] | str | None = None, window_seconds: float = 30.0, batch_size: int = 32,
-                 num_workers: int = 0, seed: int = 0, strict: bool = False, max_amplitude: float | None = None,
-                 steps: list[dict] | None = None, val_subjects: list[int | str] | None = None,
-                 test_subjects: list[int | str] | None = None, val_fraction: float = 0.1, test_fraction: float = 0.1,
-                 dead_channels: str = "skip", verbose: bool = True, cache_dir: str | None = None) -> None:
+                 channel_map: dict[str, str] | str | None = None, window_seconds: float = 30.0,
+                 **common: Any) -> None:
         if classes not in CLASS_NAMES:
             raise ConfigError(f"classes is {classes}; use 5 (W, N1, N2, N3, REM) or 6 (R&K: W, S1-S4, REM)")
         per_epoch = EPOCH_SECONDS / float(window_seconds) if window_seconds and window_seconds > 0 else 0
@@ -148,10 +145,7 @@ class SleepEDFDataModule(RecordingDataModule):
                               "of 30 such as 10 or 5")
         if trim_wake_minutes is not None and trim_wake_minutes < 0:
             raise ConfigError(f"trim_wake_minutes is {trim_wake_minutes}; give minutes >= 0, or null to keep all wake")
-        super().__init__(root, window_seconds=window_seconds, stride_seconds=None, batch_size=batch_size,
-                         num_workers=num_workers, seed=seed, strict=strict, max_amplitude=max_amplitude, steps=steps,
-                         val_subjects=val_subjects, test_subjects=test_subjects, val_fraction=val_fraction,
-                         test_fraction=test_fraction, dead_channels=dead_channels, verbose=verbose, cache_dir=cache_dir, modality="eeg")
+        super().__init__(root, window_seconds=window_seconds, stride_seconds=None, modality="eeg", **common)
         self.classes = int(classes)
         self.trim_wake_minutes = trim_wake_minutes
         self.channel_map = load_channel_map(DEFAULT_CHANNEL_MAP if channel_map is None else channel_map, self.spec)
@@ -186,7 +180,7 @@ class SleepEDFDataModule(RecordingDataModule):
             chosen = same_folder or candidates
             infos.append(RecordingInfo(psg, subject, subject_id,
                                        {"hypnogram": chosen[0] if len(chosen) == 1 else None,
-                                        "candidates": chosen}))
+                                        "candidates": chosen}, columns={"night": night[2]} if night else {}))
         if any(i.subject_id is None for i in infos):  # names outside the SC/ST scheme: number by name instead
             infos = [replace(i, subject_id=None) for i in infos]
         return infos

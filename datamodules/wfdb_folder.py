@@ -342,19 +342,10 @@ class WFDBFolderDataModule(WFDBRecordingDataModule):
 
     def __init__(self, root: str, subject_from: str = "parent", recursive: bool = True,
                  channel_map: dict[str, str] | str | None = None, channel_map_partial: bool = False,
-                 window_seconds: float = 10.0, stride_seconds: float | None = None, batch_size: int = 32,
-                 num_workers: int = 0, seed: int = 0, strict: bool = False, max_amplitude: float | None = None,
-                 steps: list[dict] | None = None, val_subjects: list[int | str] | None = None,
-                 test_subjects: list[int | str] | None = None, val_fraction: float = 0.1, test_fraction: float = 0.1,
-                 dead_channels: str = "skip", verbose: bool = True, modality: str = "ecg",
-                 cache_dir: str | None = None) -> None:
+                 window_seconds: float = 10.0, modality: str = "ecg", **common: Any) -> None:
         if subject_from not in SUBJECT_FROM:
             raise ConfigError(f"subject_from is {subject_from!r}; use one of {list(SUBJECT_FROM)}")
-        super().__init__(root, window_seconds=window_seconds, stride_seconds=stride_seconds, batch_size=batch_size,
-                         num_workers=num_workers, seed=seed, strict=strict, max_amplitude=max_amplitude, steps=steps,
-                         val_subjects=val_subjects, test_subjects=test_subjects, val_fraction=val_fraction,
-                         test_fraction=test_fraction, dead_channels=dead_channels, verbose=verbose, cache_dir=cache_dir,
-                         modality=modality)
+        super().__init__(root, window_seconds=window_seconds, modality=modality, **common)
         self.subject_from = subject_from
         self.recursive = bool(recursive)
         self.channel_map = load_channel_map(channel_map, self.spec)

@@ -13,7 +13,9 @@ from neurorvq.suggest import did_you_mean
 
 
 def _init_params(class_path: str) -> list[str] | None:
-    """Parameter names of ``class_path``'s ``__init__`` (None when it takes ``**kwargs`` or cannot be imported)."""
+    """Parameter names of ``class_path``'s ``__init__`` (None when it cannot be imported or its ``**kwargs`` cannot
+    be resolved). A class that forwards ``**common`` to its base (the DataModules) gets the fields jsonargparse
+    resolves through the ``super().__init__`` call: exactly what a recipe may give it."""
     module_name, _, name = class_path.rpartition(".")
     try:
         cls = getattr(importlib.import_module(module_name), name)
@@ -21,8 +23,20 @@ def _init_params(class_path: str) -> list[str] | None:
         return None  # LightningCLI reports an unknown class_path itself
     params = inspect.signature(cls.__init__).parameters.values()
     if any(p.kind is p.VAR_KEYWORD for p in params):
-        return None
+        return _resolved_params(cls)
     return [p.name for p in params if p.name != "self"]
+
+
+def _resolved_params(cls: type) -> list[str] | None:
+    """The fields jsonargparse gives ``cls`` (its ``**kwargs`` followed into the base class it forwards them to)."""
+    from jsonargparse import ArgumentParser
+
+    try:
+        parser = ArgumentParser(exit_on_error=False)
+        parser.add_class_arguments(cls, "x")
+        return list(vars(parser.get_defaults().x))
+    except Exception:  # noqa: BLE001 - a class jsonargparse cannot read: LightningCLI reports it itself
+        return None
 
 
 def _options_defaults(class_path: str) -> dict[str, Any]:

@@ -314,3 +314,14 @@ def test_appending_to_a_list_field_is_not_an_unknown_field():
                          "--trainer.callbacks.every_n_epochs=5"])
     with pytest.raises(ConfigError, match=r"not parameters of lightning.Trainer: 'trainer\.callback': did you mean"):
         check_recipe_fields(["--config", str(RECIPE_DIR / "quickstart.yaml"), "--trainer.callback+=x"])
+
+
+def test_a_datamodule_forwarding_common_arguments_still_gets_did_you_mean():
+    """The DataModules forward their common arguments with ``**common``; the early field check follows them into
+    the base class (as jsonargparse does), so a typo in a common argument is still one line with the fix."""
+    from neurorvq.recipe_check import check_recipe_fields
+
+    args = ["--data=neurorvq.datamodules.eegmmidb.EEGMMIDBDataModule", "--data.init_args.root=/x"]
+    check_recipe_fields(args + ["--data.init_args.cache_dir=/tmp/c", "--data.init_args.split.by=run"])
+    with pytest.raises(ConfigError, match=r"'data.init_args.cache_dri': did you mean 'cache_dir'"):
+        check_recipe_fields(args + ["--data.init_args.cache_dri=/tmp/c"])

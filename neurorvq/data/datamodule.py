@@ -13,6 +13,7 @@ batches from it instead of holding them in memory.
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator, Sequence
 
@@ -24,17 +25,14 @@ from neurorvq.data.channels import map_channels
 from neurorvq.data.datamodule_cache import WindowCacheMixin
 from neurorvq.data.preprocess import (DataError, PickChannels, Pipeline, Recording, RejectionReport, cut_windows,
                                       steps_from_config)
-from neurorvq.data.recording import RecordingInfo, RecordingSkippedWarning, _window_samples, read_raw_checked
+from neurorvq.data.recording import (RecordingInfo, RecordingLoader, RecordingSkippedWarning, _window_samples,
+                                     read_raw_checked)
 from neurorvq.data.sampling import SplitLoaders, window_loader
+from neurorvq.data.split_rules import SplitPlan, SplitRule, resolve_split
 from neurorvq.data.splits import SPLITS, split_subjects
-from neurorvq.data.windowset import WindowDataset, WindowSet
+from neurorvq.data.windowset import WindowDataset, WindowSet, column_array
 from neurorvq.errors import ConfigError
 from neurorvq.registry import ModalitySpec, get_modality
-
-
-def _load_one_in_worker(args: tuple) -> tuple[list[WindowSet], dict[str, Any], str | None]:
-    module, info, pipeline = args
-    return module.load_one(info, pipeline)
 
 
 class RecordingDataModule(WindowCacheMixin, SplitLoaders, L.LightningDataModule):
@@ -68,6 +66,10 @@ class RecordingDataModule(WindowCacheMixin, SplitLoaders, L.LightningDataModule)
             (default) or ``'drop'`` the channel (the recording then forms its own channel-set bucket).
         verbose: print loading progress and the summary (rank 0 only).
         modality: registered modality name.
+        split: how to split, as data (:class:`~neurorvq.data.split_rules.SplitRule`): a split-file path (JSON or
+            CSV, :mod:`~neurorvq.data.split_files`), a named split of the dataset (:attr:`named_splits`), or a rule
+            such as ``{by: session, test: [E]}`` / ``{file: folds.json, fold: "3"}``; ``None`` = the dataset's own
+            options (:meth:`default_split`), else subjects by ``val_subjects`` / ``test_subjects`` / fractions.
         cache_dir: opt-in on-disk window cache (``None``: load everything into memory). When set,
             :meth:`prepare_data` writes the windows of each split once (exactly those the in-memory path
             produces) as WebDataset shards under ``<cache_dir>/<key>/``, or reuses a complete cache of the same
@@ -100,15 +102,26 @@ class RecordingDataModule(WindowCacheMixin, SplitLoaders, L.LightningDataModule)
     """Windows held in the training shuffle buffer when streaming from ``cache_dir`` (per DataLoader worker)."""
     cache_max_windows_per_shard: ClassVar[int] = 1000
     """Shard size (windows) of caches written by :meth:`prepare_data`: small enough to spread over workers."""
+    window_columns: ClassVar[tuple[str, ...]] = ()
+    """Per-window columns :meth:`load_windows` sets (e.g. ``repetition``): a split by one routes windows."""
 
     def __init__(self, root: str, window_seconds: float = 4.0, stride_seconds: float | None = None,
                  batch_size: int = 32, num_workers: int = 0, seed: int = 0, strict: bool = False,
                  max_amplitude: float | None = None, steps: list[dict] | None = None,
                  val_subjects: list[int | str] | None = None, test_subjects: list[int | str] | None = None,
                  val_fraction: float = 0.1, test_fraction: float = 0.1, dead_channels: str = "skip",
-                 verbose: bool = True, modality: str = "eeg", cache_dir: str | None = None) -> None:
+                 verbose: bool = True, modality: str = "eeg", cache_dir: str | None = None,
+                 split: str | SplitRule | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
+        self.split_rule_: SplitRule | None = None if split is None else SplitRule.of(split)
+        if isinstance(split, str) and not Path(split).expanduser().is_file():
+            raise ConfigError(f"split is {split!r}: no such split file (JSON or CSV; see neurorvq.data.split_files); "
+                              "give a file path or a rule such as {by: session, test: [E]}")
+        if self.split_rule_ is not None:
+            if val_subjects is not None or test_subjects is not None:
+                raise ConfigError("split and val_subjects/test_subjects are both given; give one kind of split")
+            self.hparams["split"] = self.split_rule_.as_hparams()  # a plain dict in checkpoints
         self.spec_: ModalitySpec = get_modality(modality)
         if int(batch_size) < 1:
             raise ConfigError(f"batch_size is {batch_size}; give at least 1")
@@ -152,6 +165,11 @@ class RecordingDataModule(WindowCacheMixin, SplitLoaders, L.LightningDataModule)
         self.subject_ids: dict[str, int] = {}
         self._summary: dict[str, Any] = {}
         self._scratch: dict[str, Any] = {}
+        self.plan: SplitPlan | None = None
+        self.find_skipped: dict[str, str] = {}
+        """Entries :meth:`find_recordings` skipped (``{where: reason}``), added to the summary's ``skipped``."""
+        self.find_excluded: Counter = Counter()
+        """Recordings left out on purpose while listing, by reason (added to the summary as ``excluded``)."""
         self.caches: dict[str, Any] = {}  # {split: neurorvq.data.cache.CacheIndex} with cache_dir
 
     # ----------------------------------------------------------------------------------------- to implement
@@ -167,6 +185,11 @@ class RecordingDataModule(WindowCacheMixin, SplitLoaders, L.LightningDataModule)
     def default_pipeline(self) -> Pipeline:
         """Preprocessing used when ``steps`` is not given: :meth:`Pipeline.default` of the modality."""
         return Pipeline.default(self.spec_)
+
+    def default_split(self) -> SplitRule | None:
+        """The split of the dataset's own options (e.g. ``test_sessions``) when ``split`` is not given; ``None`` =
+        subjects by ``val_subjects`` / ``test_subjects`` / fractions."""
+        return None
 
     # ----------------------------------------------------------------------------------------- helpers
     @property
@@ -238,20 +261,26 @@ class RecordingDataModule(WindowCacheMixin, SplitLoaders, L.LightningDataModule)
         self._scratch.setdefault("dropped", {}).update(recording.dropped_channels)
         return recording
 
+    def note(self, kind: str, name: str, value: Any) -> None:
+        """Record ``value`` (JSON-ready) under ``summary["notes"][kind][name]`` for the recording being loaded (e.g.
+        MIT-BIH's annotation counts per record); kept with a window cache and across loading processes."""
+        self._scratch.setdefault("notes", {}).setdefault(kind, {})[name] = value
+
     def note_rejected(self, reason: str, count: int = 1) -> None:
         """Count ``count`` windows/epochs of the recording being loaded as rejected for ``reason`` (summary)."""
         if count:
             self._scratch.setdefault("report", RejectionReport()).rejected[reason] += int(count)
 
     def cut(self, recording: Recording, info: RecordingInfo, starts: np.ndarray | None = None,
-            labels: Sequence[int] | np.ndarray | None = None, offset: int = 0) -> WindowSet:
+            labels: Sequence[int] | np.ndarray | None = None, offset: int = 0,
+            columns: dict[str, Any] | None = None) -> WindowSet:
         """Cut ``recording`` into :attr:`window_seconds` windows and reject bad ones (touching samples the file
         marks as invalid, NaN, flat, over ``max_amplitude`` on the final windows; counted by reason in the summary;
         see :func:`~neurorvq.data.preprocess.cut_windows`).
 
         ``starts`` (samples at the spec rate, e.g. event onsets) replaces the sliding grid of
-        ``stride_seconds``; ``labels`` (one per start, or one per grid window) are kept aligned with the
-        windows that survive. ``offset`` [samples] is added to the stored starts when ``recording`` begins
+        ``stride_seconds``; ``labels`` and each of ``columns`` (``{name: one value per start, or one value for
+        all}``, e.g. ``{"trial": [...], "repetition": [...]}``) are kept aligned with the windows that survive. ``offset`` [samples] is added to the stored starts when ``recording`` begins
         after the source file's first sample (a cropped recording). A recording shorter than one window is a
         :class:`DataError`.
         """
@@ -271,19 +300,23 @@ class RecordingDataModule(WindowCacheMixin, SplitLoaders, L.LightningDataModule)
                 label_array = np.full(starts.shape[0], label_array[0], dtype=np.int64)
             if label_array.shape[0] != starts.shape[0]:
                 raise DataError(f"{label_array.shape[0]} labels for {starts.shape[0]} windows")
+        per_start = {name: column_array(value, starts.shape[0], name, str(info.path))
+                     for name, value in (columns or {}).items()}
         windows, kept, report = cut_windows(recording, self.window_seconds, self.stride_seconds,
                                             max_amplitude=self.max_amplitude, starts=starts)
         self._scratch.setdefault("report", RejectionReport()).merge(report)
-        if label_array is not None:  # kept starts are a subsequence of starts, in order
-            keep, j = [], 0
-            for i, s in enumerate(starts):
-                if j < len(kept) and s == kept[j]:
-                    keep.append(i)
-                    j += 1
+        keep, j = [], 0  # kept starts are a subsequence of starts, in order
+        for i, s in enumerate(starts):
+            if j < len(kept) and s == kept[j]:
+                keep.append(i)
+                j += 1
+        keep = np.asarray(keep, dtype=np.int64)
+        if label_array is not None:
             label_array = label_array[keep]
+        per_start = {name: values[keep] for name, values in per_start.items()}
         ids = [self.spec_.channel_index(ch) for ch in recording.channels]
         return WindowSet(windows, np.asarray(ids, dtype=np.int64), labels=label_array, recording=str(info.path),
-                         starts=kept + int(offset), channels=list(recording.channels))
+                         starts=kept + int(offset), channels=list(recording.channels), columns=per_start)
 
     # ----------------------------------------------------------------------------------------- loading
     def _say(self, message: str) -> None:
@@ -313,25 +346,76 @@ class RecordingDataModule(WindowCacheMixin, SplitLoaders, L.LightningDataModule)
                                   f"{known[:20]}{' ...' if len(known) > 20 else ''}")
         return out
 
-    def _find_and_split(self) -> list[RecordingInfo]:
-        """Every recording (sorted by path); sets :attr:`subject_names`, :attr:`subject_ids` and :attr:`splits`."""
+    def split_rule(self) -> SplitRule | None:
+        """The rule in force: ``split`` (a file path or a rule), else :meth:`default_split` (called once the
+        recordings are found: :attr:`subject_names` is set)."""
+        return self.split_rule_ if self.split_rule_ is not None else self.default_split()
+
+    def resolve_plan(self) -> SplitPlan:
+        """Find the recordings and resolve the split without loading anything: the :class:`SplitPlan` (also set
+        as :attr:`plan`, with :attr:`splits`)."""
+        self._find_and_split()
+        return self.plan
+
+    def recording_table(self, infos: Sequence[RecordingInfo]) -> list[dict[str, Any]]:
+        """One row per recording: ``recording`` (path), ``subject`` (name), ``subject_id`` and its columns."""
+        return [{"recording": str(i.path), "subject": i.subject, "subject_id": self.subject_ids[i.subject],
+                 **i.columns} for i in infos]
+
+    def _find(self) -> list[RecordingInfo]:
+        """Every recording (sorted by path); sets :attr:`subject_names` and :attr:`subject_ids`."""
+        self.find_skipped, self.find_excluded = {}, Counter()
         infos = sorted(self.find_recordings(), key=lambda i: str(i.path))
         if not infos:
             raise DataError(f"no {self.dataset_name} recordings found under '{self.root}': set data.init_args.root "
-                            f"to the folder holding {self.root_layout}")
+                            f"to the folder holding {self.root_layout}" + self._find_notes())
         names = sorted({i.subject for i in infos})
         if all(i.subject_id is not None for i in infos):
             ids = {i.subject: int(i.subject_id) for i in infos}
         else:
             ids = {name: k for k, name in enumerate(names)}
         self.subject_names, self.subject_ids = names, ids
-        self.splits = split_subjects(names, self.seed, self.val_fraction, self.test_fraction,
-                                     self._resolve_subjects(self.val_subjects, ids, "val_subjects"),
-                                     self._resolve_subjects(self.test_subjects, ids, "test_subjects"))
         return infos
 
-    def _split_of(self) -> dict[str, str]:
-        return {s: split for split, members in self.splits.items() for s in members}
+    def _find_and_split(self) -> list[RecordingInfo]:
+        """The recordings that feed a split (sorted by path); sets :attr:`subject_names`, :attr:`subject_ids`,
+        :attr:`plan` (which recordings and windows feed which split) and :attr:`splits` (subjects per split)."""
+        infos = self._find()
+        names, ids = self.subject_names, self.subject_ids
+        rule = self.split_rule()
+        table = self.recording_table(infos)
+        if rule is None:
+            self.plan = SplitPlan.from_parts("subject", split_subjects(
+                names, self.seed, self.val_fraction, self.test_fraction,
+                self._resolve_subjects(self.val_subjects, ids, "val_subjects"),
+                self._resolve_subjects(self.test_subjects, ids, "test_subjects")), table)
+        else:
+            self.plan = resolve_split(rule, table, window_columns=self.window_columns, seed=self.seed,
+                                      val_fraction=self.val_fraction, test_fraction=self.test_fraction,
+                                      subject_ids=ids)
+        self.find_excluded.update(f"{self.plan.by} {row[self.plan.by]} in no split" for row in table
+                                  if not self.plan.parts_of[row["recording"]])
+        self.splits = {part: sorted({i.subject for i in infos if part in self.plan.parts_of[str(i.path)]})
+                       for part in SPLITS}
+        return [i for i in infos if self.plan.parts_of[str(i.path)]]
+
+    def _find_notes(self) -> str:
+        """What listing the recordings left out (rows skipped or excluded by :meth:`find_recordings`)."""
+        if not (self.find_skipped or self.find_excluded):
+            return ""
+        return (f"; every entry was skipped or left out (skipped: {sorted(set(self.find_skipped.values()))[:5]}, "
+                f"left out: {dict(self.find_excluded)})")
+
+    def _select(self, part: str, window_sets: Sequence[WindowSet]) -> list[WindowSet]:
+        """The windows of ``window_sets`` (one recording) that belong to ``part`` of :attr:`plan`."""
+        if self.plan.level == "recording":
+            return list(window_sets)
+        out = []
+        for ws in window_sets:
+            mask = self.plan.window_mask(part, ws.columns[self.plan.by])
+            if mask.any():
+                out.append(ws if mask.all() else ws.select(mask))
+        return out
 
     def iter_recordings(self, infos: Sequence[RecordingInfo], pipeline: Pipeline,
                         tally: dict[str, Any]) -> Iterator[tuple[RecordingInfo, list[WindowSet]]]:
@@ -343,7 +427,6 @@ class RecordingDataModule(WindowCacheMixin, SplitLoaders, L.LightningDataModule)
         tally.setdefault("skipped", {})
         tally.setdefault("dropped", {})
         tally.setdefault("loaded", 0)
-        split_of = self._split_of()
         progress_every = max(1, len(infos) // 20)
         for n, (info, window_sets, scratch, reason) in enumerate(self._load_all(infos, pipeline), 1):
             if reason is not None:  # a bad file must not stop the others (unless strict)
@@ -357,16 +440,23 @@ class RecordingDataModule(WindowCacheMixin, SplitLoaders, L.LightningDataModule)
             tally["loaded"] += 1
             tally["report"].merge(scratch.get("report", RejectionReport()))
             tally["dropped"].update(scratch.get("dropped", {}))
+            for kind, entries in scratch.get("notes", {}).items():
+                tally.setdefault("notes", {}).setdefault(kind, {}).update(entries)
             for ws in window_sets:
                 ws.subjects = np.full(len(ws), self.subject_ids[info.subject], dtype=np.int64)
+                for name, value in info.columns.items():  # the recording's columns, unless the loader set its own
+                    if name not in ws.columns:
+                        ws.columns[name] = column_array(value, len(ws), name, str(info.path))
             if n % progress_every == 0 or n == len(infos):  # about 20 progress lines, whatever the corpus size
                 count = sum(len(ws) for ws in window_sets)
-                self._say(f"[{n}/{len(infos)}] {info.path.name}: {count} windows ({split_of[info.subject]})")
+                self._say(f"[{n}/{len(infos)}] {info.path.name}: {count} windows ({'/'.join(self.plan.parts_of[str(info.path)]) or 'no split'})")
             yield info, window_sets
 
     def load_one(self, info: RecordingInfo, pipeline: Pipeline) -> tuple[list[WindowSet], dict[str, Any], str | None]:
-        """``(window sets, scratch counts, reason it is unusable or None)`` of one recording; never raises for a
-        bad file (a :class:`ConfigError` still propagates)."""
+        """``(window sets, scratch counts, reason it is unusable or None)`` of one recording. Data problems (a
+        :class:`DataError`: unreadable or truncated file, missing annotation, dead channel, no usable window; or an
+        ``OSError`` reading it) give a reason; anything else is a bug in the loader and raises, with a note naming
+        the file (``strict=False`` does not hide it)."""
         self._scratch = {}
         try:
             if not Path(info.path).exists():
@@ -378,11 +468,26 @@ class RecordingDataModule(WindowCacheMixin, SplitLoaders, L.LightningDataModule)
             return window_sets, self._scratch, None
         except ConfigError:
             raise
-        except Exception as exc:
+        except (DataError, OSError) as exc:
             reason = str(exc) if isinstance(exc, DataError) else f"{type(exc).__name__}: {exc}"
             return [], self._scratch, reason.removeprefix(f"{info.path}: ").strip() or type(exc).__name__
+        except Exception as exc:
+            exc.add_note(f"while loading {info.path}: an error in {type(self).__name__}.load_windows, not a data "
+                         "problem (strict=False does not skip it)")
+            raise
         finally:
             self._scratch = {}
+
+    def recording_loader(self, pipeline: Pipeline) -> RecordingLoader:
+        """The picklable loader that rebuilds this DataModule in a loading process (:class:`RecordingLoader`):
+        its init arguments are the hyper-parameters its class accepts (as jsonargparse resolves them)."""
+        from neurorvq.recipe_check import _resolved_params
+
+        accepted = _resolved_params(type(self)) or list(self.hparams)
+        args = {k: v for k, v in dict(self.hparams).items() if k in accepted}
+        args["verbose"] = False
+        args.pop("cache_dir", None)  # a worker only loads recordings
+        return RecordingLoader(type(self), tuple(sorted(args.items())), pipeline)
 
     def _load_all(self, infos: Sequence[RecordingInfo], pipeline: Pipeline):
         """``(info, window sets, scratch, reason)`` per recording, in order; with ``num_workers > 0`` the
@@ -391,15 +496,11 @@ class RecordingDataModule(WindowCacheMixin, SplitLoaders, L.LightningDataModule)
             for info in infos:
                 yield (info, *self.load_one(info, pipeline))
             return
-        import copy
         from concurrent.futures import ProcessPoolExecutor
 
-        worker_copy = copy.copy(self)  # what each process needs: settings, not a trainer or loaded data
-        worker_copy.__dict__.pop("_trainer", None)
-        worker_copy.__dict__["datasets"] = {}
+        loader = self.recording_loader(pipeline)
         with ProcessPoolExecutor(min(self.num_workers, len(infos))) as pool:
-            for info, result in zip(infos, pool.map(_load_one_in_worker,
-                                                    [(worker_copy, info, pipeline) for info in infos])):
+            for info, result in zip(infos, pool.map(loader, infos)):
                 yield (info, *result)
 
     def _finish_summary(self, found: int, tally: dict[str, Any], windows: dict[str, int],
@@ -415,6 +516,16 @@ class RecordingDataModule(WindowCacheMixin, SplitLoaders, L.LightningDataModule)
             "subjects": {split: list(self.splits[split]) for split in SPLITS},
             "channel_sets": channel_sets,
         }
+        if self.plan is not None and self.plan.by != "subject":
+            self._summary["split"] = self.plan.summary()
+        if self.find_skipped:  # entries skipped while listing the recordings (e.g. a bad row of a table)
+            self._summary["skipped"] = {**self.find_skipped, **self._summary["skipped"]}
+            self._summary["recordings_found"] += len(self.find_skipped)
+            self._summary["recordings_skipped"] += len(self.find_skipped)
+        if self.find_excluded:
+            self._summary["excluded"] = dict(self.find_excluded)
+        if tally.get("notes"):
+            self._summary["notes"] = tally["notes"]
         w = self._summary["windows"]
         self._say(f"{self.dataset_name}: {loaded}/{found} recordings loaded, {len(skipped)} skipped; windows "
                   f"train/val/test = {w['train']}/{w['val']}/{w['test']} from "
@@ -425,16 +536,22 @@ class RecordingDataModule(WindowCacheMixin, SplitLoaders, L.LightningDataModule)
             if not w[split]:
                 self._say(f"{self.dataset_name}: the {split} split is empty")
 
-    def load_pooled(self) -> list[WindowSet]:
-        """Load every subject into one pool (the ``train`` split, no subject split) and return its window sets:
-        for datasets whose splits are not by subject (sessions, repetitions), which then re-split them."""
-        saved = (self.val_fraction, self.test_fraction)
-        self.val_fraction = self.test_fraction = 0.0
-        try:
-            RecordingDataModule.load(self)
-        finally:
-            self.val_fraction, self.test_fraction = saved
-        return list(self.datasets["train"].sets)
+    def load_all(self) -> list[WindowSet]:
+        """Load every recording found, ignoring the split, and return their window sets (with subject ids and
+        columns): the pool that ``neurorvq cv`` folds itself. Does not touch :attr:`datasets`."""
+        infos = self._find()
+        self.splits = {"train": list(self.subject_names), "val": [], "test": []}
+        self.plan = SplitPlan("subject", "recording", dict(self.splits), {str(i.path): ("train",) for i in infos})
+        sets: list[WindowSet] = []
+        tally: dict[str, Any] = {}
+        for _, window_sets in self.iter_recordings(infos, self.make_pipeline(), tally):
+            sets.extend(window_sets)
+        self._finish_summary(len(infos), tally, {"train": sum(len(ws) for ws in sets), "val": 0, "test": 0},
+                             len({ws.key for ws in sets}))
+        return sets
+
+    load_pooled = load_all
+    """The name ``neurorvq cv`` and older code use for :meth:`load_all`."""
 
     def load(self) -> None:
         """Find, split and load every recording into memory (once); called by :meth:`setup` without
@@ -442,15 +559,21 @@ class RecordingDataModule(WindowCacheMixin, SplitLoaders, L.LightningDataModule)
         if self.datasets:
             return
         infos = self._find_and_split()
-        split_of = self._split_of()
         sets: dict[str, list[WindowSet]] = {split: [] for split in SPLITS}
         tally: dict[str, Any] = {}
         for info, window_sets in self.iter_recordings(infos, self.make_pipeline(), tally):
-            sets[split_of[info.subject]].extend(window_sets)
+            for part in self.plan.parts_of[str(info.path)]:
+                sets[part].extend(self._select(part, window_sets))
         datasets = {split: WindowDataset(sets[split]) for split in SPLITS}
         self._finish_summary(len(infos), tally, {split: len(datasets[split]) for split in SPLITS},
                              len({key for split in SPLITS for key in datasets[split].channel_sets}))
         self.datasets = datasets
+
+    def window_table(self, split: str) -> dict[str, Any]:
+        """Every column of the windows of ``split`` (after :meth:`setup`, in memory), aligned with
+        ``datasets[split]``: :meth:`~neurorvq.data.windowset.WindowDataset.table`."""
+        self.load()
+        return self.datasets[split].table()
 
     # ----------------------------------------------------------------------------------------- cache
     def _check_cacheable(self) -> None:

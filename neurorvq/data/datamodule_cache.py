@@ -5,7 +5,7 @@ streaming reader) is :mod:`neurorvq.data.cache`.
 
 :class:`WindowCacheMixin` is a base of :class:`~neurorvq.data.datamodule.RecordingDataModule` only: it uses the
 DataModule's settings (``hparams``, ``cache_dir``, ``batch_size``, ``num_workers``, ``seed``, ``verbose``), its
-subject split (``splits``, ``subject_ids``, ``_find_and_split``, ``_split_of``), its loading loop
+split (``plan``, ``splits``, ``subject_ids``, ``_find_and_split``, ``_select``), its loading loop
 (``iter_recordings``, ``make_pipeline``) and its summary (``_finish_summary``, ``_say``, ``_check_cacheable``).
 """
 
@@ -24,14 +24,16 @@ from neurorvq.data.recording import RecordingInfo, RecordingSkippedWarning
 from neurorvq.data.splits import SPLITS
 from neurorvq.data.windowset import WindowSet
 
-CACHE_LAYOUT_VERSION = 2
+CACHE_LAYOUT_VERSION = 3
 """Version of what :class:`~neurorvq.data.datamodule.RecordingDataModule` writes into a window cache (part of
 every cache key). 2: windows touching samples outside the file's declared range or saturated at a rail are
 rejected, and a ``Clip`` limit holds after resampling (caches of version 1 may hold such windows, so they are not
-reused)."""
+reused). 3: every window carries its metadata columns (session, run, trial, ...) and a split's content is keyed
+by its membership (the column it is split by and the values of the split), so caches of version 2, which lack the
+columns, are rebuilt."""
 _CACHE_SUMMARY = "summary.json"  # sidecar next to a cache's index.json: the split's loading counts
 _NOT_IN_CACHE_KEY = ("batch_size", "num_workers", "verbose", "cache_dir", "seed", "val_subjects", "test_subjects",
-                     "val_fraction", "test_fraction")  # loader / split settings; the split's subjects are keyed
+                     "val_fraction", "test_fraction", "split")  # loader / split settings; the membership is keyed
 
 
 class WindowCacheMixin:
@@ -48,15 +50,16 @@ class WindowCacheMixin:
             "hparams": json.loads(json.dumps(hparams, sort_keys=True, default=str)),
             "pipeline": json.loads(json.dumps(self.make_pipeline().config(), sort_keys=True, default=str)),
             "split": split,
+            "membership": self.plan.membership(split),
             "subjects": {s: self.subject_ids[s] for s in subjects},
             "recordings": [[str(i.path), i.subject] for i in infos],
             "missing": [str(i.path) for i in infos if not Path(i.path).is_file()],
         }
 
-    def _cache_windows(self, pairs: Iterator[tuple[RecordingInfo, list[WindowSet]]]):
-        """``(recording name, window dicts)`` pairs for :func:`~neurorvq.data.cache.build_cache`."""
+    def _cache_windows(self, split: str, pairs: Iterator[tuple[RecordingInfo, list[WindowSet]]]):
+        """``(recording name, window dicts)`` pairs of ``split`` for :func:`~neurorvq.data.cache.build_cache`."""
         for info, window_sets in pairs:
-            def windows(window_sets=window_sets):
+            def windows(window_sets=self._select(split, window_sets)):
                 for ws in window_sets:
                     for i in range(len(ws)):
                         win = {"signal": ws.signals[i], "channel_ids": ws.channel_ids, "recording": ws.recording,
@@ -65,6 +68,8 @@ class WindowCacheMixin:
                             win["label"] = int(ws.labels[i])
                         if ws.subjects is not None:
                             win["subject"] = int(ws.subjects[i])
+                        if ws.columns:
+                            win["columns"] = {name: values[i].item() for name, values in ws.columns.items()}
                         yield win
             yield str(info.path), windows()
 
@@ -74,12 +79,11 @@ class WindowCacheMixin:
 
         self._check_cacheable()
         infos = self._find_and_split()
-        split_of = self._split_of()
         pipeline = self.make_pipeline() if build else None
         caches: dict[str, Any] = {}
         parts: dict[str, dict[str, Any]] = {}
         for split in SPLITS:
-            mine = [i for i in infos if split_of[i.subject] == split]
+            mine = [i for i in infos if split in self.plan.parts_of[str(i.path)]]
             sources = [str(i.path) for i in mine if Path(i.path).is_file()]
             key = wcache.cache_key(sources, self.cache_config(split, mine))
             sidecar = self.cache_dir / key / _CACHE_SUMMARY
@@ -106,6 +110,8 @@ class WindowCacheMixin:
             tally["skipped"].update(part["skipped"])
             tally["dropped"].update(part["dropped_channels"])
             tally["report"].merge(RejectionReport(part["windows_kept"], Counter(part["rejected"])))
+            for kind, entries in part.get("notes", {}).items():
+                tally.setdefault("notes", {}).setdefault(kind, {}).update(entries)
         channel_sets = {tuple(c["channel_ids"]) for index in caches.values() for c in index.channel_sets}
         self._finish_summary(len(infos), tally, {split: caches[split].total_windows for split in SPLITS},
                              len(channel_sets))
@@ -128,14 +134,15 @@ class WindowCacheMixin:
 
         tally: dict[str, Any] = {}
         self._say(f"{self.dataset_name}: building the {split} window cache {key} ({len(mine)} recordings)")
-        windows = self._cache_windows(self.iter_recordings(mine, pipeline, tally))
+        windows = self._cache_windows(split, self.iter_recordings(mine, pipeline, tally))
         part: dict[str, Any] = {}
 
         def summary() -> dict[str, str]:  # written inside the cache folder before it appears (one rename)
             part.update({"recordings_found": len(mine), "recordings_loaded": tally.get("loaded", 0),
                          "skipped": tally.get("skipped", {}), "dropped_channels": tally.get("dropped", {}),
                          "windows_kept": tally["report"].kept if "report" in tally else 0,
-                         "rejected": dict(tally["report"].rejected) if "report" in tally else {}})
+                         "rejected": dict(tally["report"].rejected) if "report" in tally else {},
+                         "notes": tally.get("notes", {})})
             return {_CACHE_SUMMARY: json.dumps(part, indent=1, sort_keys=True)}
 
         index = wcache.build_cache(self.cache_dir, key, windows, config=self.cache_config(split, mine),

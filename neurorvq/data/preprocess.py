@@ -26,7 +26,7 @@ import math
 import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -327,6 +327,17 @@ class RangeCheck(Step):
         return raw
 
 
+def _mne_call(call: Callable[[], Any], step: str) -> Any:
+    """``call()`` with MNE's errors on a recording's content (``ValueError``, ``RuntimeError``, e.g. a filter
+    longer than the data) turned into a :class:`DataError` naming the step: a data problem, skipped like one."""
+    try:
+        return call()
+    except (ValueError, RuntimeError) as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(f"{step} failed ({type(exc).__name__}: {exc})") from exc
+
+
 @dataclass
 class Pipeline:
     """An ordered list of steps for ``spec``; ``run(raw, source)`` -> :class:`Recording`."""
@@ -356,10 +367,10 @@ class Pipeline:
         try:
             if steps and isinstance(steps[0], PickChannels):  # pick before loading: unused channels are never read
                 raw = steps.pop(0).apply(raw, self.spec, report)
-            raw.load_data(verbose="error")
-            raw = check.apply(raw, self.spec, report)
+            raw = _mne_call(lambda: raw.load_data(verbose="error"), "reading the samples")
+            raw = _mne_call(lambda: check.apply(raw, self.spec, report), "RangeCheck")
             for step in steps:
-                raw = step.apply(raw, self.spec, report)
+                raw = _mne_call(lambda: step.apply(raw, self.spec, report), type(step).__name__)
         except DataError as exc:
             raise DataError(f"{source}: {exc}") from exc
         if raw.info["sfreq"] != self.spec.sampling_rate:

@@ -26,7 +26,8 @@ TRUNCATION_HINTS = ("does not match the file size", "file size", "truncated", "e
 def read_raw_checked(path: str | Path, reader: Callable[..., Any], **kwargs: Any):
     """``reader(path, **kwargs)`` (an ``mne.io.read_raw_*``) with MNE's warnings caught: a warning that the
     file is shorter than its header says (MNE reads what is there and warns) becomes a :class:`DataError`
-    naming the file; other warnings are dropped."""
+    naming the file; other warnings are dropped. An error the reader raises on the file (a damaged header, ...)
+    is a :class:`DataError` too (``OSError`` stays one), so loading skips the file instead of stopping."""
     mne_logger = logging.getLogger("mne")
     mute = logging.Filter("mne.muted")  # passes no record of the 'mne' logger: the warnings are handled here
     mne_logger.addFilter(mute)
@@ -34,6 +35,11 @@ def read_raw_checked(path: str | Path, reader: Callable[..., Any], **kwargs: Any
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             raw = reader(str(path), verbose="warning", **kwargs)
+    except (DataError, OSError):
+        raise
+    except Exception as exc:  # the reader is third-party code: whatever it raises on a file is a data problem
+        kind = Path(path).suffix.lstrip(".").upper() or "recording"
+        raise DataError(f"{path}: unreadable {kind} file ({type(exc).__name__}: {exc})") from exc
     finally:
         mne_logger.removeFilter(mute)
     for w in caught:
@@ -50,13 +56,45 @@ class RecordingInfo:
 
     path: the file; subject: the dataset's subject name (e.g. ``'S001'``), the unit of the train/val/test
     split; subject_id: its number where the dataset has one (EEGMMIDB ``S001`` -> 1), else ``None``;
-    metadata: anything the subclass needs in :meth:`RecordingDataModule.load_windows` (run, label file, ...).
+    metadata: anything the subclass needs in :meth:`RecordingDataModule.load_windows` (run, label file, ...);
+    columns: the recording's metadata columns (``{"session": "T", "run": 4}``: int, float or str), known before
+    loading: a split can be drawn by them (``split: {by: session, ...}``) and every window of the recording
+    carries them (:attr:`~neurorvq.data.windowset.WindowSet.columns`).
     """
 
     path: Path
     subject: str
     subject_id: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    columns: dict[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------------ workers
+_WORKER_MODULES: dict[tuple, Any] = {}  # one DataModule per (class, init args) in each loading process
+
+
+@dataclass(frozen=True)
+class RecordingLoader:
+    """Loads one recording in a loading process: ``loader(info) -> (window sets, scratch, reason)``.
+
+    Picklable: the DataModule's class, the init arguments it was built from (what its cache key hashes) and the
+    preprocessing pipeline. Each process builds the DataModule once from them, so a worker sees exactly the
+    settings a cache key covers, never a copy of a live module (its trainer, loaded data or state set later).
+    """
+
+    cls: type
+    init_args: tuple[tuple[str, Any], ...]
+    pipeline: Any
+
+    def module(self) -> Any:
+        key = (self.cls, repr(self.init_args))
+        if key not in _WORKER_MODULES:
+            _WORKER_MODULES.clear()  # one dataset per process at a time: drop the last one's module
+            _WORKER_MODULES[key] = self.cls(**dict(self.init_args))
+        return _WORKER_MODULES[key]
+
+    def __call__(self, info: RecordingInfo) -> tuple[list, dict[str, Any], str | None]:
+        return self.module().load_one(info, self.pipeline)
 
 
 def _window_samples(spec: ModalitySpec, seconds: float, what: str = "window_seconds") -> int:
@@ -73,4 +111,4 @@ def _window_samples(spec: ModalitySpec, seconds: float, what: str = "window_seco
     return int(round(patches)) * spec.patch_length
 
 
-__all__ = ["RecordingInfo", "RecordingSkippedWarning", "TRUNCATION_HINTS", "read_raw_checked"]
+__all__ = ["RecordingInfo", "RecordingLoader", "RecordingSkippedWarning", "TRUNCATION_HINTS", "read_raw_checked"]

@@ -7,12 +7,13 @@ working; new code imports from the modules themselves:
   ``shard_batches``, :func:`window_loader`, :class:`SplitLoaders`.
 * :mod:`neurorvq.data.splits`: :func:`split_subjects` (a DataModule's subject split), ``SPLITS``.
 * :mod:`neurorvq.data.recording`: :class:`RecordingInfo`, :func:`read_raw_checked`,
-  :class:`RecordingSkippedWarning`.
+  :class:`RecordingSkippedWarning`, :class:`RecordingLoader` (loading in worker processes).
+* :mod:`neurorvq.data.split_rules`: :class:`SplitRule`, :class:`SplitPlan` (splits as data).
 * :mod:`neurorvq.data.datamodule`: :class:`RecordingDataModule`, the base of recording-based DataModules.
 * :mod:`neurorvq.data.datamodule_cache`: its window cache (``cache_dir``), :data:`CACHE_LAYOUT_VERSION`.
 """
 
-from neurorvq.data import datamodule as _datamodule, datamodule_cache as _cache, recording as _recording
+from neurorvq.data import datamodule_cache as _cache, recording as _recording
 from neurorvq.data import sampling as _sampling, splits as _splits
 from neurorvq.data.datamodule import RecordingDataModule
 from neurorvq.data.datamodule_cache import CACHE_LAYOUT_VERSION
@@ -27,7 +28,6 @@ SPLITS = _splits.SPLITS
 _CACHE_SUMMARY, _NOT_IN_CACHE_KEY = _cache._CACHE_SUMMARY, _cache._NOT_IN_CACHE_KEY
 TRUNCATION_HINTS, _window_samples = _recording.TRUNCATION_HINTS, _recording._window_samples
 _EpochRelay, replicas_of, shard_batches = _sampling._EpochRelay, _sampling.replicas_of, _sampling.shard_batches
-_load_one_in_worker = _datamodule._load_one_in_worker
 
 __all__ = ["CACHE_LAYOUT_VERSION", "ChannelBucketSampler", "RecordingDataModule", "RecordingInfo",
            "RecordingSkippedWarning", "SplitLoaders", "WindowDataset", "window_loader",

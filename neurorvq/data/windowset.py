@@ -5,18 +5,50 @@
 * :class:`WindowDataset`: a map-style dataset over a list of window sets. Item ``i`` is ``{"signal": float32
   [C, T], "channel_ids": int64 [C]}`` plus ``"label"`` / ``"subject"`` (int64 scalars) when the set has them.
   Batch it by channel set with :class:`~neurorvq.data.sampling.ChannelBucketSampler`.
+
+Per-window metadata (session, run, trial, repetition, any dataset field) travels as *columns*: ``WindowSet.columns``
+holds one ``[W]`` array per name, :meth:`WindowDataset.column` / :meth:`WindowDataset.table` give them for every
+window together with the built-in columns ``subject``, ``recording``, ``start`` and ``label``.
 """
 
 from __future__ import annotations
 
+import keyword
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from neurorvq.data.preprocess import DataError
+
+
+BUILTIN_COLUMNS = ("subject", "recording", "start", "label")
+"""Columns every :class:`WindowDataset` derives from its sets' own fields (not stored in ``WindowSet.columns``)."""
+_RESERVED = set(BUILTIN_COLUMNS) | {"signal", "signals", "channel_ids", "channels", "labels", "subjects", "starts",
+                                    "key", "columns", "subject_id", "subject_name"}
+
+
+def column_array(value: Any, windows: int, name: str, where: str = "") -> np.ndarray:
+    """``value`` (a scalar or ``windows`` values) as a ``[windows]`` int64, float64 or str array."""
+    where = f"{where}: " if where else ""
+    if not (isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)) or name in _RESERVED:
+        raise DataError(f"{where}column name {name!r} is not allowed; use an identifier other than "
+                        f"{sorted(_RESERVED)}")
+    array = np.asarray(value)
+    if array.ndim == 0:
+        array = np.full(windows, array.item())
+    array = array.reshape(-1)
+    if array.shape[0] != windows:
+        raise DataError(f"{where}column {name!r} has {array.shape[0]} entries for {windows} windows")
+    if array.dtype.kind in "biu":
+        return array.astype(np.int64)
+    if array.dtype.kind == "f":
+        return array.astype(np.float64)
+    if array.dtype.kind in "US":
+        return array.astype(str)
+    raise DataError(f"{where}column {name!r} holds {array.dtype} values; use integers, floats or strings")
 
 
 # ------------------------------------------------------------------------------------------------ WindowSet
@@ -36,6 +68,9 @@ class WindowSet:
         starts: ``int64 [W]`` first sample of each window at the spec rate, counted from the start of the
             source recording (``None`` -> ``-1``, unknown).
         channels: vocabulary names of the rows (length C), for reports.
+        columns: per-window metadata, ``{name: [W] array}`` (int64, float64 or str values; e.g. ``session``,
+            ``run``, ``trial``, ``repetition``): a recording-wide value may be given as a scalar and is repeated.
+            Names are identifiers other than the built-in columns (:data:`BUILTIN_COLUMNS`).
     """
 
     signals: np.ndarray
@@ -45,6 +80,7 @@ class WindowSet:
     recording: str = ""
     starts: np.ndarray | None = None
     channels: list[str] = field(default_factory=list)
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.signals = np.ascontiguousarray(self.signals, dtype=np.float32)
@@ -69,6 +105,8 @@ class WindowSet:
         self.channels = [str(ch) for ch in self.channels]
         if self.channels and len(self.channels) != c:
             raise DataError(f"{self.recording}: {len(self.channels)} channel names for {c} signal rows")
+        self.columns = {name: column_array(value, w, name, self.recording)
+                        for name, value in dict(self.columns or {}).items()}
 
     def __len__(self) -> int:
         return int(self.signals.shape[0])
@@ -80,6 +118,13 @@ class WindowSet:
     @property
     def num_samples(self) -> int:
         return int(self.signals.shape[2])
+
+    def select(self, index: np.ndarray) -> "WindowSet":
+        """The windows at ``index`` (integer positions or a boolean mask ``[W]``), every per-window field kept."""
+        pick = (lambda a: None if a is None else a[index])
+        return type(self)(self.signals[index], self.channel_ids, labels=pick(self.labels), subjects=pick(self.subjects),
+                         recording=self.recording, starts=pick(self.starts), channels=list(self.channels),
+                         columns={name: values[index] for name, values in self.columns.items()})
 
     @property
     def key(self) -> tuple:
@@ -157,6 +202,39 @@ class WindowDataset(Dataset):
         """Source file of every window (length N)."""
         return [s.recording for s in self.sets for _ in range(len(s))]
 
+    @property
+    def column_names(self) -> list[str]:
+        """Names :meth:`column` accepts: ``subject`` (when every set has subject ids), ``recording``, ``start``,
+        ``label`` (when every set is labelled), then the metadata columns every set holds, in order of first
+        appearance."""
+        names = [n for n in BUILTIN_COLUMNS if n not in ("subject", "label") or self._concat(n + "s") is not None]
+        own = dict.fromkeys(name for s in self.sets for name in s.columns)
+        return names + [n for n in own if all(n in s.columns for s in self.sets)]
+
+    def column(self, name: str) -> np.ndarray:
+        """``[N]`` values of column ``name`` for every window (see :attr:`column_names`); a name the windows do not
+        all have raises a :class:`DataError` listing the columns."""
+        if name in ("subject", "label") and self._concat(name + "s") is not None:
+            return self._concat(name + "s")
+        if name == "recording":
+            return np.asarray(self.recordings, dtype=str)
+        if name == "start":
+            return self._concat("starts") if self.sets else np.zeros(0, np.int64)
+        if self.sets and all(name in s.columns for s in self.sets):
+            return np.concatenate([s.columns[name] for s in self.sets])
+        import difflib
+
+        names = self.column_names
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        partial = [n for n in dict.fromkeys(c for s in self.sets for c in s.columns) if n not in names]
+        some = f"; {partial} are set for some recordings only" if partial else ""
+        raise DataError(f"the windows have no column {name!r}{hint}; columns: {', '.join(names)}{some}")
+
+    def table(self) -> dict[str, np.ndarray]:
+        """Every column of :attr:`column_names` as ``{name: [N] array}`` (``pandas.DataFrame(table)`` for a frame)."""
+        return {name: self.column(name) for name in self.column_names}
+
     def subset(self, indices: Sequence[int] | np.ndarray) -> "WindowDataset":
         """A new dataset of the windows at ``indices`` (window order kept within each set; signals are copied
         only for the selected windows)."""
@@ -166,11 +244,8 @@ class WindowDataset(Dataset):
         which = np.searchsorted(self.offsets, indices, side="right") - 1
         sets = []
         for s in np.unique(which):
-            ws, local = self.sets[s], np.sort(indices[which == s] - self.offsets[s])
-            pick = (lambda a: None if a is None else a[local])
-            sets.append(WindowSet(ws.signals[local], ws.channel_ids, labels=pick(ws.labels), subjects=pick(ws.subjects),
-                                  recording=ws.recording, starts=pick(ws.starts), channels=list(ws.channels)))
+            sets.append(self.sets[s].select(np.sort(indices[which == s] - self.offsets[s])))
         return WindowDataset(sets)
 
 
-__all__ = ["WindowDataset", "WindowSet"]
+__all__ = ["BUILTIN_COLUMNS", "WindowDataset", "WindowSet", "column_array"]

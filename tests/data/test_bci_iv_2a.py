@@ -229,3 +229,16 @@ def test_missing_root_labels_and_damaged_files(root, tmp_path):
     assert all(reasons[f"A0{k}"] == "file not found" for k in ("2E.gdf", "3E.gdf", "4T.gdf", "4E.gdf"))
     assert sorted(reasons) == ["A01E.gdf", "A01T.gdf", "A02E.gdf", "A03E.gdf", "A03T.gdf", "A04E.gdf", "A04T.gdf"]
     assert reasons["A03T.gdf"].startswith("unreadable GDF file")  # the real GDF reader ran on the garbage
+
+
+def test_the_session_split_builds_and_streams_a_window_cache(root, tmp_path):
+    """No load() override any more: BCI IV 2a takes cache_dir, its session split and columns included."""
+    from cache_checks import assert_cache_matches_memory
+
+    memory = InMemory2a(str(root), test_sessions=["E"], verbose=False)
+    memory.setup()
+    cached = InMemory2a(str(root), test_sessions=["E"], verbose=False, cache_dir=str(tmp_path / "cache"))
+    cached.prepare_data()
+    cached.setup()
+    assert_cache_matches_memory(memory, cached)
+    assert cached.splits == {"train": ["A01", "A02"], "val": [], "test": ["A01", "A02"]}

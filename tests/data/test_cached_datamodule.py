@@ -197,5 +197,5 @@ def test_the_cache_key_inputs_do_not_change_by_accident(root):
     config["missing"] = [Path(p).name for p in config["missing"]]
     config["hparams"] = {k: v for k, v in config["hparams"].items() if k != "root"}
     digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
-    assert config["layout_version"] == 2
-    assert digest == "f3ff296aba381f13", json.dumps(config, sort_keys=True)[:2000]
+    assert config["layout_version"] == 3
+    assert digest == "e6e3ebc1c07a27ba", json.dumps(config, sort_keys=True)[:2000]

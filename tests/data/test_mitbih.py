@@ -85,7 +85,7 @@ def test_inter_patient_records_and_paced_exclusion(tmp_path):
         (tmp_path / f"{r}.hea").write_text(f"{r} 2 360 650000\n")  # headers only: find_recordings reads none
     dm = MITBIHDataModule(str(tmp_path), verbose=False)
     assert [i.subject for i in dm.find_recordings()] == ["100", "101", "118"]  # paced 102 left out
-    assert dm.test_subjects == ["100"]
+    assert dm.resolve_plan().values["test"] == ["100"]  # DS2 records found
     dm = MITBIHDataModule(str(tmp_path), include_paced=True, verbose=False)
     assert [i.subject_id for i in dm.find_recordings()] == [100, 101, 102, 118]
     with pytest.raises(ConfigError, match="split='inter_patient', whose test records are DS2"):

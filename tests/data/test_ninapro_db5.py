@@ -178,3 +178,17 @@ def test_damaged_files_are_skipped_with_a_warning(tmp_path):
         NinaProDB5DataModule(str(root), subjects=[1], exercises=[1, 2], strict=True, verbose=False).setup()
     with pytest.raises(DataError, match=r"missing variable\(s\) \['restimulus'\]"):
         read_mat(root / "s1" / "S1_E2_A1.mat")
+
+
+def test_the_repetition_split_builds_and_streams_a_window_cache(root, tmp_path):
+    """No load() override any more: the split by the per-window ``repetition`` column is cached, columns included."""
+    from cache_checks import assert_cache_matches_memory
+
+    args = dict(subjects=[1, 3], exercises=[1], test_repetitions=[2, 5], val_repetitions=[3], verbose=False)
+    memory = NinaProDB5DataModule(str(root), **args)
+    memory.setup()
+    cached = NinaProDB5DataModule(str(root), cache_dir=str(tmp_path / "cache"), **args)
+    cached.prepare_data()
+    cached.setup()
+    assert_cache_matches_memory(memory, cached)
+    assert set(memory.window_table("test")["repetition"].tolist()) == {2, 5}

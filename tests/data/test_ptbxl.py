@@ -219,3 +219,17 @@ def test_truncated_record_strict_mode_and_patient_in_two_splits(ptbxl_root, tmp_
     root = _copy_layout(ptbxl_root, tmp_path / "leak", moved)
     with pytest.raises(DataError, match="patient 101 has records in the train split .* and the test split"):
         PTBXLDataModule(str(root), verbose=False).setup()
+
+
+def test_the_strat_fold_split_builds_and_streams_a_window_cache(ptbxl, ptbxl_root, tmp_path):
+    """PTB-XL takes cache_dir now (no load() override): the strat_fold split and the ecg_id / strat_fold columns
+    are in the cache, and the skipped CSV row is still in the summary."""
+    from cache_checks import assert_cache_matches_memory
+
+    cached = PTBXLDataModule(str(ptbxl_root), batch_size=4, verbose=False, cache_dir=str(tmp_path / "cache"))
+    with pytest.warns(RecordingSkippedWarning, match="unparsable scp_codes"):
+        cached.prepare_data()
+        cached.setup()
+    assert_cache_matches_memory(ptbxl, cached)
+    assert cached.summary["skipped"] == ptbxl.summary["skipped"] and cached.excluded == ptbxl.excluded
+    assert ptbxl.window_table("test")["strat_fold"].tolist() == [10, 10]

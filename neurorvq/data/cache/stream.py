@@ -49,7 +49,8 @@ def _decode(sample: Mapping[str, Any], with_meta: bool, location: str | None = N
         if meta.get(name) is not None:
             out[name] = torch.from_numpy(np.array(meta[name], dtype=np.int64))  # 0-d; 4x faster than torch.tensor
     if with_meta:
-        out.update(recording=meta.get("recording"), start=meta.get("start"), key=sample["__key__"])
+        out.update(recording=meta.get("recording"), start=meta.get("start"), key=sample["__key__"],
+                   columns=dict(meta.get("columns") or {}))
     return out
 
 
@@ -72,7 +73,8 @@ class StreamingWindows(IterableDataset):
             from the index), so DDP ranks run the same number of steps; drops at most the few windows of the
             largest shards. With channel-set bucketing, batch counts can still differ if ranks see different
             mixtures of channel sets.
-        with_meta: also yield ``recording`` (str), ``start`` (int or None) and ``key`` (str).
+        with_meta: also yield ``recording`` (str), ``start`` (int or None), ``key`` (str) and ``columns`` (the
+            window's metadata columns, ``{name: int | float | str}``; empty for caches written without them).
         storage_options: passed to ``fsspec.open`` for URLs (credentials, endpoint, ...).
         verify: check each shard against the CRC-32 in ``index.json`` as it streams (default). The bytes are
             hashed as they pass, so a shard is read once; a mismatch raises :class:`CacheError` naming the

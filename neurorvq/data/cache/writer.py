@@ -47,8 +47,19 @@ def _window_sample(win: Mapping[str, Any], key: str, default_recording: str) -> 
     for name in ("label", "subject"):
         if win.get(name) is not None:
             meta[name] = int(win[name])
+    if win.get("columns"):  # per-window metadata: JSON scalars (int, float, str)
+        meta["columns"] = {name: (value.item() if isinstance(value, np.generic) else value)
+                           for name, value in win["columns"].items()}
     sample = {"__key__": key, "signal.npy": numpy_dumps(signal), "json": json.dumps(meta).encode()}
     return sample, channel_ids.tobytes()
+
+
+def _column_type(value: Any) -> str:
+    """``int``, ``float`` or ``str``: the type of a per-window column in the cache index."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, str, np.integer, np.floating)):
+        raise CacheError(f"a window column holds {type(value).__name__} values; columns hold int, float or str")
+    return "int" if isinstance(value, (int, np.integer)) else "float" if isinstance(value, (float, np.floating)) \
+        else "str"
 
 
 _PARTIAL = ".partial"
@@ -110,7 +121,7 @@ class _ShardSink:
         self._file = self._writer = self._crc = None
         self._planned = 0
 
-    def write(self, sample: dict, channel_set: bytes) -> None:
+    def write(self, sample: dict, channel_set: bytes, columns: Mapping[str, Any] | None = None) -> None:
         from webdataset.writer import TarWriter
 
         size = sum(len(v) for k, v in sample.items() if k != "__key__") + _TAR_MEMBER_OVERHEAD
@@ -138,6 +149,9 @@ class _ShardSink:
         self._planned += size
         cur["windows"] += 1
         cur["channel_sets"][channel_set] = cur["channel_sets"].get(channel_set, 0) + 1
+        if columns:
+            for name, value in columns.items():
+                cur.setdefault("columns", {}).setdefault(name, _column_type(value))
 
     def _close(self) -> None:
         if self._writer is not None:
@@ -188,7 +202,7 @@ def _write_sources(task: int, sources: Sequence[tuple[int, Any]], process: Calla
             n = 0
             for n, win in enumerate(process(source), start=1):
                 sample, cset = _window_sample(win, f"{index:06d}_{n - 1:06d}", str(source))
-                sink.write(sample, cset)
+                sink.write(sample, cset, win.get("columns"))
             counts[index] = n
             if on_source is not None:
                 on_source(n)
@@ -382,7 +396,7 @@ def _run_pairs(pairs, partial, max_windows, max_bytes, progress, fsync, key):
             names.append(name)
             for n, win in enumerate(windows):
                 sample, cset = _window_sample(win, f"{index:06d}_{n:06d}", str(name))
-                sink.write(sample, cset)
+                sink.write(sample, cset, win.get("columns"))
             if bar is not None:
                 bar.update(1)
         shards = sink.close()
@@ -418,9 +432,14 @@ def _finish(partial: Path, key: str, config, identities, results) -> dict[str, A
                            "checksum": s["checksum"]})
     channel_sets = [{"channel_ids": np.frombuffer(c, dtype=np.int64).tolist(), "windows": cset_counts[i]}
                     for c, i in cset_index.items()]
+    columns: dict[str, str] = {}
+    for r in results:
+        for s in r["shards"]:
+            for name, kind in s.get("columns", {}).items():
+                columns.setdefault(name, kind)
     doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "key": key,
            "config": json.loads(_config_json(config)), "sources": identities, "shards": shards,
-           "channel_sets": channel_sets,
+           "channel_sets": channel_sets, **({"columns": columns} if columns else {}),
            "totals": {"windows": sum(s["windows"] for s in shards), "bytes": sum(s["bytes"] for s in shards),
                       "shards": len(shards), "sources": len(identities)},
            "writer": {"webdataset": _wds_version(), "created_unix": time.time()}}
