@@ -20,6 +20,7 @@ Cases (each in its own process for a clean peak RSS; ``--case all`` runs them on
     python benchmarks/cache_speed.py                       # all cases, 4,000 windows (~0.8 GB) under $TMPDIR
     python benchmarks/cache_speed.py --case stream --windows 4000 --workers 2
     python benchmarks/cache_speed.py --case stream --verify both --epochs 3   # what checksums cost
+    python benchmarks/cache_speed.py --case stream --columns 4                # what per-window metadata costs
 
 Prints one JSON line per measurement. The cache lives in ``--root`` (default ``$TMPDIR/neurorvq-cache-bench``),
 reused between runs (same sources and config, same key); delete it to measure a cold build.
@@ -60,14 +61,24 @@ def _rss_mib() -> dict[str, float]:
 
 
 # ------------------------------------------------------------------------------------------------ generated
+COLUMNS = (("session", lambda i: "T" if i % 2 else "E"), ("run", lambda i: i % 14 + 1), ("trial", lambda i: i),
+           ("repetition", lambda i: i % 6 + 1))
+"""Per-window metadata columns of ``--columns`` (session, run, trial, repetition: what the datasets carry)."""
+
+
 def generated_windows(source):
-    """Top-level per-source function: ``<n> <seed>`` in the file -> n windows of float32 [64, 800] uV."""
-    n, seed = map(int, Path(source).read_text().split())
+    """Top-level per-source function: ``<n> <seed> [<columns>]`` in the file -> n windows of float32 [64, 800]
+    uV, with the first ``columns`` of :data:`COLUMNS`."""
+    n, seed, *rest = map(int, Path(source).read_text().split())
+    columns = COLUMNS[:rest[0]] if rest else ()
     rng = np.random.default_rng(seed)
     ids = np.arange(CHANNELS, dtype=np.int64)
     for i in range(n):
-        yield {"signal": rng.standard_normal((CHANNELS, SFREQ * SECONDS), dtype=np.float32) * 20.0,
+        win = {"signal": rng.standard_normal((CHANNELS, SFREQ * SECONDS), dtype=np.float32) * 20.0,
                "channel_ids": ids, "label": i % 4, "subject": seed, "start": i * SFREQ * SECONDS}
+        if columns:
+            win["columns"] = {name: value(i) for name, value in columns}
+        yield win
 
 
 def _generated_cache(args):
@@ -78,11 +89,13 @@ def _generated_cache(args):
     for s in range(args.sources):
         n = min(per, args.windows - s * per)
         p = spec_dir / f"gen-{s:04d}.txt"
-        text = f"{n} {s}"
+        text = f"{n} {s}" + (f" {args.columns}" if args.columns else "")
         if not p.exists() or p.read_text() != text:  # keep mtimes, hence the key, across runs
             p.write_text(text)
         sources.append(p)
     config = {"generator": "standard_normal x 20 uV", "channels": CHANNELS, "sfreq": SFREQ, "seconds": SECONDS}
+    if args.columns:
+        config["columns"] = [name for name, _ in COLUMNS[:args.columns]]
     return get_or_build(Path(args.root) / "caches", sources, config, generated_windows,
                         num_workers=args.build_workers, max_bytes_per_shard=args.shard_mb * 2 ** 20,
                         progress=not args.quiet)
@@ -122,7 +135,7 @@ def _stream_epoch(index, args, case, epoch: int, verify: bool) -> tuple[float, f
     dt = time.perf_counter() - t0
     del loader  # workers shut down and reaped: their CPU time is in RUSAGE_CHILDREN
     cpu = _cpu_s() - c0
-    print(json.dumps({"case": case, "epoch": epoch, "verify": verify, "windows": n, "seconds": round(dt, 3),
+    print(json.dumps({"case": case, "epoch": epoch, "verify": verify, "columns": args.columns, "windows": n, "seconds": round(dt, 3),
                       "windows_per_s": round(n / dt, 1),
                       "MB_per_s": round(n * CHANNELS * SFREQ * SECONDS * 4 / dt / 1e6, 1),
                       "first_batch_s": round(first or 0.0, 3),
@@ -220,6 +233,8 @@ def main() -> None:
                         help="stream with the shard checksums verified, not, or both alternately (default)")
     parser.add_argument("--edf-dir", default="../shared/data/eegmmidb", help="relative to the repository")
     parser.add_argument("--root", default=os.path.join(tempfile.gettempdir(), "neurorvq-cache-bench"))
+    parser.add_argument("--columns", type=int, default=0, choices=range(len(COLUMNS) + 1),
+                        help="metadata columns in every window (session, run, trial, repetition): their cost")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)

@@ -4,7 +4,10 @@
 so dotted overrides work as in ``neurorvq fit``: ``--trainer.max_epochs=3``, ``--model.init_args.fm=...``.
 ``--baseline eegnet`` trains a supervised baseline instead of the recipe's model (``logpower`` and ``riemann``
 fit classical ones, ``linear_probe`` a logistic regression on the recipe FM's frozen features), and
-``--folds_file`` reuses the folds of another run, so that models are compared on identical folds. ``--seeds``
+``--folds_file`` reuses the folds of another run, so that models are compared on identical folds, or takes them
+from a split file (:mod:`neurorvq.data.split_files`: fold name -> held-out values, e.g. a benchmark's fold lists).
+``--group_by`` holds out subjects, recordings or the values of any column of the windows (``session``, ``run``);
+``--stratify_by`` balances the test parts on the labels (default), on any column, or on nothing. ``--seeds``
 trains every fold once per seed; ``--grid`` gives a model up to 3 settings chosen per fold on validation groups.
 ``{fold}`` in an override becomes each fold's index, e.g. ``--model.init_args.fm=runs/fm_fold{fold}/last.ckpt``
 for one FM pretrained per fold without its test subjects. ``neurorvq cv-report A B --paired`` gives the
@@ -33,8 +36,12 @@ def cv_parser():
     parser.add_argument("--seed", type=int, default=0, help="seed of the folds")
     parser.add_argument("--val_fraction", type=float, default=0.1,
                         help="share of each fold's training groups used for model selection (0: test the last epoch)")
-    parser.add_argument("--group_by", default="subject", choices=("subject", "recording"),
-                        help="what a fold holds out: subjects (subject-independent) or recordings (within-subject)")
+    parser.add_argument("--group_by", default="subject",
+                        help="what a fold holds out: subject (subject-independent), recording (within-subject) or "
+                        "any column of the windows, e.g. session or run (its values are the groups)")
+    parser.add_argument("--stratify_by", default="label",
+                        help="what the folds' test parts are balanced on: label (the classes), none, or any column "
+                        "of the windows, e.g. repetition (class checks stay on the labels)")
     parser.add_argument("--monitor", default="val/balanced_accuracy", help="validation metric selecting the epoch")
     parser.add_argument("--mode", default="max", choices=("max", "min"))
     parser.add_argument("--allow_missing_classes", action="store_true", default=False,
@@ -51,7 +58,11 @@ def cv_parser():
                         help="settings chosen per fold on its validation groups, e.g. "
                         "--grid \"model.init_args.lr=[1e-3, 3e-4, 1e-4]\" (repeatable; at most 3 settings in all)")
     parser.add_argument("--folds_file", default=None,
-                        help="folds.json of another run to reuse (identical folds); default: made from --seed")
+                        help="folds.json of another run to reuse (identical folds), or a split file with folds "
+                        "(JSON {\"format\": \"neurorvq-split\", \"by\": ..., \"folds\": {name: [values]}}, a "
+                        "benchmark's bare {\"0\": [...]} list, or a CSV '<column>,fold') whose 'by' is --group_by; "
+                        "validation groups then come from each fold's training side (--val_fraction 0: none); "
+                        "default: made from --seed")
     parser.add_argument("--only_folds", type=int, nargs="+", default=None,
                         help="run only these fold indices now (the others stay for a later run into the same --out; "
                         "the tables cover the finished folds)")
@@ -68,7 +79,8 @@ def run_cv_command(argv: Sequence[str]) -> int:
     own, overrides = split_recipe_overrides(argv)
     args = parse_strict(cv_parser(), repeatable(own, "--grid"))
     settings = CVSettings(recipe=args.config, overrides=list(overrides), n_folds=args.folds, seed=args.seed,
-                          val_fraction=args.val_fraction, group_by=args.group_by, monitor=args.monitor,
+                          val_fraction=args.val_fraction, group_by=args.group_by, stratify_by=args.stratify_by,
+                          monitor=args.monitor,
                           mode=args.mode, require_all_classes=not args.allow_missing_classes, name=args.name,
                           baseline=args.baseline, folds_file=args.folds_file, seeds=args.seeds, grid=args.grid,
                           only_folds=args.only_folds)

@@ -3,11 +3,14 @@
 1. The recipe (a LightningCLI fine-tuning recipe: ``model``, ``data``, ``trainer``) is instantiated with any
    dotted overrides. Its DataModule loads every labelled window once, all subjects pooled
    (:meth:`~neurorvq.data.windows.RecordingDataModule.load_pooled`).
-2. Folds come from :func:`neurorvq.data.splits.subject_kfold` over the windows' groups (subjects, or recordings
-   with ``group_by="recording"`` for within-subject runs), stratified by label. Each fold's validation part is
-   drawn from its *training* groups; the test groups never take part in model selection. (The published
+2. Folds come from :func:`neurorvq.data.splits.subject_kfold` over the windows' groups (``group_by``: subjects;
+   recordings for within-subject runs; or any column of the windows such as ``session``), stratified by label
+   (``stratify_by``: or by any column, or not at all; :mod:`neurorvq.crossval.folds`). Each fold's validation
+   part is drawn from its *training* groups; the test groups never take part in model selection. (The published
    benchmark protocol picks validation subjects inside the test fold, which leaks; see docs/foundation-model.md.)
-   The folds are written to ``<out>/folds.json`` first and reused on every later run into ``<out>``.
+   ``folds_file`` takes them instead from another run's ``folds.json`` or from a split file with folds
+   (:mod:`neurorvq.data.split_files`, e.g. a benchmark's fold lists). The folds are written to
+   ``<out>/folds.json`` first and reused on every later run into ``<out>``.
 3. Per fold (and per training seed with ``seeds``: ``<out>/fold_<k>/seed_<s>/``), a fresh model and Trainer
    from the recipe train on the fold's :class:`FoldDataModule`; a
    :class:`~lightning.pytorch.callbacks.ModelCheckpoint` keeps the epoch with the best validation metric
@@ -36,16 +39,18 @@ import numpy as np
 from neurorvq.crossval.feature_models import (CLASSICAL, FEATURE_MODELS, PROBE, FrozenFeatures, fit_feature_model,
                                               window_arrays)
 from neurorvq.crossval.fold_data import FoldDataModule
+from neurorvq.crossval.folds import (check_test_classes, is_run_folds, kfold, split_file_folds, stratify_values,
+                                     window_groups)
 from neurorvq.crossval.grid import check_seeds, grid_settings
 from neurorvq.crossval.per_fold import check_fold_fields, check_fold_paths, fold_overrides, has_fold_field
 from neurorvq.crossval.report import write_summary
 from neurorvq.crossval.sensitivity import sensitivity_cell, task_sensitivity
-from neurorvq.data.splits import Fold, load_folds, save_folds, subject_kfold
+from neurorvq.data.split_files import read_split_file
+from neurorvq.data.splits import Fold, load_folds, save_folds
 from neurorvq.data.windows import WindowDataset
 from neurorvq.errors import ConfigError
 from neurorvq.file_io import read_lightning_checkpoint, read_yaml
 
-GROUPINGS = ("subject", "recording")
 DONE_FILE = "metrics.json"
 SELECTION_FILE = "selection.json"
 DEEP_BASELINES = ("eegnet", "shallow_convnet")
@@ -58,18 +63,21 @@ class CVSettings:
 
     ``recipe``: the fine-tuning recipe; ``overrides``: LightningCLI arguments after it (``--trainer.max_epochs=3``,
     ``--model=...``); ``n_folds``; ``seed`` (folds); ``val_fraction`` of each fold's training groups used for
-    model selection (0 = none: the last epoch is tested); ``group_by``: ``subject`` or ``recording``;
-    ``monitor``/``mode``: the validation metric that selects the checkpoint; ``require_all_classes``: refuse
-    a fold whose test part misses a class; ``name``: the model's row label in the tables; ``baseline``: train
-    this supervised baseline (``eegnet``, ``shallow_convnet``) instead of the recipe's model, with the recipe's
-    data, trainer, modality and classes (:func:`baseline_recipe`), or fit ``logpower``, ``riemann`` or
-    ``linear_probe`` (frozen features of the recipe's FM, pooled by its ``pooling``); ``folds_file``: take the
-    folds of another run (its ``folds.json``) instead of making them from ``seed``; ``seeds``: training seeds
-    (every fold once per seed; ``None`` = one run with the recipe's seed); ``grid``: ``--grid`` items (at most 3
-    settings chosen per fold on validation); ``only_folds``: run just these fold indices now (e.g. to spread
-    the folds over machines into one ``out``); not part of the run's identity, and the tables then cover the
-    finished folds only. ``{fold}`` in an override is replaced by each fold's index (one pretrained checkpoint
-    per fold: :mod:`neurorvq.crossval.per_fold`).
+    model selection (0 = none: the last epoch is tested); ``group_by``: what a fold holds out, ``subject``,
+    ``recording`` or any column of the windows (``session``, ``run``, ...); ``stratify_by``: what the test parts
+    are balanced on, ``label``, ``none`` or any column (part of the run's identity only when not ``label``, so
+    that runs made before it existed resume); ``monitor``/``mode``: the validation metric that selects the
+    checkpoint; ``require_all_classes``: refuse a fold whose test part misses a class (of the labels, whatever
+    ``stratify_by``); ``name``: the model's row label in the tables; ``baseline``: train this supervised baseline
+    (``eegnet``, ``shallow_convnet``) instead of the recipe's model, with the recipe's data, trainer, modality and
+    classes (:func:`baseline_recipe`), or fit ``logpower``, ``riemann`` or ``linear_probe`` (frozen features of
+    the recipe's FM, pooled by its ``pooling``); ``folds_file``: take the folds of another run (its
+    ``folds.json``) or of a split file with folds by ``group_by`` (:mod:`neurorvq.data.split_files`) instead of
+    making them from ``seed``; ``seeds``: training seeds (every fold once per seed; ``None`` = one run with the
+    recipe's seed); ``grid``: ``--grid`` items (at most 3 settings chosen per fold on validation); ``only_folds``:
+    run just these fold indices now (e.g. to spread the folds over machines into one ``out``); not part of the
+    run's identity, and the tables then cover the finished folds only. ``{fold}`` in an override is replaced by
+    each fold's index (one pretrained checkpoint per fold: :mod:`neurorvq.crossval.per_fold`).
     """
 
     recipe: str
@@ -78,6 +86,7 @@ class CVSettings:
     seed: int = 0
     val_fraction: float = 0.1
     group_by: str = "subject"
+    stratify_by: str = "label"
     monitor: str = "val/balanced_accuracy"
     mode: str = "max"
     require_all_classes: bool = True
@@ -93,6 +102,8 @@ class CVSettings:
         identity = {"recipe": str(Path(self.recipe).resolve()), "overrides": list(self.overrides),
                     "n_folds": self.n_folds, "seed": self.seed, "val_fraction": self.val_fraction,
                     "group_by": self.group_by, "monitor": self.monitor, "mode": self.mode, "baseline": self.baseline}
+        if self.stratify_by != "label":  # a key missing from an older cv.json would count as changed
+            identity["stratify_by"] = self.stratify_by
         identity["seeds"] = None if self.seeds is None else list(self.seeds)
         identity["grid"] = list(self.grid) if self.grid else None
         return identity
@@ -165,18 +176,6 @@ def pooled_windows(datamodule: Any) -> WindowDataset:
     return pool
 
 
-def window_groups(pool: WindowDataset, group_by: str, datamodule: Any) -> np.ndarray:
-    """``[N]`` group of every window: the subject name, or the recording file (relative to the data root)."""
-    if group_by == "subject":
-        names = {number: name for name, number in getattr(datamodule, "subject_ids", {}).items()}
-        return np.asarray([names.get(int(s), str(int(s))) for s in pool.subjects])
-    if group_by == "recording":
-        root = Path(getattr(datamodule, "root", "/"))
-        return np.asarray([str(Path(r).relative_to(root)) if Path(r).is_relative_to(root) else r
-                           for r in pool.recordings])
-    raise ConfigError(f"group_by is {group_by!r}; use one of {GROUPINGS}")
-
-
 def check_labels(pool: WindowDataset, num_classes: int, folds: Sequence[Fold]) -> None:
     """Labels inside ``0..num_classes-1``; every fold's training part holds at least two classes."""
     labels = pool.labels
@@ -192,25 +191,65 @@ def check_labels(pool: WindowDataset, num_classes: int, folds: Sequence[Fold]) -
                               "a data selection where every training part has several classes")
 
 
-def make_folds(settings: CVSettings, pool: WindowDataset, groups: np.ndarray, out: Path) -> list[Fold]:
-    """The folds of ``<out>/folds.json`` when present (checked against the data), else new ones saved there."""
+def make_folds(settings: CVSettings, pool: WindowDataset, groups: np.ndarray, out: Path,
+               datamodule: Any = None) -> list[Fold]:
+    """The folds of ``<out>/folds.json`` when present (checked against the data), else new ones saved there: from
+    ``settings.folds_file`` (another run's ``folds.json`` or a split file with folds), or drawn by ``seed``."""
     path = out / "folds.json"
-    if settings.folds_file and not path.is_file():
-        source = Path(settings.folds_file)
-        if not source.is_file():
-            raise ConfigError(f"--folds_file '{source}' does not exist; give the folds.json of an earlier neurorvq cv run")
-        path.write_text(source.read_text())
-    if path.is_file():
-        folds = load_folds(path, subjects=groups)
-        if len(folds) != settings.n_folds:
-            raise ConfigError(f"{path} holds {len(folds)} folds but --folds is {settings.n_folds}; use another --out")
+    if not path.is_file():
+        folds, metadata = new_folds(settings, pool, groups, datamodule)
+        if metadata is None:  # another run's folds.json: kept as it is
+            path.write_text(Path(settings.folds_file).read_text())
+        else:
+            save_folds(folds, path, metadata=metadata)
         return folds
-    folds = subject_kfold(groups, pool.labels, n_folds=settings.n_folds, seed=settings.seed,
-                          val_fraction=settings.val_fraction, require_all_classes=settings.require_all_classes)
-    save_folds(folds, path, metadata={"group_by": settings.group_by, "seed": settings.seed,
-                                      "val_fraction": settings.val_fraction, "recipe": settings.recipe,
-                                      "windows": len(groups)})
+    folds = load_folds(path, subjects=groups)
+    if len(folds) != settings.n_folds:
+        raise ConfigError(f"{path} holds {len(folds)} folds but --folds is {settings.n_folds}; use another --out")
     return folds
+
+
+def new_folds(settings: CVSettings, pool: WindowDataset, groups: np.ndarray,
+              datamodule: Any = None) -> tuple[list[Fold], dict[str, Any] | None]:
+    """``(folds, metadata to save with them)``; the metadata is ``None`` for another run's ``folds.json``, which
+    is copied unchanged."""
+    metadata = {"group_by": settings.group_by, "stratify_by": settings.stratify_by, "seed": settings.seed,
+                "val_fraction": settings.val_fraction, "recipe": settings.recipe, "windows": len(groups)}
+    stratify = stratify_values(pool, settings.stratify_by)
+    source = settings.folds_file
+    if source is None:
+        folds = kfold(groups, pool.labels, settings.stratify_by, stratify, n_folds=settings.n_folds,
+                      seed=settings.seed, val_fraction=settings.val_fraction,
+                      require_all_classes=settings.require_all_classes)
+        return folds, metadata
+    if not Path(source).is_file():
+        raise ConfigError(f"--folds_file '{source}' does not exist; give the folds.json of an earlier neurorvq cv run "
+                          "or a split file with folds (JSON or CSV)")
+    if is_run_folds(source):
+        earlier = json.loads(Path(source).read_text()).get("metadata") or {}
+        if earlier.get("group_by", settings.group_by) != settings.group_by:
+            raise ConfigError(f"--folds_file '{source}' holds folds by {earlier['group_by']!r} but --group_by is "
+                              f"{settings.group_by!r}; pass --group_by {earlier['group_by']}")
+        folds = load_folds(source, subjects=groups)
+        if len(folds) != settings.n_folds:
+            raise ConfigError(f"--folds_file '{source}' holds {len(folds)} folds but --folds is {settings.n_folds}; "
+                              f"pass --folds {len(folds)}")
+        return folds, None
+    split = read_split_file(source, by=settings.group_by)
+    if split.kind == "folds" and len(split.groups) != settings.n_folds:
+        raise ConfigError(f"split file '{source}' holds {len(split.groups)} folds but --folds is {settings.n_folds}; "
+                          f"pass --folds {len(split.groups)}")
+    ids = getattr(datamodule, "subject_ids", None) if settings.group_by == "subject" else None
+    folds = split_file_folds(split, groups, seed=settings.seed, val_fraction=settings.val_fraction,
+                             stratify=stratify, ids=ids)
+    check_test_classes(pool.labels, folds, settings.require_all_classes,
+                       fix="the file fixes the test parts: run on data holding every class in each")
+    untested = sorted(set(np.unique(groups).tolist()) - {g for f in folds for g in f.test_subjects})
+    if untested:
+        _say(f"{len(untested)} {settings.group_by} values are in no fold of {source} and train in every fold: "
+             f"{untested[:10]}{' ...' if len(untested) > 10 else ''}")
+    metadata.update(folds_file=str(source), fold_names=list(split.groups), by=split.by, source=split.source)
+    return folds, metadata
 
 
 def check_resumable(settings: CVSettings, out: Path) -> None:
@@ -411,8 +450,9 @@ def pretrain_sections(rows: Sequence[dict[str, Any]], out: Path) -> list[tuple[s
 
 def run_cv(settings: CVSettings, out: str | Path, task: str | None = None) -> dict[str, Any]:
     """Run (or resume) every fold and write the tables; returns the summary (``summary.json``)."""
-    if settings.group_by not in GROUPINGS:
-        raise ConfigError(f"group_by is {settings.group_by!r}; use one of {GROUPINGS}")
+    for option, value in (("--group_by", settings.group_by), ("--stratify_by", settings.stratify_by)):
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{option} is {value!r}; give a column of the windows (e.g. subject, session)")
     if settings.baseline is not None and settings.baseline not in BASELINES:
         raise ConfigError(f"unknown baseline {settings.baseline!r}; valid: {', '.join(BASELINES)}")
     settings.seeds = check_seeds(settings.seeds)
@@ -444,7 +484,7 @@ def run_cv(settings: CVSettings, out: str | Path, task: str | None = None) -> di
     _say(f"loading every labelled window of {type(datamodule).__name__} (all subjects pooled)")
     pool = pooled_windows(datamodule)
     groups = window_groups(pool, settings.group_by, datamodule)
-    folds = make_folds(settings, pool, groups, out)
+    folds = make_folds(settings, pool, groups, out, datamodule)
     num_classes = int(getattr(model, "num_classes", 0) or 0)
     if num_classes:
         check_labels(pool, num_classes, folds)
@@ -506,5 +546,5 @@ def run_cv(settings: CVSettings, out: str | Path, task: str | None = None) -> di
     return summary
 
 
-__all__ = ["BASELINES", "CVSettings", "check_labels", "instantiate_recipe", "make_folds", "pooled_windows", "run_cv",
-           "run_feature_fold", "run_fold", "window_groups"]
+__all__ = ["BASELINES", "CVSettings", "check_labels", "instantiate_recipe", "make_folds", "new_folds",
+           "pooled_windows", "run_cv", "run_feature_fold", "run_fold", "window_groups"]

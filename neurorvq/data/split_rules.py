@@ -168,24 +168,25 @@ def _column_values(rows: Sequence[Mapping[str, Any]], by: str, columns: Sequence
 
 def _lists_from_file(rule: SplitRule, split_file: Any, known: Sequence,
                      ids: Mapping[str, int] | None) -> dict[str, list | None]:
-    """Part lists from a split file: its parts, or with ``rule.fold`` the held-out fold as ``test``. A value the
-    data lacks is an error naming the file and its key or lines (always: a file is meant for this data)."""
-    if split_file.kind == "parts":
-        if rule.fold is not None:
-            raise ConfigError(f"split.fold is {rule.fold!r} but split file '{rule.file}' lists parts "
-                              f"({', '.join(split_file.groups)}), not folds; remove split.fold")
-        lists = {part: (split_file.match(part, known, ids) if part in split_file.groups else None) for part in SPLITS}
-        if lists["val"] is None and lists["train"] is not None:
-            lists["val"] = []
-        return lists
-    if rule.fold is None:
+    """Part lists from a split file: its parts, or with ``rule.fold`` the held-out fold as ``test``. Every value
+    of the file must be in the data (an error names the file and its key or lines): a file is meant for it."""
+    if split_file.kind == "parts" and rule.fold is not None:
+        raise ConfigError(f"split.fold is {rule.fold!r} but split file '{rule.file}' lists parts "
+                          f"({', '.join(split_file.groups)}), not folds; remove split.fold")
+    if split_file.kind == "folds" and rule.fold is None:
         raise ConfigError(f"split file '{rule.file}' holds {len(split_file.groups)} folds "
                           f"({', '.join(list(split_file.groups)[:10])}); choose the held-out one with split.fold "
                           "(neurorvq cv runs them all with --folds_file)")
-    if str(rule.fold) not in split_file.groups:
+    if split_file.kind == "folds" and str(rule.fold) not in split_file.groups:
         raise ConfigError(f"split.fold {rule.fold!r} is not a fold of '{rule.file}'; folds: "
                           f"{', '.join(split_file.groups)}")
-    return {"train": None, "val": None, "test": split_file.match(str(rule.fold), known, ids)}
+    matched = split_file.match_all(known, ids)
+    if split_file.kind == "folds":
+        return {"train": None, "val": None, "test": matched[str(rule.fold)]}
+    lists = {part: matched.get(part) for part in SPLITS}
+    if lists["val"] is None and lists["train"] is not None:
+        lists["val"] = []
+    return lists
 
 
 def _matcher(known: Sequence, by: str, ids: Mapping[str, int] | None, unknown: str):

@@ -147,7 +147,8 @@ def test_a_fold_with_a_single_class(tmp_path):
 
 def test_group_by_recording_for_within_subject_runs(armband, tmp_path):
     data = runner.instantiate_recipe(str(RECIPE), [*TINY, f"--data.init_args.root={armband}"], tmp_path).datamodule
-    groups = runner.window_groups(runner.pooled_windows(data), "recording", data)
+    pool = runner.pooled_windows(data)
+    groups = runner.window_groups(pool, "recording", data)
     assert len(set(groups)) == 36 and groups[0] == "sub1/day1/D1M1T1.csv"  # same file names in every subject
-    with pytest.raises(ConfigError, match="group_by is 'session'"):
-        runner.window_groups(None, "session", None)
+    with pytest.raises(ConfigError, match="--group_by 'sesion': the windows have no column 'sesion'"):
+        runner.window_groups(pool, "sesion", data)
