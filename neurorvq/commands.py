@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
+import lightning as L
 import torch
 
-from neurorvq.errors import ConfigError, InputError
+from neurorvq.errors import ConfigError
 from neurorvq.file_io import read_yaml, write_atomic
 from neurorvq.tasks.channels import ChannelRows, model_ids
 
@@ -48,25 +48,55 @@ def load_datamodule(data: str, overrides: Sequence[str] = ()):
     return parser.instantiate_classes(namespace).data
 
 
-def split_loader(datamodule, split: str):
+def _stage(split: str) -> str:
     if split not in SPLITS:
         raise ConfigError(f"--split '{split}' is not one of {SPLITS}")
-    datamodule.setup({"train": "fit", "val": "validate", "test": "test", "predict": "predict"}[split])
+    return {"train": "fit", "val": "validate", "test": "test", "predict": "predict"}[split]
+
+
+def split_loader(datamodule, split: str):
+    """The DataLoader of ``split`` (``train | val | test | predict``) of ``datamodule``, set up for it."""
+    datamodule.setup(_stage(split))
     return getattr(datamodule, f"{split}_dataloader")()
+
+
+class SplitData(L.LightningDataModule):
+    """A DataModule whose predict loader is ``split``'s loader of ``datamodule`` (set up for that split), so that
+    ``trainer.predict`` runs over any split. ``spec`` and the window facts that compatibility checks read
+    (:mod:`neurorvq.compat`) are the wrapped DataModule's."""
+
+    FORWARDED = ("spec", "window_samples", "window_seconds", "channel_names_used")
+
+    def __init__(self, datamodule: L.LightningDataModule, split: str) -> None:
+        super().__init__()
+        self.stage = _stage(split)
+        self.inner, self.split = datamodule, split
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self.FORWARDED and "inner" in self.__dict__:
+            return getattr(self.__dict__["inner"], name)
+        raise AttributeError(f"{type(self).__name__} has no attribute '{name}'")
+
+    def prepare_data(self) -> None:
+        self.inner.prepare_data()
+
+    def setup(self, stage: str) -> None:
+        self.inner.setup(self.stage)
+
+    def predict_dataloader(self) -> Any:
+        return getattr(self.inner, f"{self.split}_dataloader")()
 
 
 def check_compatible(tokenizer, datamodule, ckpt: str):
     """Refuse data whose signal does not fit the tokenizer (rate, unit, patch length, channels, window length:
     :mod:`neurorvq.compat`); returns the channel translation (:class:`~neurorvq.tasks.channels.ChannelRows`, None
     when the data's ids are the tokenizer's rows)."""
-    data_spec = getattr(datamodule, "spec", None)
-    if data_spec is None:
+    from neurorvq.tasks.tokens import data_headline
+
+    if getattr(datamodule, "spec", None) is None:
         raise ConfigError(f"{type(datamodule).__name__} has no 'spec' (ModalitySpec): cannot check it against "
                           f"the tokenizer")
-    name = tokenizer.contract.name
-    headline = (f"checkpoint '{ckpt}' is a '{name}' tokenizer but the data is '{data_spec.name}'"
-                if name != data_spec.name else f"checkpoint '{ckpt}' does not fit the '{data_spec.name}' data")
-    return ChannelRows.bind(datamodule, tokenizer, headline=headline + " (data vs tokenizer)")
+    return ChannelRows.bind(datamodule, tokenizer, headline=data_headline(ckpt, tokenizer, datamodule))
 
 
 def _device(name: str) -> torch.device:
@@ -75,90 +105,61 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def trainer_devices(device: str = "auto", accelerator: str | None = None,
+                    devices: int | str | list[int] | None = None) -> tuple[str, int | str | list[int]]:
+    """Lightning's ``(accelerator, devices)`` for a project command: explicit ``accelerator``/``devices`` win;
+    otherwise ``device`` (``auto | cpu | cuda | cuda:N``) gives one device, as the commands did before they ran
+    through a Trainer."""
+    if isinstance(devices, str) and devices.strip().lstrip("-").isdigit():
+        devices = int(devices)
+    if accelerator is None:
+        if device == "auto" or device == "cpu":
+            accelerator = device
+        elif device == "cuda" or device.startswith("cuda:"):
+            accelerator = "gpu"
+            index = device.partition(":")[2]
+            if index and devices is None:
+                if not index.isdigit():
+                    raise ConfigError(f"--device '{device}': give cuda:N with N a GPU number, e.g. cuda:0")
+                devices = [int(index)]
+        else:
+            raise ConfigError(f"--device '{device}' is not auto, cpu, cuda or cuda:N")
+    return accelerator, 1 if devices is None else devices
+
+
 # ------------------------------------------------------------------------------------ tokenize
 def tokenize(ckpt: str, data: str, out: str, split: str = "test", overwrite: bool = False,
              shard_windows: int = 4096, max_batches: int | None = None, device: str = "auto",
-             overrides: Sequence[str] = ()) -> Path:
+             overrides: Sequence[str] = (), accelerator: str | None = None,
+             devices: int | str | list[int] | None = None, strategy: str = "auto") -> Path:
     """Write the token ids of a dataset split to ``out`` (format: :mod:`neurorvq.token_files`), through the
-    tokenizer protocol (``tokenize``: ids of every stream of its layout plus its side information)."""
-    from neurorvq.tasks.tokenizer import load_tokenizer
-    from neurorvq.tokenizers import Encoded
-    from neurorvq.token_files import FORMAT_VERSION, MANIFEST, weights_hash, write_shard
+    tokenizer protocol (``tokenize``: ids of every stream of its layout plus its side information), in Lightning's
+    prediction loop (:class:`~neurorvq.tasks.tokens.TokenExtractionTask`, :class:`~neurorvq.tasks.tokens.
+    TokenWriter`): on ``devices`` of ``accelerator`` (several: one shard series per rank) or, by default, on one
+    ``device``; ``max_batches`` batches per process at most. Other files in ``out`` are kept."""
+    from neurorvq.shard_folder import ShardFolder
+    from neurorvq.tasks.tokens import TokenExtractionTask, TokenWriter, token_identity
+    from neurorvq.token_files import FOLDER, OVERWRITE, read_manifest
 
-    tokenizer = load_tokenizer(ckpt).eval()
-    datamodule = load_datamodule(data, overrides)
-    rows = check_compatible(tokenizer, datamodule, ckpt)
-    identity = {"config_hash": tokenizer.config_hash(), "weights_hash": weights_hash(tokenizer)}
-    out_dir = Path(out)
-    manifest_path = out_dir / MANIFEST
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if manifest_path.is_file():
-            old = json.loads(manifest_path.read_text())
-            same = all(old.get(k) == v for k, v in identity.items())
-            if not same and not overwrite:
-                raise InputError(f"'{out_dir}' holds tokens of another tokenizer (config {old.get('config_hash')}, "
-                                 f"weights {old.get('weights_hash')}; this one: {identity['config_hash']}, "
-                                 f"{identity['weights_hash']}); choose another --out or pass --overwrite")
-        elif not overwrite:
-            raise InputError(f"'{out_dir}' is not empty and holds no token manifest; choose an empty --out or "
-                             "pass --overwrite")
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    dev = _device(device)
-    tokenizer.to(dev)
-    contract = tokenizer.contract
-    shards: list[str] = []
-    pending: dict[str, list] = {}
-    current_ids: torch.Tensor | None = None
-    total = 0
-
-    def flush() -> None:
-        nonlocal pending
-        if not pending:
-            return
-        name = f"tokens-{len(shards):05d}.safetensors"
-        encoded = Encoded.cat(pending["encoded"])
-        info = {"family": tokenizer.family, "modality": contract.name,
-                "channels": [contract.channels[i] for i in current_ids.tolist()],
-                "sampling_rate": contract.sampling_rate, "patch_length": contract.patch_length,
-                "n_patches": encoded.n_patches, "unit": contract.unit,
-                "codebook_size": encoded.layout.max_codebook_size, **identity}
-        extras = {k: torch.cat(v) for k, v in pending.items() if k in ("label", "subject")}
-        write_shard(out_dir / name, encoded, current_ids, info, extras)
-        shards.append(name)
-        pending = {}
-
-    start = time.perf_counter()
-    loader = split_loader(datamodule, split)
-    with torch.no_grad():
-        for i, batch in enumerate(loader):
-            if max_batches is not None and i >= max_batches:
-                break
-            x = batch["signal"].to(dev)
-            all_ids = model_ids(rows, batch["channel_ids"])
-            ids = (all_ids[0] if all_ids.ndim == 2 else all_ids).cpu()
-            if all_ids.ndim == 2 and not bool((all_ids.cpu() == ids).all()):
-                raise InputError("a batch mixes channel sets; token shards need one channel set per batch")
-            if current_ids is not None and not torch.equal(ids, current_ids):
-                flush()
-            current_ids = ids
-            pending.setdefault("encoded", []).append(tokenizer.tokenize(x, ids.to(dev)).to("cpu"))
-            for key in ("label", "subject"):
-                if key in batch and torch.is_tensor(batch[key]):
-                    pending.setdefault(key, []).append(batch[key].reshape(-1).cpu())
-            total += x.shape[0]
-            if sum(len(e) for e in pending["encoded"]) >= shard_windows:
-                flush()
-            if (i + 1) % 10 == 0:
-                print(f"tokenize: {total} windows ({total / (time.perf_counter() - start):.1f}/s)", flush=True)
-    flush()
-    manifest = {"format_version": FORMAT_VERSION, "family": tokenizer.family, "modality": contract.name,
-                "layout": tokenizer.layout.to_dict(), "split": split, "windows": total, "shards": shards,
-                "checkpoint": str(ckpt), **({"spec": tokenizer.spec.to_dict()} if hasattr(tokenizer, "spec") else {}),
-                **identity}
-    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))  # written last: its presence means complete
-    print(f"tokenize: wrote {total} windows in {len(shards)} shard(s) to {out_dir}")
-    return out_dir
+    if int(shard_windows) < 1:
+        raise ConfigError(f"--shard_windows is {shard_windows}; give at least 1")
+    if max_batches is not None and max_batches < 0:
+        raise ConfigError(f"--max_batches is {max_batches}; give 0 or more (or leave it out for all)")
+    task = TokenExtractionTask(ckpt)
+    datamodule = SplitData(load_datamodule(data, overrides), split)
+    check_compatible(task.tokenizer, datamodule.inner, ckpt)
+    # before the data is prepared (which may take long); the writer checks again on every rank
+    ShardFolder(out, FOLDER).check_writable(token_identity(task.tokenizer), overwrite, OVERWRITE)
+    accelerator, devices = trainer_devices(device, accelerator, devices)
+    trainer = L.Trainer(accelerator=accelerator, devices=devices, strategy=strategy, logger=False,
+                        enable_checkpointing=False, enable_model_summary=False,
+                        limit_predict_batches=max_batches,
+                        callbacks=[TokenWriter(out, shard_windows, overwrite, split=split)])
+    trainer.predict(task, datamodule=datamodule, return_predictions=False)
+    if trainer.is_global_zero:
+        manifest = read_manifest(out)
+        print(f"tokenize: wrote {manifest['windows']} windows in {len(manifest['shards'])} shard(s) to {out}")
+    return Path(out)
 
 
 # ------------------------------------------------------------------------------------ reconstruct

@@ -33,20 +33,19 @@ unverified, as before; the format version is unchanged.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
 
-from neurorvq.errors import ConfigError, InputError
-from neurorvq.file_io import read_safetensors, write_atomic, write_safetensors
+from neurorvq.errors import InputError
+from neurorvq.file_io import read_safetensors, write_safetensors
+from neurorvq.shard_folder import FolderFormat, ShardFolder
 
 FORMAT = "neurorvq-features"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-SHARD_PATTERN = re.compile(r"^features-(?:rank\d+-)?\d+\.(?:safetensors|tmp)$")
 IDENTITY_KEYS = ("modality", "config_hash", "weights_hash")
 """Manifest / shard fields that identify the FM; features from different FMs differ in one of them."""
 EXTRA_KEYS = ("label", "subject", "index")
@@ -142,19 +141,9 @@ def read_feature_shard(path: str | Path, per_token: bool = True) -> FeatureShard
 
 
 def read_manifest(directory: str | Path) -> dict[str, Any]:
-    """The manifest of a finished feature folder."""
-    path = Path(directory) / MANIFEST
-    if not path.is_file():
-        raise InputError(f"'{directory}' holds no {MANIFEST}: not a finished neurorvq feature folder (an "
-                         "interrupted run leaves shards without a manifest; run it again)")
-    manifest = json.loads(path.read_text())
-    if manifest.get("format") != FORMAT:
-        raise InputError(f"'{path}' is not a neurorvq feature manifest (format {manifest.get('format')!r}, "
-                         f"expected {FORMAT!r})")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise InputError(f"'{path}' has feature format version {manifest.get('format_version')}; this neurorvq "
-                         f"reads version {FORMAT_VERSION}")
-    return manifest
+    """The manifest of a finished feature folder; a missing, foreign or newer manifest raises
+    :class:`InputError` saying what to do."""
+    return ShardFolder(directory, FOLDER).read_manifest()
 
 
 def read_features(directory: str | Path, per_token: bool = True) -> Iterator[FeatureShard]:
@@ -190,64 +179,38 @@ def load_pooled(directory: str | Path) -> dict[str, torch.Tensor]:
 
 
 # ------------------------------------------------------------------------------------ writing a folder
-def format_files(directory: Path) -> list[Path]:
-    """This format's files in ``directory`` (manifest, shards, unfinished ``.tmp`` shards); nothing else."""
-    if not directory.is_dir():
-        return []
-    return sorted(p for p in directory.iterdir() if p.is_file() and (p.name == MANIFEST or SHARD_PATTERN.match(p.name)))
+FOLDER = FolderFormat(name="feature folder", format=FORMAT, version=FORMAT_VERSION, readable=(FORMAT_VERSION,),
+                      shard_pattern="features-*[0-9].safetensors", identity_keys=IDENTITY_KEYS, fix=REWRITE,
+                      contents="features of another foundation model", manifest_name=MANIFEST,
+                      foreign_files="ignore", shard_info=shard_info)
+"""The feature folder's rules (:class:`~neurorvq.shard_folder.FolderFormat`): other files are left alone."""
+OVERWRITE = "choose another output_dir, or set overwrite: true in the FeatureWriter's init_args to replace them"
+
+
+def format_files(directory: str | Path) -> list[Path]:
+    """This format's files in ``directory`` (manifest, shards, unfinished ``.tmp`` writes); nothing else."""
+    return ShardFolder(directory, FOLDER).format_files()
 
 
 def check_output_dir(directory: str | Path, identity: dict[str, Any], overwrite: bool) -> None:
-    """Raise :class:`ConfigError` when ``directory`` holds features of another FM (or a foreign
+    """Raise :class:`~neurorvq.errors.ConfigError` when ``directory`` holds features of another FM (or a foreign
     ``manifest.json``) and ``overwrite`` is false. Features of the same FM (``identity``: modality, config
     and weights hash) are replaced silently; other files are ignored."""
-    directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise ConfigError(f"FeatureWriter output_dir '{directory}' is a file; give a folder")
-    files = format_files(directory)
-    if overwrite or not files:
-        return
-    fix = "choose another output_dir, or set overwrite: true in the FeatureWriter's init_args to replace them"
-    ours = ", ".join(f"{k} {identity.get(k)}" for k in IDENTITY_KEYS)
-    for path in files:
-        if path.name == MANIFEST:
-            try:
-                old = json.loads(path.read_text())
-            except ValueError:
-                old = {}
-            if old.get("format") != FORMAT:
-                raise ConfigError(f"'{directory}' holds a {MANIFEST} that is not a neurorvq feature manifest; {fix}")
-        elif path.suffix == ".tmp":
-            continue  # an interrupted write; always replaced
-        else:
-            try:
-                old = shard_info(path)
-            except InputError:
-                raise ConfigError(f"'{directory}' holds '{path.name}', which is not a readable feature shard; "
-                                  f"{fix}") from None
-        if any(old.get(k) != identity.get(k) for k in IDENTITY_KEYS):
-            theirs = ", ".join(f"{k} {old.get(k)}" for k in IDENTITY_KEYS)
-            raise ConfigError(f"'{directory}' holds features of another foundation model ({theirs}; this one: "
-                              f"{ours}); {fix}")
+    ShardFolder(directory, FOLDER).check_writable(identity, overwrite, OVERWRITE)
 
 
 def clear_feature_files(directory: str | Path) -> None:
     """Remove this format's files from ``directory`` (manifest first, so a half-cleared folder is never taken for
     a finished one) and create the folder if needed."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    files = format_files(directory)
-    for path in sorted(files, key=lambda p: p.name != MANIFEST):
-        path.unlink(missing_ok=True)
+    ShardFolder(directory, FOLDER).clear()
 
 
 def write_manifest(directory: str | Path, manifest: dict[str, Any]) -> Path:
-    """Write ``manifest.json`` atomically (with the format fields); call it after every shard is written."""
-    path = Path(directory) / MANIFEST
-    return write_atomic(path, json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, **manifest}, indent=2),
-                        tmp=path.with_name(MANIFEST + ".tmp"))
+    """Write ``manifest.json`` atomically (with the format fields and ``writer``); call it after every shard is
+    written."""
+    return ShardFolder(directory, FOLDER).write_manifest(manifest)
 
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "FeatureShard", "check_output_dir", "clear_feature_files",
+__all__ = ["FOLDER", "FORMAT", "FORMAT_VERSION", "MANIFEST", "FeatureShard", "check_output_dir", "clear_feature_files",
            "format_files", "load_pooled", "read_feature_shard", "read_features", "read_manifest", "shard_info",
            "shard_name", "write_feature_shard", "write_manifest"]

@@ -13,9 +13,15 @@ that share one channel set (format 2; any tokenizer family):
 
 and, as safetensors metadata, JSON ``info``: format version, family, ``layout`` (:meth:`TokenLayout.to_dict`),
 modality, channel names (authoritative), sampling rate (Hz), patch length (samples), patches per channel, unit,
-the tokenizer's ``config_hash`` and ``weights_hash`` (its codebooks and weights). ``manifest.json`` repeats the
-tokenizer identity and lists the shards. Format 1 (NeuroRVQ only: ``tokens [windows, branch, depth, tokens]``)
-is read as before; its layout is rebuilt from the tensor's shape and ``info["codebook_size"]``.
+the tokenizer's ``config_hash`` and ``weights_hash`` (its codebooks and weights). ``manifest.json`` (written
+last, by rank 0 under DDP: its presence means the folder is complete) names the format (``"format":
+"neurorvq-tokens"``, since this version; older manifests have no ``format`` key and are still read), repeats the
+tokenizer identity and lists the shard file names in order. Under DDP each rank writes its own shards
+(``tokens-rank001-00000.safetensors``; :func:`shard_name`), so a shard also carries ``index`` ``[windows]``
+int64, each window's position in the tokenized dataset, when Lightning can tell it. Format 1 (NeuroRVQ only:
+``tokens [windows, branch, depth, tokens]``) is read as before; its layout is rebuilt from the tensor's shape and
+``info["codebook_size"]``. The folder rules (manifest, versions, identity, overwrite) are
+:mod:`neurorvq.shard_folder`'s.
 
 Each shard also records, in its safetensors metadata, a SHA-256 checksum of every tensor and of ``info``
 (:func:`neurorvq.file_io.write_safetensors` with ``checksums=True``); :func:`read_tokens` verifies it on every
@@ -38,14 +44,20 @@ import torch
 from neurorvq.errors import InputError
 from neurorvq.file_io import read_safetensors, write_safetensors
 from neurorvq.nn.spectral import AmplitudeStats
+from neurorvq.shard_folder import FolderFormat, ShardFolder
 from neurorvq.tokenizers import Encoded, SideField, TokenLayout
 
+FORMAT = "neurorvq-tokens"
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 _AMPLITUDE = ("amplitude_mean", "amplitude_std")
 MANIFEST = "manifest.json"
+IDENTITY_KEYS = ("config_hash", "weights_hash")
+"""Manifest / shard ``info`` fields that identify the tokenizer; tokens of different tokenizers differ in one."""
 REWRITE = ("re-run `neurorvq tokenize` into a fresh --out folder (or with --overwrite) to write the tokens again "
            "from the tokenizer checkpoint")
+OVERWRITE = ("choose another --out (TokenWriter: output_dir), or pass --overwrite true (TokenWriter: overwrite: true): "
+             "it replaces token files only, other files stay")
 
 
 def weights_hash(model: torch.nn.Module) -> str:
@@ -138,7 +150,7 @@ def read_tokens(path: str | Path) -> TokenShard:
 
 
 def read_token_dir(directory: str | Path) -> Iterator[TokenShard]:
-    """Every shard of a token folder, in order."""
+    """Every shard of a token folder, in manifest order."""
     directory = Path(directory)
     manifest = read_manifest(directory)
     for name in manifest["shards"]:
@@ -146,7 +158,50 @@ def read_token_dir(directory: str | Path) -> Iterator[TokenShard]:
 
 
 def read_manifest(directory: str | Path) -> dict[str, Any]:
-    path = Path(directory) / MANIFEST
-    if not path.is_file():
-        raise InputError(f"'{directory}' holds no {MANIFEST}: not a finished neurorvq token folder")
-    return json.loads(path.read_text())
+    """The manifest of a finished token folder (format 2, or 1; with or without the ``format`` key); a missing,
+    foreign or newer manifest raises :class:`InputError` saying what to do."""
+    return ShardFolder(directory, FOLDER).read_manifest()
+
+
+# ------------------------------------------------------------------------------------ writing a folder
+def shard_name(number: int, rank: int = 0, world_size: int = 1) -> str:
+    """``tokens-00000.safetensors``, or ``tokens-rank001-00000.safetensors`` when several ranks write."""
+    if world_size > 1:
+        return f"tokens-rank{rank:03d}-{number:05d}.safetensors"
+    return f"tokens-{number:05d}.safetensors"
+
+
+def shard_info(path: str | Path) -> dict[str, Any]:
+    """The ``info`` metadata of a token shard plus ``windows`` (header only, not verified); :class:`InputError` if
+    it is not a token shard."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            info = json.loads((f.metadata() or {}).get("info", "{}"))
+            windows = int(f.get_slice("tokens").get_shape()[0]) if "tokens" in f.keys() else None
+    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file
+        raise InputError(f"'{path}' is not a readable neurorvq token shard ({exc})") from exc
+    if not isinstance(info, dict) or info.get("format_version") not in READABLE_VERSIONS or windows is None:
+        raise InputError(f"'{path}' is not a neurorvq token shard (formats {list(READABLE_VERSIONS)})")
+    return {**info, "windows": windows}
+
+
+def _legacy_manifest(doc: dict) -> bool:
+    """A manifest written before the ``format`` key: format 1 or 2 with a list of shard names."""
+    shards = doc.get("shards")
+    return (doc.get("format_version") in READABLE_VERSIONS and isinstance(shards, list)
+            and all(isinstance(name, str) for name in shards))
+
+
+FOLDER = FolderFormat(name="token folder", format=FORMAT, version=FORMAT_VERSION, readable=READABLE_VERSIONS,
+                      shard_pattern="tokens-*[0-9].safetensors", identity_keys=IDENTITY_KEYS, fix=REWRITE,
+                      contents="tokens of another tokenizer", manifest_name=MANIFEST, foreign_files="refuse",
+                      legacy=_legacy_manifest, shard_info=shard_info)
+"""The token folder's rules (:class:`~neurorvq.shard_folder.FolderFormat`): files of no token format in a folder
+without tokens are refused unless overwrite (`--out .` must not write into a working folder)."""
+
+
+__all__ = ["FOLDER", "FORMAT", "FORMAT_VERSION", "IDENTITY_KEYS", "MANIFEST", "OVERWRITE", "READABLE_VERSIONS",
+           "REWRITE", "TokenShard", "read_manifest", "read_token_dir", "read_tokens", "shard_info", "shard_name",
+           "weights_hash", "write_shard"]

@@ -214,3 +214,42 @@ def test_data_yaml_errors(setup, capsys, cli_error):
     assert re.search("no data class_path", cli_error(["reconstruct", "--ckpt", str(ckpt), "--data", str(bad)]))
     err = cli_error(["reconstruct", "--ckpt", str(ckpt), "--data", str(Path(tmp) / "missing.yaml")])
     assert re.search("is not a file", err)
+
+
+def test_tokenize_overwrite_replaces_only_token_files(setup, capsys):
+    """--overwrite replaces another tokenizer's tokens (and writes beside other files) but never removes a user's
+    files: only the token format's manifest, shards and leftovers go."""
+    ckpt, data, tmp = setup
+    out = tmp / "busy"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    (out / "tokens-00007.tmp").write_text("an interrupted write")
+    torch.manual_seed(1)
+    NeuroRVQTokenizer("eeg", **TINY).save_pretrained(tmp / "other")
+    main(["tokenize", "--ckpt", str(tmp / "other"), "--data", str(data), "--out", str(out), "--overwrite", "true",
+          "--shard_windows", "4"])
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "notes.txt", "tokens-00000.safetensors",
+                                                     "tokens-00001.safetensors", "tokens-00002.safetensors"]
+    main(["tokenize", "--ckpt", str(ckpt), "--data", str(data), "--out", str(out), "--overwrite", "true"])
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "notes.txt", "tokens-00000.safetensors"]
+    assert (out / "notes.txt").read_text() == "mine" and read_manifest(out)["checkpoint"] == str(ckpt)
+    assert "tokenize: wrote 10 windows in 1 shard(s)" in capsys.readouterr().out
+
+
+def test_tokenize_device_options_reach_the_trainer(setup, monkeypatch):
+    from neurorvq import commands
+    from neurorvq.commands import trainer_devices
+    from neurorvq.errors import ConfigError
+
+    assert trainer_devices("auto") == ("auto", 1) and trainer_devices("cpu") == ("cpu", 1)
+    assert trainer_devices("cuda") == ("gpu", 1) and trainer_devices("cuda:1") == ("gpu", [1])
+    assert trainer_devices("cuda:1", devices="2") == ("gpu", 2)
+    assert trainer_devices("cpu", accelerator="gpu", devices="0,1") == ("gpu", "0,1")
+    with pytest.raises(ConfigError, match="--device 'tpu' is not auto, cpu, cuda or cuda:N"):
+        trainer_devices("tpu")
+    seen = {}
+    monkeypatch.setattr(commands, "tokenize", lambda *args, **kwargs: seen.update(args=args, kwargs=kwargs))
+    ckpt, data, tmp = setup
+    main(["tokenize", "--ckpt", str(ckpt), "--data", str(data), "--out", str(tmp / "t"), "--accelerator", "cpu",
+          "--devices", "2", "--strategy", "ddp", "--max_batches", "3"])
+    assert seen["kwargs"] == {"accelerator": "cpu", "devices": "2", "strategy": "ddp"} and seen["args"][6] == 3

@@ -90,3 +90,24 @@ def test_shards_written_before_checksums_still_read(features, tmp_path):
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     old = read_feature_shard(write_safetensors(tmp_path / "features-00000.safetensors", tensors, metadata))
     assert torch.equal(old.pooled, read_feature_shard(src).pooled) and old.channels == ["fp1", "cz", "o2"]
+
+
+def test_newer_or_unfinished_feature_folders_say_what_to_do(features, tmp_path):
+    from neurorvq import __version__
+    from neurorvq.errors import InputError
+    from neurorvq.feature_files import read_manifest
+
+    folder = copy_folder(features, tmp_path / "out")
+    manifest = read_manifest(folder)
+    assert manifest["format"] == "neurorvq-features" and manifest["writer"] == {"neurorvq": __version__}
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "format_version": 2,
+                                                      "writer": {"neurorvq": "0.8.0"}}))
+    with pytest.raises(InputError) as caught:
+        load_pooled(folder)
+    assert str(caught.value) == (f"feature folder '{folder}' was written by neurorvq 0.8.0 (format 2); this neurorvq "
+                                 "reads formats 1: upgrade neurorvq, or extract the features again into a fresh "
+                                 "output_dir (`neurorvq predict` with the FeatureWriter, e.g. "
+                                 "recipes/eeg_fm_features.yaml)")
+    (folder / "manifest.json").unlink()
+    with pytest.raises(InputError, match=r"'.*' is not a finished feature folder \(no manifest.json"):
+        list(read_features(folder))

@@ -127,3 +127,38 @@ def test_format_2_shards_carry_the_layout_and_decode_through_the_protocol(tokens
     assert torch.equal(from_protocol, from_tokens) and from_protocol.shape == (8, 3, 400)
     manifest = json.loads((tokens / "manifest.json").read_text())
     assert manifest["family"] == "neurorvq" and manifest["layout"]["groups"] == ["b0", "b1", "b2", "b3"]
+
+
+def test_manifests_name_their_format_and_older_ones_still_read(tokens, tmp_path):
+    from neurorvq import __version__
+    from neurorvq.token_files import read_manifest
+
+    manifest = read_manifest(tokens)
+    assert manifest["format"] == "neurorvq-tokens" and manifest["format_version"] == 2
+    assert manifest["writer"] == {"neurorvq": __version__}
+    # a list of names, as older readers expect
+    assert manifest["shards"] == ["tokens-00000.safetensors", "tokens-00001.safetensors"]
+    folder = copy_folder(tokens, tmp_path / "tokens")
+    older = {k: v for k, v in manifest.items() if k not in ("format", "writer")}  # as written before the format key
+    (folder / "manifest.json").write_text(json.dumps(older))
+    assert read_manifest(folder) == older and sum(len(s.ids) for s in read_token_dir(folder)) == 10
+
+
+def test_newer_or_unfinished_token_folders_say_what_to_do(tokens, tmp_path):
+    from neurorvq.errors import InputError
+    from neurorvq.token_files import read_manifest
+
+    folder = copy_folder(tokens, tmp_path / "tokens")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "format_version": 3,
+                                                      "writer": {"neurorvq": "0.7.0"}}))
+    with pytest.raises(InputError) as caught:
+        list(read_token_dir(folder))
+    assert str(caught.value) == (f"token folder '{folder}' was written by neurorvq 0.7.0 (format 3); this neurorvq "
+                                 "reads formats 1, 2: upgrade neurorvq, or re-run `neurorvq tokenize` into a fresh "
+                                 "--out folder (or with --overwrite) to write the tokens again from the tokenizer "
+                                 "checkpoint")
+    (folder / "manifest.json").unlink()
+    with pytest.raises(InputError, match=r"is not a finished token folder \(no manifest.json; an interrupted run "
+                                         r"leaves shards without a manifest\): re-run `neurorvq tokenize`"):
+        read_manifest(folder)

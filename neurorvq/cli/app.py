@@ -71,7 +71,7 @@ COMMANDS: dict[str, Command] = {
     "validate": Command("run a recipe's validation loop on a checkpoint (--ckpt_path)", _lightning("validate"), TRAIN),
     "test": Command("run a recipe's test loop on a checkpoint (--ckpt_path)", _lightning("test"), TRAIN),
     "predict": Command("run a recipe's predict loop on a checkpoint (--ckpt_path)", _lightning("predict"), TRAIN),
-    "tokenize": Command("write the token ids of a dataset split to shards (for generative models)",
+    "tokenize": Command("write the token ids of a dataset split to shards (for generative models; several devices)",
                         _project("tokenize"), TOKENS),
     "reconstruct": Command("reconstruct a dataset split: per-band MSE, codebook usage and a figure",
                            _project("reconstruct"), TOKENS),

@@ -7,7 +7,8 @@ from typing import Optional, Sequence
 from neurorvq.cli.parsing import parse_strict, repeatable, strict_parser
 
 DESCRIPTIONS = {
-    "tokenize": "Write the token ids of a dataset split (format: neurorvq.token_files).",
+    "tokenize": "Write the token ids of a dataset split (format: neurorvq.token_files) through Lightning's "
+                "prediction loop, on one device or several (--devices, --strategy ddp).",
     "reconstruct": "Reconstruct a dataset split; print raw and per-band MSE and the codebook usage, write a figure.",
     "demo": "Encode and reconstruct generated signals with a freshly initialised tokenizer.",
 }
@@ -24,12 +25,20 @@ def project_parser(command: str):
         parser.add_argument("--split", default="test", help="train | val | test | predict")
         parser.add_argument("--set", type=list[str], default=[],
                             help="data init_args overrides, key=value (repeat --set, or --set+ to append)")
-        parser.add_argument("--max_batches", type=Optional[int], default=None)
+        parser.add_argument("--max_batches", type=Optional[int], default=None,
+                            help="at most this many batches (tokenize: per process); default: all")
         parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     if command == "tokenize":
-        parser.add_argument("--out", required=True, help="output folder")
-        parser.add_argument("--overwrite", type=bool, default=False, help="replace tokens of another tokenizer")
+        parser.add_argument("--out", required=True, help="output folder (other files in it are kept)")
+        parser.add_argument("--overwrite", type=bool, default=False,
+                            help="replace tokens of another tokenizer, or write into a folder holding other files")
         parser.add_argument("--shard_windows", type=int, default=4096)
+        parser.add_argument("--accelerator", type=Optional[str], default=None,
+                            help="Lightning accelerator: cpu | gpu | auto ...; default: from --device")
+        parser.add_argument("--devices", type=Optional[str], default=None,
+                            help="Lightning devices: a number, a list like 0,1, or auto; several write one shard "
+                            "series per process; default: 1")
+        parser.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp with several devices")
     if command == "reconstruct":
         parser.add_argument("--figure", type=Optional[str], default="auto",
                             help="PNG of one window; auto = reconstruction_<split>.png beside the checkpoint; "
@@ -55,7 +64,8 @@ def run_project_command(command: str, argv: Sequence[str]) -> int:
         commands.demo(args.modality, args.channels, args.seconds, args.batch, args.seed)
     elif command == "tokenize":
         commands.tokenize(args.ckpt, args.data, args.out, args.split, args.overwrite, args.shard_windows,
-                          args.max_batches, args.device, list(args.set))
+                          args.max_batches, args.device, list(args.set), accelerator=args.accelerator,
+                          devices=args.devices, strategy=args.strategy)
     else:
         commands.reconstruct(args.ckpt, args.data, args.split, args.max_batches, args.figure, args.device,
                              list(args.set), report=args.report)

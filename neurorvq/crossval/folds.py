@@ -27,7 +27,7 @@ import numpy as np
 
 from neurorvq.data.preprocess import DataError
 from neurorvq.data.split_files import SplitFile
-from neurorvq.data.splits import FOLDS_FORMAT, Fold, _count, _ordered, _subject_labels, subject_kfold
+from neurorvq.data.splits import FOLDS_FORMAT, Fold, held_out_fold, subject_kfold
 from neurorvq.data.windowset import WindowDataset
 from neurorvq.errors import ConfigError
 
@@ -142,28 +142,12 @@ def split_file_folds(split: SplitFile, groups: np.ndarray, *, seed: int, val_fra
     held_out = split.match_all(unique, ids)
     folds = []
     for k, (name, test_part) in enumerate(held_out.items()):
-        test_set = set(test_part)
-        rest = np.asarray([g for g in unique if g.item() not in test_set], dtype=unique.dtype)
-        n_val = _count(float(val_fraction), len(rest))
-        if n_val >= len(rest):
-            raise ConfigError(f"split file '{split.path}' {split.where(name)}: fold {name!r} leaves {len(rest)} "
-                              f"{split.by} group(s) outside its test part, too few for {n_val} validation and one "
-                              f"training group (--val_fraction {val_fraction}); lower --val_fraction (0: none)")
-        rest_values = _subject_labels(groups, stratify, rest) if stratify is not None else None
-        order = _ordered(rest, rest_values, np.random.default_rng([int(seed), k]))
-        val_part, train_part = sorted(g.item() for g in order[:n_val]), sorted(g.item() for g in order[n_val:])
-        test_part = sorted(test_part)
-        folds.append(Fold(index=k, train=_windows(groups, train_part), val=_windows(groups, val_part),
-                          test=_windows(groups, test_part), train_subjects=train_part, val_subjects=val_part,
-                          test_subjects=test_part))
+        folds.append(held_out_fold(groups, test_part, k, seed, val_fraction, stratify, too_few=lambda n_rest, n_val,
+                                   name=name: (
+            f"split file '{split.path}' {split.where(name)}: fold {name!r} leaves {n_rest} {split.by} group(s) "
+            f"outside its test part, too few for {n_val} validation and one training group (--val_fraction "
+            f"{val_fraction}); lower --val_fraction (0: none)")))
     return folds
-
-
-def _windows(groups: np.ndarray, part: Sequence) -> np.ndarray:
-    """``int64`` ascending indices of the windows whose group is in ``part``."""
-    if not len(part):
-        return np.zeros(0, dtype=np.int64)
-    return np.flatnonzero(np.isin(groups, np.asarray(list(part)))).astype(np.int64)
 
 
 __all__ = ["NAMED_GROUPS", "UNSTRATIFIED", "check_test_classes", "column_values", "is_run_folds", "kfold",

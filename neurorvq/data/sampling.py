@@ -45,6 +45,17 @@ class _EpochRelay(Sampler[int]):
         self.owner.set_epoch(epoch)
 
 
+def unrepeated(sampler: Sampler | None) -> bool:
+    """Whether ``sampler`` is Lightning's prediction sampler (``UnrepeatedDistributedSampler``): under DDP
+    ``trainer.predict`` re-creates the batch sampler with it, and every window must then be seen exactly once, so
+    ranks are not padded to the same number of batches (prediction needs no lockstep)."""
+    try:
+        from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+    except ImportError:  # pragma: no cover - Lightning is a dependency; without it there is no such sampler
+        return False
+    return isinstance(sampler, UnrepeatedDistributedSampler)
+
+
 def replicas_of(sampler: Sampler | None, num_replicas: int | None, rank: int | None) -> tuple[int, int]:
     """``(num_replicas, rank)``: explicit values, else those of a DistributedSampler (how Lightning re-creates a
     batch sampler under DDP), else ``(1, 0)``."""
@@ -56,11 +67,14 @@ def replicas_of(sampler: Sampler | None, num_replicas: int | None, rank: int | N
     return num_replicas, rank
 
 
-def shard_batches(batches: list[list[int]], rank: int, num_replicas: int) -> list[list[int]]:
-    """Every ``num_replicas``-th batch from ``rank`` on, the list padded by repeating its first batches so every
-    rank gets the same number (none dropped)."""
+def shard_batches(batches: list[list[int]], rank: int, num_replicas: int, pad: bool = True) -> list[list[int]]:
+    """Every ``num_replicas``-th batch from ``rank`` on. With ``pad`` (training) the list is padded by repeating
+    its first batches so every rank gets the same number (none dropped, some seen twice); without (prediction)
+    every batch goes to exactly one rank and ranks may differ by one batch."""
     if num_replicas == 1 or not batches:
         return batches
+    if not pad:
+        return batches[rank::num_replicas]
     per_rank = math.ceil(len(batches) / num_replicas)
     padded = batches + [batches[i % len(batches)] for i in range(per_rank * num_replicas - len(batches))]
     return padded[rank::num_replicas]
@@ -79,7 +93,9 @@ class ChannelBucketSampler(BatchSampler):
     batch from ``rank`` on, the list padded by repeating its first batches so every rank gets the same number
     of batches (none are dropped). ``num_replicas`` / ``rank`` default to those of a
     :class:`~torch.utils.data.DistributedSampler` passed as ``sampler`` (that is how Lightning re-creates a batch
-    sampler under DDP; its indices are not used), else to 1 / 0. Any other ``sampler`` is ignored.
+    sampler under DDP; its indices are not used), else to 1 / 0. Any other ``sampler`` is ignored. Distributed
+    prediction (Lightning's ``UnrepeatedDistributedSampler`` as ``sampler``, :func:`unrepeated`) is not padded:
+    each batch goes to one rank, so feature and token folders hold every window once.
     """
 
     def __init__(self, dataset: WindowDataset, batch_size: int, shuffle: bool = True, seed: int = 0,
@@ -96,6 +112,7 @@ class ChannelBucketSampler(BatchSampler):
         self.drop_last = bool(drop_last)
         self.epoch = 0
         self.num_replicas, self.rank = replicas_of(sampler, num_replicas, rank)
+        self.pad = not unrepeated(sampler)
         self.sampler = _EpochRelay(self)
 
     def set_epoch(self, epoch: int) -> None:
@@ -122,7 +139,7 @@ class ChannelBucketSampler(BatchSampler):
 
     def batches(self) -> list[list[int]]:
         """This rank's batches of the current epoch."""
-        return shard_batches(self.global_batches(), self.rank, self.num_replicas)
+        return shard_batches(self.global_batches(), self.rank, self.num_replicas, pad=self.pad)
 
     def __iter__(self) -> Iterator[list[int]]:
         # lazy: the epoch's order is drawn at the first next(), not when the iterator is made. On resume Lightning
@@ -132,7 +149,9 @@ class ChannelBucketSampler(BatchSampler):
     def __len__(self) -> int:
         sizes = Counter(self.dataset.bucket_ids.tolist())
         n = sum(s // self.batch_size if self.drop_last else math.ceil(s / self.batch_size) for s in sizes.values())
-        return n if self.num_replicas == 1 or n == 0 else math.ceil(n / self.num_replicas)
+        if self.num_replicas == 1 or n == 0:
+            return n
+        return math.ceil(n / self.num_replicas) if self.pad else len(range(self.rank, n, self.num_replicas))
 
 
 # ------------------------------------------------------------------------------------------------ loaders
@@ -166,4 +185,4 @@ class SplitLoaders:
         return self._loader("test", shuffle=False)
 
 
-__all__ = ["ChannelBucketSampler", "SplitLoaders", "replicas_of", "shard_batches", "window_loader"]
+__all__ = ["ChannelBucketSampler", "SplitLoaders", "replicas_of", "shard_batches", "unrepeated", "window_loader"]

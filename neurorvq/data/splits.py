@@ -35,8 +35,8 @@ import numpy as np
 
 from neurorvq.errors import ConfigError
 
-__all__ = ["Split", "SplitIndices", "Fold", "subject_split", "subject_kfold", "save_folds", "load_folds",
-           "split_subjects"]
+__all__ = ["Split", "SplitIndices", "Fold", "subject_split", "subject_kfold", "held_out_fold", "save_folds",
+           "load_folds", "split_subjects"]
 
 SPLITS = ("train", "val", "test")
 
@@ -312,6 +312,29 @@ def _class_counts(labels: np.ndarray, indices: np.ndarray, classes: np.ndarray) 
     return {_py(c): int(np.sum(part == c)) for c in classes}
 
 
+def held_out_fold(groups: np.ndarray, test_part: Sequence, index: int, seed: int, val_fraction: float,
+                  labels: np.ndarray | None = None, too_few: Any = None) -> Fold:
+    """Fold ``index`` of a k-fold over per-window ``groups`` ``[N]`` whose test part is the groups ``test_part``:
+    validation = a share ``val_fraction`` of the *other* groups (rounded half up, at least one when > 0), drawn by
+    ``(seed, index)`` and in proportion to the groups' majority ``labels`` (any per-window values) when given;
+    train = the rest. ``too_few(n_rest, n_val) -> str``: the message when no training group would remain."""
+    unique = np.unique(groups)
+    test_set = {_py(g) for g in test_part}
+    rest = np.asarray([g for g in unique if _py(g) not in test_set], dtype=unique.dtype)
+    n_val = _count(float(val_fraction), len(rest))
+    if n_val >= len(rest):
+        raise ConfigError(too_few(len(rest), n_val) if too_few is not None else
+                          f"fold {index}: {len(rest)} training groups cannot give {n_val} validation groups and keep "
+                          "one for training; lower val_fraction")
+    rest_labels = _subject_labels(groups, labels, rest) if labels is not None else None
+    order = _ordered(rest, rest_labels, np.random.default_rng([int(seed), int(index)]))
+    val_part, train_part = _sorted_list(order[:n_val]), _sorted_list(order[n_val:])
+    test_part = _sorted_list(list(test_set)) if test_set else []
+    return Fold(index=int(index), train=_indices(groups, train_part), val=_indices(groups, val_part),
+                test=_indices(groups, test_part), train_subjects=train_part, val_subjects=val_part,
+                test_subjects=test_part)
+
+
 def subject_kfold(subjects: Sequence, labels: Sequence | None = None, n_folds: int = 10, seed: int = 0,
                   val_fraction: float = 0.1, *, require_all_classes: bool = False) -> list[Fold]:
     """Subject-independent k-fold cross-validation with a subject-wise validation part inside each fold.
@@ -374,16 +397,11 @@ def subject_kfold(subjects: Sequence, labels: Sequence | None = None, n_folds: i
 
     folds, single = [], []
     for k, test_part in enumerate(test_parts):
-        test_set = set(test_part)
-        rest = np.asarray([s for s in unique if _py(s) not in test_set], dtype=unique.dtype)
-        n_val = _count(val_fraction, len(rest))
-        if n_val >= len(rest):
-            raise ConfigError(f"fold {k}: {len(rest)} training subjects cannot give {n_val} validation subjects "
-                              "and keep one for training; lower val_fraction or n_folds")
-        rest_labels = _subject_labels(subjects, labels, rest) if labels is not None else None
-        order = _ordered(rest, rest_labels, np.random.default_rng([seed, k]))
-        val_part, train_part = _sorted_list(order[:n_val]), _sorted_list(order[n_val:])
-        test_idx = _indices(subjects, test_part)
+        fold = held_out_fold(subjects, test_part, k, seed, val_fraction, labels,
+                             too_few=lambda n_rest, n_val, k=k: (
+                                 f"fold {k}: {n_rest} training subjects cannot give {n_val} validation subjects "
+                                 "and keep one for training; lower val_fraction or n_folds"))
+        test_idx = fold.test
         if labels is not None:
             counts = _class_counts(labels, test_idx, classes)
             missing = [c for c, n in counts.items() if n == 0]
@@ -394,9 +412,7 @@ def subject_kfold(subjects: Sequence, labels: Sequence | None = None, n_folds: i
                                   "or pass require_all_classes=False")
             if len(missing) == len(classes) - 1:
                 single.append(f"fold {k} {counts}")
-        folds.append(Fold(index=k, train=_indices(subjects, train_part), val=_indices(subjects, val_part),
-                          test=test_idx, train_subjects=train_part, val_subjects=val_part,
-                          test_subjects=_sorted_list(test_part)))
+        folds.append(fold)
     if single:
         warnings.warn(f"{len(single)} of {n_folds} test folds hold a single class, so per-fold metrics such as "
                       f"AUROC are undefined there (pool predictions over folds instead): {'; '.join(single)}",

@@ -22,8 +22,9 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from neurorvq.errors import ConfigError
 from neurorvq.registry import get_modality
-from neurorvq.feature_files import (check_output_dir, clear_feature_files, format_files, shard_info,
-                                    shard_name, write_feature_shard, write_manifest)
+from neurorvq.feature_files import (FOLDER, check_output_dir, clear_feature_files, shard_info, shard_name,
+                                    write_feature_shard, write_manifest)
+from neurorvq.shard_folder import ShardFolder
 from neurorvq.models.fm import NeuroRVQFoundationModel
 from neurorvq.compat import SIGNAL_FIELDS, check_compatible
 from neurorvq.tasks.channels import ChannelRows, model_ids
@@ -223,9 +224,7 @@ class FeatureWriter(BasePredictionWriter):
     def _write_manifest(self) -> None:
         """Rank 0, after every rank's shards are written: list them from their headers."""
         shards = []
-        for path in format_files(self.output_dir):
-            if path.suffix != ".safetensors":
-                continue  # the manifest itself
+        for path in ShardFolder(self.output_dir, FOLDER).shards():  # rank 0's first
             info = shard_info(path)
             shards.append({"file": path.name, "windows": info["windows"], "channels": info["channels"],
                            "n_patches": info["n_patches"], "rank": info["rank"], "dataloader": info["dataloader"],

@@ -13,11 +13,13 @@ from typing import Any, Mapping
 
 from neurorvq.data.cache.checksum import _ShardStream
 from neurorvq.errors import NeuroRVQError
+from neurorvq.shard_folder import is_newer, newer_format_message
 
 FORMAT = "neurorvq-window-cache"
 FORMAT_VERSION = 2
 READABLE_FORMAT_VERSIONS = (1, 2)
 """Index versions this module reads: 1 (no shard checksums, read unverified) and 2."""
+REBUILD = "delete the folder and run again to rebuild it"
 CHECKSUM = "crc32"
 """Algorithm of the shard checksums (``zlib.crc32`` of the whole shard file), stored as ``"crc32:<8 hex>"``."""
 
@@ -71,6 +73,9 @@ class CacheIndex:
 
     @classmethod
     def from_json(cls, location: str, doc: Mapping[str, Any]) -> "CacheIndex":
+        if doc.get("format") == FORMAT and is_newer(doc, READABLE_FORMAT_VERSIONS):
+            raise CacheError(newer_format_message("window cache", location, doc, READABLE_FORMAT_VERSIONS,
+                                                  REBUILD))
         if doc.get("format") != FORMAT or doc.get("format_version") not in READABLE_FORMAT_VERSIONS:
             raise CacheError(f"{location}/index.json is format {doc.get('format')!r} version "
                              f"{doc.get('format_version')!r}; this neurorvq reads {FORMAT!r} versions "

@@ -409,6 +409,13 @@ def _run_pairs(pairs, partial, max_windows, max_bytes, progress, fsync, key):
     return [{"task": 0, "shards": shards, "counts": {}}], names
 
 
+def _neurorvq_version() -> str:
+    """The neurorvq version writing the cache (a newer reader's message names it)."""
+    from neurorvq import __version__
+
+    return __version__
+
+
 def _finish(partial: Path, key: str, config, identities, results) -> dict[str, Any]:
     """Rename the tasks' shards to ``shard-NNNNNN.tar`` in source order, number channel sets, write index.json."""
     cset_index: dict[bytes, int] = {}
@@ -442,7 +449,7 @@ def _finish(partial: Path, key: str, config, identities, results) -> dict[str, A
            "channel_sets": channel_sets, **({"columns": columns} if columns else {}),
            "totals": {"windows": sum(s["windows"] for s in shards), "bytes": sum(s["bytes"] for s in shards),
                       "shards": len(shards), "sources": len(identities)},
-           "writer": {"webdataset": _wds_version(), "created_unix": time.time()}}
+           "writer": {"neurorvq": _neurorvq_version(), "webdataset": _wds_version(), "created_unix": time.time()}}
     tmp = partial / "index.json.tmp"
     try:
         with open(tmp, "w") as f:
