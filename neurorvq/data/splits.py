@@ -29,14 +29,14 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from neurorvq.errors import ConfigError
 
-__all__ = ["Split", "SplitIndices", "Fold", "subject_split", "subject_kfold", "held_out_fold", "save_folds",
-           "load_folds", "split_subjects"]
+__all__ = ["Split", "SplitIndices", "Fold", "draw_groups", "subject_split", "subject_kfold", "held_out_fold",
+           "save_folds", "load_folds", "split_subjects"]
 
 SPLITS = ("train", "val", "test")
 
@@ -176,7 +176,8 @@ def subject_split(subjects: Sequence, labels: Sequence | None = None, val_fracti
         labels: optional ``[N]`` class label of each window. When given, the randomly drawn val and test
             subjects keep the class mix of the data set (subjects are stratified by their majority label).
         val_fraction, test_fraction: share of the *subjects* (not windows) in the val and test parts, each in
-            ``[0, 1)``; rounded half up, and at least one subject when > 0. ``0`` leaves the part empty.
+            ``[0, 1)``; rounded to the nearest (ties to even), and at least one subject when > 0. ``0`` leaves
+            the part empty. Drawn by :func:`draw_groups`, the splitter DataModules use too.
         seed: integer in ``[0, 2**32)``; the same inputs and seed always give the same split.
         val_subjects, test_subjects: explicit subject lists; a list given for a part overrides that part's
             fraction (``[]`` leaves it empty). The other part is drawn from the remaining subjects by its
@@ -205,8 +206,8 @@ def subject_split(subjects: Sequence, labels: Sequence | None = None, val_fracti
                               "belongs to one part only")
 
     n_total = len(unique)
-    n_val = len(val_listed) if val_listed is not None else _count(val_fraction, n_total)
-    n_test = len(test_listed) if test_listed is not None else _count(test_fraction, n_total)
+    n_val = len(val_listed) if val_listed is not None else _draw_count(val_fraction, n_total)
+    n_test = len(test_listed) if test_listed is not None else _draw_count(test_fraction, n_total)
     parts = ["train"] + (["val"] if n_val else []) + (["test"] if n_test else [])
     if n_total < len(parts):
         raise ConfigError(f"{len(parts)} parts ({', '.join(parts)}) need at least {len(parts)} subjects; the "
@@ -215,21 +216,12 @@ def subject_split(subjects: Sequence, labels: Sequence | None = None, val_fracti
     if n_val + n_test >= n_total:
         raise ConfigError(f"val ({n_val}) and test ({n_test}) subjects leave no training subject out of {n_total};"
                           " lower val_fraction / test_fraction or shorten the explicit lists")
-
-    taken = set(val_listed or []) | set(test_listed or [])
-    pool = np.asarray([s for s in unique if _py(s) not in taken], dtype=unique.dtype)
-    pool_labels = None
+    names = [_py(s) for s in unique]
+    strata = None
     if labels is not None:
-        pool_labels = _subject_labels(subjects, labels, pool)
-    order = list(_ordered(pool, pool_labels, np.random.default_rng(seed)))
-    test_part = test_listed if test_listed is not None else order[:n_test]
-    if test_listed is None:
-        order = order[n_test:]
-    val_part = val_listed if val_listed is not None else order[:n_val]
-    if val_listed is None:
-        order = order[n_val:]
-    train_part = order
-
+        strata = dict(zip(names, (_py(v) for v in _subject_labels(subjects, labels, unique))))
+    drawn = draw_groups(names, seed, val_fraction, test_fraction, val_listed, test_listed, strata)
+    train_part, val_part, test_part = drawn["train"], drawn["val"], drawn["test"]
     train_part, val_part, test_part = (_sorted_list(p) for p in (train_part, val_part, test_part))
     return SplitIndices(train=_indices(subjects, train_part), val=_indices(subjects, val_part),
                         test=_indices(subjects, test_part), train_subjects=train_part, val_subjects=val_part,
@@ -259,19 +251,45 @@ def split_subjects(subjects: Sequence[str], seed: int = 0, val_fraction: float =
     for name, f in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0 <= f < 1:
             raise ConfigError(f"{name} is {f}; give a fraction in [0, 1)")
-    taken = set(val or []) | set(test or [])
-    rest = [names[i] for i in np.random.default_rng([int(seed), 0x5B17]).permutation(len(names))
-            if names[i] not in taken]
+    return draw_groups(names, seed, val_fraction, test_fraction, val, test)
 
-    def draw(fraction: float) -> list[str]:
-        want = 0 if fraction <= 0 else max(1, round(fraction * len(names)))
-        k = max(0, min(want, len(rest) - 1))
+
+def _draw_count(fraction: float, n_groups: int) -> int:
+    """Groups a part of ``fraction`` gets: ``round(fraction x n_groups)`` (ties to even), at least 1 when > 0."""
+    return 0 if fraction <= 0 else max(1, round(fraction * n_groups))
+
+
+def draw_groups(groups: Sequence, seed: int, val_fraction: float, test_fraction: float,
+                val_listed: Sequence | None = None, test_listed: Sequence | None = None,
+                strata: Mapping[Any, Any] | None = None) -> dict[str, list]:
+    """The one subject (group) splitter: every group of ``groups`` (sorted, unique) to one of train, val, test.
+
+    Listed parts are taken as given. A part without a list gets :func:`_draw_count` groups (``fraction`` of all
+    groups, at least 1 when > 0) from the others, in an order drawn by ``numpy.random.default_rng([seed,
+    0x5B17])``: a permutation, or with ``strata`` (group -> class, e.g. its majority label) classes interleaved in
+    proportion so any prefix keeps the class mix. Val is drawn before test; train keeps at least one group (a
+    part shrinks instead), so 1 group -> train only, 2 -> train + val, 3 -> one each. Lists are sorted.
+    :func:`split_subjects` (DataModules) and :func:`subject_split` (per-window arrays, stricter checks) use it.
+    """
+    names = list(groups)
+    rng = np.random.default_rng([int(seed), 0x5B17])
+    if strata is None:
+        order = [names[i] for i in rng.permutation(len(names))]
+    else:
+        pool = np.empty(len(names), dtype=object)
+        pool[:] = names
+        order = list(_ordered(pool, np.asarray([strata[n] for n in names]), rng))
+    taken = set(val_listed or []) | set(test_listed or [])
+    rest = [n for n in order if n not in taken]
+
+    def draw(fraction: float) -> list:
+        k = max(0, min(_draw_count(fraction, len(names)), len(rest) - 1))
         out = rest[:k]
         del rest[:k]
         return out
 
-    val = draw(val_fraction) if val is None else val
-    test = draw(test_fraction) if test is None else test
+    val = draw(val_fraction) if val_listed is None else list(val_listed)
+    test = draw(test_fraction) if test_listed is None else list(test_listed)
     return {"train": sorted(rest), "val": sorted(val), "test": sorted(test)}
 
 

@@ -226,3 +226,17 @@ def test_save_load_round_trip(tmp_path):
     (tmp_path / "other.json").write_text("{}")
     with pytest.raises(ConfigError, match="is not a folds file"):
         load_folds(tmp_path / "other.json")
+
+
+def test_one_splitter_for_datamodules_and_per_window_arrays():
+    """subject_split (per-window arrays) and split_subjects (a DataModule's subject names) are one draw
+    (draw_groups): the same subjects, seed and fractions give the same parts."""
+    from neurorvq.data.splits import draw_groups, split_subjects
+
+    subjects, _ = dataset(30)
+    names = sorted(set(subjects.tolist()))
+    for seed in range(4):
+        by_window = subject_split(subjects, val_fraction=0.2, test_fraction=0.1, seed=seed)
+        by_name = split_subjects(names, seed, 0.2, 0.1)
+        assert parts_of(by_window) == {part: set(members) for part, members in by_name.items()}
+        assert by_name == draw_groups(names, seed, 0.2, 0.1)
