@@ -8,7 +8,7 @@
   or any column (e.g. ``repetition``): scikit-learn's ``StratifiedGroupKFold`` balances that column's values over
   the test parts, and the validation groups are drawn in proportion to the groups' majority value of it. Whatever
   the column, the *label* checks stay on the labels: a test part missing a class is refused unless
-  ``--allow_missing_classes`` (:func:`check_test_classes`).
+  ``--allow_missing_classes`` (:func:`~neurorvq.data.splits.check_test_classes`).
 * Files: the ``folds.json`` of an earlier run (format ``neurorvq-subject-folds``, :func:`~neurorvq.data.splits.
   load_folds`), or a split file with folds (:mod:`neurorvq.data.split_files`): fold ``k`` of the run tests the
   groups listed by the file's ``k``-th fold (file order) and trains on every other group, with validation groups
@@ -21,13 +21,13 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 
 from neurorvq.data.preprocess import DataError
 from neurorvq.data.split_files import SplitFile
-from neurorvq.data.splits import FOLDS_FORMAT, Fold, held_out_fold, subject_kfold
+from neurorvq.data.splits import FOLDS_FORMAT, Fold, check_test_classes, held_out_fold, subject_kfold
 from neurorvq.data.windowset import WindowDataset
 from neurorvq.errors import ConfigError
 
@@ -88,30 +88,8 @@ def kfold(groups: np.ndarray, labels: np.ndarray, stratify_by: str, stratify: np
             raise
         raise ConfigError(f"--stratify_by {stratify_by!r}: {error}") from None
     check_test_classes(labels, folds, require_all_classes, fix="use another --seed, fewer folds or --stratify_by "
-                       "label")
+                       "label", override="--allow_missing_classes")
     return folds
-
-
-def check_test_classes(labels: np.ndarray, folds: Sequence[Fold], require_all_classes: bool, fix: str) -> None:
-    """Refuse (``require_all_classes``) or warn about test parts that miss classes of ``labels`` (``[N]``);
-    ``fix`` is the advice in the error."""
-    classes = np.unique(labels)
-    single = []
-    for fold in folds:
-        part = labels[fold.test]
-        counts = {c.item(): int(np.sum(part == c)) for c in classes}
-        missing = [c for c, n in counts.items() if n == 0]
-        if missing and require_all_classes:
-            what = "holds a single class" if len(missing) == len(classes) - 1 else f"misses classes {missing}"
-            raise ConfigError(f"fold {fold.index} of {len(folds)}: its test part ({len(fold.test_subjects)} groups) "
-                              f"{what}; window counts per class {counts}. {fix[:1].upper()}{fix[1:]}, or pass "
-                              "--allow_missing_classes")
-        if len(missing) == len(classes) - 1:
-            single.append(f"fold {fold.index} {counts}")
-    if single:
-        warnings.warn(f"{len(single)} of {len(folds)} test folds hold a single class, so per-fold metrics such as "
-                      f"AUROC are undefined there (pool predictions over folds instead): {'; '.join(single)}",
-                      UserWarning, stacklevel=2)
 
 
 def is_run_folds(path: str | Path) -> bool:
@@ -150,5 +128,5 @@ def split_file_folds(split: SplitFile, groups: np.ndarray, *, seed: int, val_fra
     return folds
 
 
-__all__ = ["NAMED_GROUPS", "UNSTRATIFIED", "check_test_classes", "column_values", "is_run_folds", "kfold",
+__all__ = ["NAMED_GROUPS", "UNSTRATIFIED", "column_values", "is_run_folds", "kfold",
            "split_file_folds", "stratify_values", "window_groups"]

@@ -39,14 +39,13 @@ import numpy as np
 from neurorvq.crossval.feature_models import (CLASSICAL, FEATURE_MODELS, PROBE, FrozenFeatures, fit_feature_model,
                                               window_arrays)
 from neurorvq.crossval.fold_data import FoldDataModule
-from neurorvq.crossval.folds import (check_test_classes, is_run_folds, kfold, split_file_folds, stratify_values,
-                                     window_groups)
+from neurorvq.crossval.folds import is_run_folds, kfold, split_file_folds, stratify_values, window_groups
 from neurorvq.crossval.grid import check_seeds, grid_settings
 from neurorvq.crossval.per_fold import check_fold_fields, check_fold_paths, fold_overrides, has_fold_field
 from neurorvq.crossval.report import write_summary
 from neurorvq.crossval.sensitivity import sensitivity_cell, task_sensitivity
 from neurorvq.data.split_files import read_split_file
-from neurorvq.data.splits import Fold, load_folds, save_folds
+from neurorvq.data.splits import Fold, check_test_classes, load_folds, save_folds
 from neurorvq.data.windows import WindowDataset
 from neurorvq.errors import ConfigError
 from neurorvq.file_io import read_lightning_checkpoint, read_yaml
@@ -243,7 +242,8 @@ def new_folds(settings: CVSettings, pool: WindowDataset, groups: np.ndarray,
     folds = split_file_folds(split, groups, seed=settings.seed, val_fraction=settings.val_fraction,
                              stratify=stratify, ids=ids)
     check_test_classes(pool.labels, folds, settings.require_all_classes,
-                       fix="the file fixes the test parts: run on data holding every class in each")
+                       fix="the file fixes the test parts: run on data holding every class in each",
+                       override="--allow_missing_classes")
     untested = sorted(set(np.unique(groups).tolist()) - {g for f in folds for g in f.test_subjects})
     if untested:
         _say(f"{len(untested)} {settings.group_by} values are in no fold of {source} and train in every fold: "

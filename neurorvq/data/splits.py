@@ -35,7 +35,7 @@ import numpy as np
 
 from neurorvq.errors import ConfigError
 
-__all__ = ["Split", "SplitIndices", "Fold", "draw_groups", "subject_split", "subject_kfold", "held_out_fold",
+__all__ = ["Split", "SplitIndices", "Fold", "draw_groups", "subject_split", "subject_kfold", "held_out_fold", "check_test_classes",
            "save_folds", "load_folds", "split_subjects"]
 
 SPLITS = ("train", "val", "test")
@@ -353,6 +353,29 @@ def held_out_fold(groups: np.ndarray, test_part: Sequence, index: int, seed: int
                 test_subjects=test_part)
 
 
+def check_test_classes(labels: np.ndarray, folds: Sequence[Fold], require_all_classes: bool, fix: str,
+                       override: str = "require_all_classes=False", noun: str = "groups") -> None:
+    """Refuse (``require_all_classes``) or warn about fold test parts that miss classes of ``labels`` (``[N]``):
+    the error names the fold and its class counts, then ``fix`` and the ``override`` that allows it; a warning lists
+    the single-class folds (per-fold AUROC is undefined there)."""
+    classes = np.unique(labels)
+    single = []
+    for fold in folds:
+        counts = _class_counts(labels, fold.test, classes)
+        missing = [c for c, n in counts.items() if n == 0]
+        if missing and require_all_classes:
+            what = "holds a single class" if len(missing) == len(classes) - 1 else f"misses classes {missing}"
+            raise ConfigError(f"fold {fold.index} of {len(folds)}: its test part ({len(fold.test_subjects)} {noun}) "
+                              f"{what}; window counts per class {counts}. {fix[:1].upper()}{fix[1:]}, or pass "
+                              f"{override}")
+        if len(missing) == len(classes) - 1:
+            single.append(f"fold {fold.index} {counts}")
+    if single:
+        warnings.warn(f"{len(single)} of {len(folds)} test folds hold a single class, so per-fold metrics such as "
+                      f"AUROC are undefined there (pool predictions over folds instead): {'; '.join(single)}",
+                      UserWarning, stacklevel=3)
+
+
 def subject_kfold(subjects: Sequence, labels: Sequence | None = None, n_folds: int = 10, seed: int = 0,
                   val_fraction: float = 0.1, *, require_all_classes: bool = False) -> list[Fold]:
     """Subject-independent k-fold cross-validation with a subject-wise validation part inside each fold.
@@ -413,28 +436,14 @@ def subject_kfold(subjects: Sequence, labels: Sequence | None = None, n_folds: i
         raise ConfigError(f"the stratified {n_folds}-fold split left folds {empty} without test subjects "
                           f"({len(unique)} subjects); lower n_folds or try another seed")
 
-    folds, single = [], []
-    for k, test_part in enumerate(test_parts):
-        fold = held_out_fold(subjects, test_part, k, seed, val_fraction, labels,
-                             too_few=lambda n_rest, n_val, k=k: (
-                                 f"fold {k}: {n_rest} training subjects cannot give {n_val} validation subjects "
-                                 "and keep one for training; lower val_fraction or n_folds"))
-        test_idx = fold.test
-        if labels is not None:
-            counts = _class_counts(labels, test_idx, classes)
-            missing = [c for c, n in counts.items() if n == 0]
-            if missing and require_all_classes:
-                what = "holds a single class" if len(missing) == len(classes) - 1 else f"misses classes {missing}"
-                raise ConfigError(f"fold {k} of {n_folds}: its test part ({len(test_part)} subjects) {what}; "
-                                  f"window counts per class {counts}. Lower n_folds, try another seed "
-                                  "or pass require_all_classes=False")
-            if len(missing) == len(classes) - 1:
-                single.append(f"fold {k} {counts}")
-        folds.append(fold)
-    if single:
-        warnings.warn(f"{len(single)} of {n_folds} test folds hold a single class, so per-fold metrics such as "
-                      f"AUROC are undefined there (pool predictions over folds instead): {'; '.join(single)}",
-                      UserWarning, stacklevel=2)
+    folds = [held_out_fold(subjects, test_part, k, seed, val_fraction, labels,
+                           too_few=lambda n_rest, n_val, k=k: (
+                               f"fold {k}: {n_rest} training subjects cannot give {n_val} validation subjects and "
+                               "keep one for training; lower val_fraction or n_folds"))
+             for k, test_part in enumerate(test_parts)]
+    if labels is not None:
+        check_test_classes(labels, folds, require_all_classes, fix="lower n_folds, try another seed",
+                           noun="subjects")
     return folds
 
 
