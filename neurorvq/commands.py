@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from datetime import datetime, timezone
@@ -14,7 +13,7 @@ import lightning as L
 import torch
 
 from neurorvq.errors import ConfigError
-from neurorvq.file_io import read_yaml, write_atomic
+from neurorvq.file_io import json_ready, read_yaml, write_atomic
 from neurorvq.tasks.channels import ChannelRows, model_ids
 
 SPLITS = ("train", "val", "test", "predict")
@@ -209,17 +208,6 @@ def _output_paths(ckpt: str, split: str, figure: str | None, report: str | None)
     return figure_path, Path(report)
 
 
-def _json_safe(value: Any) -> Any:
-    """``value`` with non-finite floats (an unused codebook's perplexity) as None: strict JSON has no NaN."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def _source(name: str) -> str:
     """Absolute path of a local file or folder (so a report read elsewhere still names it); a Hub id unchanged."""
     path = Path(name)
@@ -299,7 +287,7 @@ def reconstruct(ckpt: str, data: str, split: str = "test", max_batches: int | No
                                                                                **shown},
                   "written": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         report_path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(report_path, json.dumps(_json_safe(result), indent=2, ensure_ascii=False) + "\n")
+        write_atomic(report_path, json.dumps(json_ready(result, finite=True), indent=2, ensure_ascii=False) + "\n")
         print(f"report written to {report_path}")
     return table
 

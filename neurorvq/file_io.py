@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import pickle
 from pathlib import Path
@@ -277,12 +278,15 @@ def read_safetensors(path: str | Path, keys: Iterable[str] | None = None, *, wha
     return metadata, tensors
 
 
-def json_ready(value: Any) -> Any:
-    """``value`` with tuples as lists and mappings as dicts (what ``json.dumps``/YAML write as plain data)."""
+def json_ready(value: Any, finite: bool = False) -> Any:
+    """``value`` with tuples as lists and mappings as dicts (what ``json.dumps``/YAML write as plain data); with
+    ``finite``, non-finite floats (an unused codebook's perplexity) as ``None``: strict JSON has no NaN."""
     if isinstance(value, Mapping):
-        return {str(k): json_ready(v) for k, v in value.items()}
+        return {str(k): json_ready(v, finite) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
+        return [json_ready(v, finite) for v in value]
+    if finite and isinstance(value, float) and not math.isfinite(value):
+        return None
     return value
 
 

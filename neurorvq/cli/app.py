@@ -3,8 +3,9 @@
 Every subcommand has a one-line purpose in :data:`COMMANDS` and its own ``--help``. The training subcommands
 (``fit``, ``validate``, ``test``, ``predict``) are LightningCLI's (:mod:`neurorvq.cli.lightning_cli`); the others
 parse their options with jsonargparse, strictly (:mod:`neurorvq.cli.parsing`): ``tokenize``, ``reconstruct``,
-``demo`` (:mod:`neurorvq.cli.project`), ``cv`` and ``cv-report`` (:mod:`neurorvq.crossval.command`; ``cv`` hands
-the recipe's dotted overrides, ``--model...``, ``--trainer...``, to LightningCLI).
+``demo`` (:mod:`neurorvq.cli.project`), ``compare-tokenizers`` (:mod:`neurorvq.cli.compare`), ``cv`` and
+``cv-report`` (:mod:`neurorvq.crossval.command`; ``cv`` hands the recipe's dotted overrides, ``--model...``,
+``--trainer...``, to LightningCLI).
 
 A user's mistake — a :class:`~neurorvq.errors.NeuroRVQError` (config, input or checkpoint error) — prints one
 message and exits with status 2, without a traceback; ``--debug`` (anywhere on the line) or ``NEURORVQ_DEBUG=1``
@@ -64,6 +65,12 @@ def _cv_report(argv: list[str]) -> int:
     return run_report_command(argv)
 
 
+def _compare(argv: list[str]) -> int:
+    from neurorvq.cli.compare import run_compare_command
+
+    return run_compare_command(argv)
+
+
 TRAIN, TOKENS, EVALUATE = "train and evaluate a recipe", "tokens and reconstructions", "cross-validation"
 COMMANDS: dict[str, Command] = {
     "fit": Command("train a recipe (tokenizer, FM pretraining, fine-tuning): --config recipes/<name>.yaml",
@@ -77,6 +84,8 @@ COMMANDS: dict[str, Command] = {
                            _project("reconstruct"), TOKENS),
     "demo": Command("encode and reconstruct generated signals with a fresh tokenizer (no data needed)",
                     _project("demo"), TOKENS),
+    "compare-tokenizers": Command("reconstruct the same windows with several tokenizers: Table 1 per-band MSE, "
+                                  "bits/s, codebook usage", _compare, TOKENS),
     "cv": Command("subject-independent cross-validation of a fine-tuning recipe or baseline (resumable)", _cv,
                   EVALUATE),
     "cv-report": Command("tables of finished cv runs: side by side, --paired difference, --curve", _cv_report,

@@ -11,14 +11,16 @@ import pytest
 from neurorvq.cli import COMMANDS, main, run
 from neurorvq.errors import ConfigError
 
-EXPECTED = ("fit", "validate", "test", "predict", "tokenize", "reconstruct", "demo", "cv", "cv-report")
+EXPECTED = ("fit", "validate", "test", "predict", "tokenize", "reconstruct", "demo", "compare-tokenizers", "cv",
+            "cv-report")
 
 
 def test_help_lists_every_subcommand_with_its_purpose():
     out = subprocess.run([sys.executable, "-m", "neurorvq.cli", "--help"], capture_output=True, text=True, check=True)
     assert set(COMMANDS) == set(EXPECTED)
+    width = max(len(name) for name in COMMANDS)
     for name, command in COMMANDS.items():
-        assert f"  {name.ljust(11)}  {command.purpose}" in out.stdout
+        assert f"  {name.ljust(width)}  {command.purpose}" in out.stdout
     assert "Lightning Trainer command line tool" not in out.stdout
 
 

@@ -55,3 +55,39 @@ def test_standardise_and_table_format():
     assert np.allclose(z.mean(axis=(1, 2)), 0, atol=1e-9)
     text = format_table({"raw": 0.5, "alpha": 0.25})
     assert "| raw | alpha |" in text and "| 0.5000 | 0.2500 |" in text
+
+
+def test_per_patch_filtering_is_filtfilt_on_each_patch_row():
+    from scipy.signal import butter, filtfilt
+
+    x = tones((2.0, 30.0), (10.0, 20.0), seconds=3)
+    b, a = butter(2, [0.5, 4.0], btype="bandpass", fs=FS)
+    expected = filtfilt(b, a, x.reshape(2, 3, 3, 200)).reshape(x.shape)  # [batch, channel, patch, 200] rows
+    assert np.allclose(band_filter(x, 0.5, 4.0, FS, patch_length=200), expected, rtol=0, atol=1e-12)
+    # each patch alone: changing the next patch leaves the first one's filtered values unchanged
+    y = x.copy()
+    y[..., 200:] = 0.0
+    assert np.array_equal(band_filter(y, 0.5, 4.0, FS, patch_length=200)[..., :200],
+                          band_filter(x, 0.5, 4.0, FS, patch_length=200)[..., :200])
+    # the continuous default is unchanged: one pass over the whole channel
+    assert not np.allclose(band_filter(x, 0.5, 4.0, FS), expected, atol=1e-3)
+    with pytest.raises(ConfigError, match="patch_length=160 does not divide the 600 samples"):
+        band_filter(x, 0.5, 4.0, FS, patch_length=160)
+    with pytest.raises(ConfigError, match="patch_length=12 samples is too short to filter per patch"):
+        band_filter(x, 0.5, 4.0, FS, patch_length=12)
+
+
+def test_per_window_errors_and_running_sums_agree_in_both_modes():
+    from neurorvq.eval.bands import band_mse_per_window
+
+    x = tones((2.0, 30.0), (10.0, 20.0), (20.0, 10.0))
+    rec = tones((2.0, 30.0), (10.0, 20.0))
+    bands = get_modality("eeg").bands
+    for patch_length in (None, 200):
+        per_window = band_mse_per_window(x, rec, bands, FS, patch_length)
+        assert per_window["raw"].shape == (2,)
+        errors = BandErrors(bands, FS, patch_length=patch_length)
+        errors.update(x, rec)
+        table = errors.table()
+        assert {k: float(np.mean(v)) for k, v in per_window.items()} == pytest.approx(table, rel=1e-9)
+        assert table["beta"] > 10 * table["theta"]
