@@ -78,6 +78,10 @@ OFFICIAL_FORMATS: dict[str, OfficialFormat] = {
         markers={"tokenizer": ("encoder.", "quantize_1."),
                  "foundation_model": ("patch_embed.conv1_1.weight", "blocks.0.")},
         repo=OFFICIAL_REPO_ID, files=OFFICIAL_FILES),
+    # LaBraM's VQ-NSP (modeling_vqnsp.VQNSP); its weights are published in the LaBraM repo, not on the Hub
+    "labram_vqnsp": OfficialFormat(
+        markers={"tokenizer": ("encoder.patch_embed.conv1.weight", "quantize.embedding.weight",
+                               "decode_task_layer_angle.")}),
 }
 """Family name -> its official checkpoint format (families without official checkpoints have no entry)."""
 

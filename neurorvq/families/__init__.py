@@ -1,6 +1,6 @@
 """Tokenizer families: the architecture a checkpoint fixes, apart from the signal a modality describes.
 
-A family (NeuroRVQ; the toy one-level VQ of ``docs/adding-a-family.md``; BrainRVQ and LaBraM's VQ-NSP next) is
+A family (NeuroRVQ; the toy one-level VQ of ``docs/adding-a-family.md``; LaBraM's VQ-NSP; BrainRVQ next) is
 one :class:`Family` record: its name (stored in checkpoints), its config class (the architecture, validated against
 a patch length; a modality may declare a default under ``families={name: config}``), and the import paths of its
 tokenizer and foundation-model classes, which satisfy :mod:`neurorvq.tokenizers`' protocols. Records are
@@ -20,7 +20,8 @@ from neurorvq.errors import ConfigError
 from neurorvq.suggest import did_you_mean
 
 ENTRY_POINT_GROUP = "neurorvq.families"
-BUILTIN_FAMILIES = {"neurorvq": "neurorvq.families.neurorvq", "toy_vq": "neurorvq.families.toy"}
+BUILTIN_FAMILIES = {"neurorvq": "neurorvq.families.neurorvq", "toy_vq": "neurorvq.families.toy",
+                    "labram_vqnsp": "neurorvq.families.labram"}
 """Family name -> the module that registers it, imported on first look-up."""
 
 

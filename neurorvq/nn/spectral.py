@@ -2,11 +2,14 @@
 
 Conventions: a full complex FFT of ``patch_length`` bins per patch (not an rfft, quirk Q17); log-amplitude
 ``log(1 + |X|)`` standardised per sample over all channels, patches and bins with the unbiased variance
-clamped at 1e-8.
+clamped at 1e-8. LaBraM's VQ-NSP (and BrainRVQ's frequency domain) regress the raw |FFT| and the wrapped angle
+instead, each z-scored per sample (:func:`spectrum_targets`, families.md §A.3.5) and inverted to a signal by
+:func:`signal_from_spectrum_targets` (§B.6).
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -91,3 +94,75 @@ def phase_loss(pred_sin: torch.Tensor, pred_cos: torch.Tensor, target_sin: torch
     similarity = F.cosine_similarity(pred, target, dim=-1, eps=1e-8)
     circle = (pred_sin.square() + pred_cos.square() - 1.0).square().mean()
     return 1.0 - similarity.mean() + circle_weight * circle
+
+
+# ------------------------------------------------------------------------------------ raw amplitude / angle
+# LaBraM's VQ-NSP and BrainRVQ's frequency domain (families.md §A.3.5, §B.4): |FFT| (no log) and the wrapped angle,
+# each z-scored per sample; decoding needs the four statistics back (§B.6).
+
+
+class SpectrumStats(NamedTuple):
+    """Per-sample statistics of the |FFT| and angle targets, each ``[batch]`` float32 (|FFT| in the model's input
+    unit; angle in radians)."""
+
+    amplitude_mean: torch.Tensor
+    amplitude_std: torch.Tensor
+    angle_mean: torch.Tensor
+    angle_std: torch.Tensor
+
+
+class SpectrumTargets(NamedTuple):
+    """Standardised |FFT| and angle, each ``[batch, channels, n_patches, patch_length]``, and their statistics."""
+
+    amplitude: torch.Tensor
+    angle: torch.Tensor
+    stats: SpectrumStats
+
+
+def real_fft_angle(spectrum: torch.Tensor) -> torch.Tensor:
+    """``angle(spectrum)`` of the FFT of a real patch, with the DC and Nyquist bins set to exactly 0 or +pi by the
+    sign of their real part: their imaginary part is 0 in exact arithmetic, and an FFT that leaves -0.0 or a tiny
+    negative value there would give -pi (a 2 pi jump; the official CPU run gives +0.0, hence 0 or +pi)."""
+    angle = torch.angle(spectrum)
+    n = spectrum.shape[-1]
+    bins = [0] + ([n // 2] if n % 2 == 0 else [])
+    real = spectrum.real[..., bins]
+    angle[..., bins] = torch.where(real < 0, torch.full_like(real, math.pi), torch.zeros_like(real))
+    return angle
+
+
+def _moments(x: torch.Tensor, var_floor: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+    dims = tuple(range(1, x.ndim))
+    mean = x.mean(dim=dims, keepdim=True)
+    if var_floor is None:  # the official torch.std: unbiased, no floor (a flat sample gives 0/0 = NaN)
+        return mean, x.std(dim=dims, keepdim=True)
+    return mean, x.var(dim=dims, keepdim=True, correction=1).clamp_min(var_floor).sqrt()
+
+
+def spectrum_targets(patches: torch.Tensor, var_floor: float | None = VAR_FLOOR) -> SpectrumTargets:
+    """``patches [batch, channels, n_patches, patch_length]`` -> |FFT| and angle of every patch (full complex FFT,
+    all bins), each standardised per sample over (channels, patches, bins) with the unbiased std.
+
+    ``var_floor``: lower bound of the variance (a flat sample gives finite targets); ``None`` reproduces the
+    official code, whose division has no epsilon (NaN for a flat sample; families.md BQ3/LQ3)."""
+    spectrum = torch.fft.fft(patches.float(), dim=-1)
+    amplitude, angle = spectrum.abs(), real_fft_angle(spectrum)
+    amp_mean, amp_std = _moments(amplitude, var_floor)
+    ang_mean, ang_std = _moments(angle, var_floor)
+    stats = SpectrumStats(amp_mean.flatten(), amp_std.flatten(), ang_mean.flatten(), ang_std.flatten())
+    return SpectrumTargets((amplitude - amp_mean) / amp_std, (angle - ang_mean) / ang_std, stats)
+
+
+def signal_from_spectrum_targets(amplitude: torch.Tensor, angle: torch.Tensor, stats: SpectrumStats) -> torch.Tensor:
+    """The inverse of :func:`spectrum_targets` (families.md §B.6, an inference: the official code has none).
+
+    ``amplitude``, ``angle`` ``[batch, ..., patch_length]`` standardised (predicted or true) -> patches of the same
+    shape: un-standardise with ``stats``, clamp the amplitude at >= 0, ``X = A exp(i phi)``, real part of the
+    inverse FFT per patch. Computed in float64 (returned as float32): the true targets give the patches back to
+    float32 rounding."""
+    shape = (-1,) + (1,) * (amplitude.ndim - 1)
+    mean, std = stats.amplitude_mean.double().reshape(shape), stats.amplitude_std.double().reshape(shape)
+    amp = amplitude.double() * std + mean
+    phase = angle.double() * stats.angle_std.double().reshape(shape) + stats.angle_mean.double().reshape(shape)
+    spectrum = torch.polar(amp.clamp_min(0.0), phase)
+    return torch.fft.ifft(spectrum, dim=-1).real.float()

@@ -1,4 +1,9 @@
-"""Pre-norm transformer with QK-norm and temporal/spatial embeddings (method.md §3.2, BEiT-v2/LaBraM style)."""
+"""Pre-norm transformer with QK-norm and temporal/spatial embeddings (method.md §3.2, BEiT-v2/LaBraM style).
+
+The defaults are NeuroRVQ's (LayerNorm eps 1e-5, QK-norm, q/v bias, CLS on spatial row 0); other families set
+``norm_eps``, ``qk_norm``, ``qkv_bias`` and ``cls_position`` (LaBraM's VQ-NSP: eps 1e-6, no QK-norm; its
+pretraining student: the CLS token on the first channel's row, families.md BQ1).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,16 @@ import torch.nn.functional as F
 from torch import nn
 
 
-class Attention(nn.Module):
-    """Multi-head self-attention; qkv without k bias, per-head LayerNorm on q and k, fused SDPA kernel."""
+CLS_POSITIONS = ("row0", "first_channel")
+"""Which spatial row the CLS token gets: row 0 (NeuroRVQ, LaBraM's tokenizer) or the first channel's (BQ1)."""
 
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, qk_norm_eps: float = 1e-6) -> None:
+
+class Attention(nn.Module):
+    """Multi-head self-attention; qkv without k bias, optional per-head LayerNorm on q and k (``qk_norm``), fused
+    SDPA kernel."""
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, qk_norm_eps: float = 1e-6,
+                 qk_norm: bool = True) -> None:
         super().__init__()
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
@@ -22,8 +33,11 @@ class Attention(nn.Module):
             self.v_bias = nn.Parameter(torch.zeros(dim))
         else:
             self.q_bias = self.v_bias = None
-        self.q_norm = nn.LayerNorm(self.head_dim, eps=qk_norm_eps)
-        self.k_norm = nn.LayerNorm(self.head_dim, eps=qk_norm_eps)
+        if qk_norm:
+            self.q_norm = nn.LayerNorm(self.head_dim, eps=qk_norm_eps)
+            self.k_norm = nn.LayerNorm(self.head_dim, eps=qk_norm_eps)
+        else:
+            self.q_norm = self.k_norm = None
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -34,7 +48,8 @@ class Attention(nn.Module):
             bias = torch.cat((self.q_bias, torch.zeros_like(self.q_bias), self.v_bias))
         qkv = F.linear(x, self.qkv.weight, bias).reshape(n, s, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        q, k = self.q_norm(q), self.k_norm(k)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
         out = F.scaled_dot_product_attention(q, k, v)  # scale = head_dim ** -0.5, as the checkpoints assume
         return self.proj(out.transpose(1, 2).reshape(n, s, d))
 
@@ -50,14 +65,16 @@ class Mlp(nn.Module):
 
 
 class Block(nn.Module):
-    """``x + g1 * attn(LN1(x))`` then ``x + g2 * mlp(LN2(x))``; layer scale ``g`` only if ``init_values > 0``."""
+    """``x + g1 * attn(LN1(x))`` then ``x + g2 * mlp(LN2(x))``; layer scale ``g`` only if ``init_values > 0``.
+
+    ``norm_eps``: eps of LN1 and LN2 (NeuroRVQ 1e-5, LaBraM 1e-6); ``qk_norm``: LayerNorm on q and k per head."""
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, init_values: float = 0.0,
-                 qkv_bias: bool = True) -> None:
+                 qkv_bias: bool = True, norm_eps: float = 1e-5, qk_norm: bool = True) -> None:
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=1e-5)
-        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-5)
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, qk_norm=qk_norm)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         if init_values > 0:
             self.gamma_1 = nn.Parameter(torch.full((dim,), float(init_values)))
@@ -81,19 +98,26 @@ class TokenTransformer(nn.Module):
 
     Args:
         dim: width D. spatial_rows: rows of the channel table (vocabulary + 1). max_patches: rows of the
-        temporal table. depth, num_heads, mlp_ratio, init_values: block settings.
+        temporal table. depth, num_heads, mlp_ratio, init_values: block settings. qkv_bias, norm_eps, qk_norm:
+        block options (:class:`Block`). cls_position: the CLS token's spatial row, one of :data:`CLS_POSITIONS`.
     """
 
     def __init__(self, dim: int, depth: int, num_heads: int, spatial_rows: int, max_patches: int,
-                 mlp_ratio: float = 4.0, init_values: float = 0.0) -> None:
+                 mlp_ratio: float = 4.0, init_values: float = 0.0, *, qkv_bias: bool = True,
+                 norm_eps: float = 1e-5, qk_norm: bool = True, cls_position: str = "row0") -> None:
         super().__init__()
+        if cls_position not in CLS_POSITIONS:
+            raise ValueError(f"cls_position is {cls_position!r}; valid: {', '.join(CLS_POSITIONS)}")
+        self.cls_position = cls_position
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(spatial_rows, dim))
         self.time_embed = nn.Parameter(torch.zeros(max_patches, dim))
-        self.blocks = nn.ModuleList(Block(dim, num_heads, mlp_ratio, init_values) for _ in range(depth))
+        self.blocks = nn.ModuleList(Block(dim, num_heads, mlp_ratio, init_values, qkv_bias=qkv_bias,
+                                          norm_eps=norm_eps, qk_norm=qk_norm) for _ in range(depth))
 
     def embed(self, x: torch.Tensor, spatial_ids: torch.Tensor, temporal_ids: torch.Tensor) -> torch.Tensor:
-        """Prepend CLS (spatial row 0, no temporal row) and add the embeddings.
+        """Prepend CLS (spatial row 0, or the first token's row with ``cls_position="first_channel"``; no temporal
+        row) and add the embeddings.
 
         ``x [batch, seq, D]``; ids ``[seq]`` or ``[batch, seq]`` (int64 rows of the tables).
         Returns ``[batch, 1 + seq, D]``.
@@ -103,7 +127,10 @@ class TokenTransformer(nn.Module):
         # F.embedding, not pos_embed[ids]: the CPU backward of advanced indexing adds rows in thread order, so two
         # runs of the same seed would drift apart; embedding's backward is ordered (tests/tasks/test_determinism.py)
         pos = F.embedding(spatial_ids, self.pos_embed)
-        cls_pos = self.pos_embed[:1].expand(*pos.shape[:-2], 1, -1)
+        if self.cls_position == "row0":
+            cls_pos = self.pos_embed[:1].expand(*pos.shape[:-2], 1, -1)
+        else:
+            cls_pos = pos[..., :1, :]
         x = x + torch.cat((cls_pos, pos), dim=-2)
         time = F.embedding(temporal_ids, self.time_embed)
         return torch.cat((x[:, :1], x[:, 1:] + time), dim=1)

@@ -63,7 +63,8 @@ def test_bad_input_is_named():
 
 def test_the_registry_lists_refuses_and_keeps_names():
     assert {"neurorvq", "toy_vq"} <= set(list_families())
-    with pytest.raises(ConfigError, match=r"unknown tokenizer family 'toy_qv'; known: \['neurorvq', 'toy_vq'\]; did you mean 'toy_vq'\?"):
+    with pytest.raises(ConfigError, match=r"unknown tokenizer family 'toy_qv'; known: \[.*'neurorvq', 'toy_vq'\]; "
+                                          r"did you mean 'toy_vq'\?"):
         get_family("toy_qv")
     with pytest.raises(ConfigError, match="'toy_vq' is already registered"):
         register_family(Family("toy_vq", ToyVQConfig))
