@@ -215,6 +215,18 @@ class RecordingDataModule(WindowCacheMixin, SplitLoaders, L.LightningDataModule)
         """Number of label classes (``len(label_names)``), ``None`` for unlabelled data."""
         return None if self.label_names is None else len(self.label_names)
 
+    def channel_names_used(self) -> list[str] | None:
+        """Vocabulary names of the channels the loaded windows use (after :meth:`setup`, in memory or cached), in
+        vocabulary order; ``None`` before. A model whose vocabulary holds these (not the modality's whole
+        vocabulary) takes the data (:mod:`neurorvq.compat`)."""
+        if self.datasets:
+            ids = {i for data in self.datasets.values() for channel_set in data.channel_sets for i in channel_set}
+        elif self.caches:
+            ids = {i for index in self.caches.values() for c in index.channel_sets for i in c["channel_ids"]}
+        else:
+            return None
+        return [self.spec_.channels[i] for i in sorted(ids)]
+
     def make_pipeline(self) -> Pipeline:
         """The preprocessing pipeline: ``steps`` if given, else :meth:`default_pipeline`."""
         if self.steps is not None:

@@ -234,3 +234,17 @@ def test_subset_keeps_the_selected_windows_and_their_fields():
     assert len(dataset.subset([])) == 0
     with pytest.raises(IndexError, match="subset indices span 0..5 for 5 windows"):
         dataset.subset([0, 5])
+
+
+def test_module_names_the_channels_its_windows_use(tmp_path):
+    """After setup a DataModule says which vocabulary channels its windows use, so a model with a smaller
+    vocabulary than the modality's (LaBraM's) is checked against those, not the whole vocabulary."""
+    root = fake_root(tmp_path, ["sub1_0.rec", "sub2_0.rec"])
+    dm = FakeModule(str(root), window_seconds=1.0, val_fraction=0, test_fraction=0, verbose=False)
+    assert dm.channel_names_used() is None
+    dm.setup()
+    assert dm.channel_names_used() == list(dm.spec.channels[:19])  # sub2's 2 channels are among sub1's 19
+    cached = FakeModule(str(root), window_seconds=1.0, val_fraction=0, test_fraction=0, verbose=False,
+                        cache_dir=str(tmp_path / "cache"))
+    cached.setup()
+    assert cached.channel_names_used() == dm.channel_names_used()
