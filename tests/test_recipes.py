@@ -24,6 +24,10 @@ RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes"
 RECIPES = sorted(r for r in RECIPE_DIR.rglob("*.yaml") if r.relative_to(RECIPE_DIR).parts[0] != "examples")
 QUICKSTART = RECIPE_DIR / "quickstart.yaml"
 TINY_TOKENIZER = "{encoder_depth: 1, decoder_depth: 1, n_quantizers: 2, codebook_size: 32, code_dim: 8}"
+TINY_BY_OPTIONS = {  # a recipe whose tokenizer names its family's options class gets that family's tiny size
+    "neurorvq.families.labram.LaBraMOptions": "{encoder_depth: 1, decoder_depth: 1, codebook_size: 32, code_dim: 8}",
+    "neurorvq.families.toy.ToyVQOptions": "{hidden: 16, codebook_size: 16}",
+}
 TINY_FM = "{depth: 1}"
 FINETUNE_FROM_SAVED_FM = {"finetune/semg_armband"}  # fine-tuned from a saved pretrained FM, not a random init
 
@@ -221,7 +225,14 @@ def tiny_args(recipe: Path, tmp_path: Path, models: TinyModels | None = None,
     trainer = ["--trainer.fast_dev_run=1", "--trainer.accelerator=cpu", "--trainer.devices=1",
                "--trainer.strategy=auto", "--trainer.precision=32", f"--trainer.default_root_dir={tmp_path}"]
     if class_path == TOKENIZER_TASK:
-        command, overrides = "fit", [f"--model.init_args.tokenizer={TINY_TOKENIZER}"]
+        options = init.get("tokenizer") or {}
+        options_class = options.get("class_path") if isinstance(options, dict) else None
+        if options_class is None:
+            command, overrides = "fit", [f"--model.init_args.tokenizer={TINY_TOKENIZER}"]
+        else:
+            assert options_class in TINY_BY_OPTIONS, f"{recipe_name(recipe)}: add a tiny size for {options_class}"
+            command, overrides = "fit", [f"--model.init_args.tokenizer.class_path={options_class}",
+                                         f"--model.init_args.tokenizer.init_args={TINY_BY_OPTIONS[options_class]}"]
     elif class_path == PRETRAIN_TASK:
         assert models is not None, f"{recipe_name(recipe)} needs a saved tokenizer"
         command = "fit"
