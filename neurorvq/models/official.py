@@ -260,9 +260,23 @@ def _as_state_dict(path_or_state_dict: str | Path | Mapping[str, torch.Tensor]) 
     return without_ddp_prefix(state), source  # saved from a DDP wrapper: no "module." prefix
 
 
+def _refuse_other_family(state: Mapping[str, torch.Tensor], source: str) -> None:
+    """A state dict in another family's official layout (LaBraM's VQ-NSP, ...) is an error naming both families."""
+    from neurorvq.loading import OFFICIAL_FORMATS
+
+    keys = set(state)
+    for family, fmt in OFFICIAL_FORMATS.items():
+        kind = fmt.detect(keys) if family != "neurorvq" else None
+        if kind is not None:
+            raise CheckpointError(f"{source} is a '{family}' {kind.replace('_', ' ')} in its official layout, not a "
+                                  f"'neurorvq' one: load it with neurorvq.load('{source}') (it picks the family), or "
+                                  "with that family's from_official")
+
+
 def load_official_tokenizer(cls, path_or_state_dict, modality=None, **overrides):
     """Build ``cls`` with the configuration read from the checkpoint (``overrides`` win) and load it."""
     state, source = _as_state_dict(path_or_state_dict)
+    _refuse_other_family(state, source)
     spec = infer_tokenizer_spec(state, modality, source)
     model = cls(spec, **overrides)
     template = model.state_dict()

@@ -297,3 +297,20 @@ def test_trains_through_the_tokenizer_task(tmp_path):
     x = eeg(channels=3)
     assert torch.equal(loaded.tokenize(x, ["c3", "cz", "c4"]).ids,
                        task.tokenizer.eval().tokenize(x, ["c3", "cz", "c4"]).ids)
+
+
+def test_a_labram_file_given_to_neurorvq_names_both_families(tmp_path):
+    """The reverse direction of the cross-family check: NeuroRVQ's official loader refuses a VQ-NSP state dict
+    with one message naming both families and the loader that reads it."""
+    import torch
+
+    from neurorvq import NeuroRVQTokenizer
+    from neurorvq.errors import CheckpointError
+    from neurorvq.models.spectral_vq import LaBraMTokenizer
+
+    path = tmp_path / "vqnsp.pth"
+    torch.save(LaBraMTokenizer("eeg", encoder_depth=1, decoder_depth=1, codebook_size=16, code_dim=8).to_official(),
+               path)
+    with pytest.raises(CheckpointError, match=r"vqnsp\.pth is a 'labram_vqnsp' tokenizer in its official layout, "
+                                              r"not a 'neurorvq' one: load it with neurorvq\.load"):
+        NeuroRVQTokenizer.from_official(str(path))
