@@ -57,19 +57,22 @@ class OfficialFormat:
     """How a family's official checkpoints are recognised and found.
 
     markers: per kind, keys its state dict holds (a name ending in "." stands for any key under it); every marker of
-    a kind must be present. repo: the family's official Hub repo, where ``files[(kind, modality)]`` is the file
+    a kind must be present. A kind with several official layouts gives a tuple of such tuples, one per layout (any
+    one matching is enough). repo: the family's official Hub repo, where ``files[(kind, modality)]`` is the file
     ``hf://<repo>`` resolves to.
     """
 
-    markers: Mapping[str, tuple[str, ...]]
+    markers: Mapping[str, tuple[str, ...] | tuple[tuple[str, ...], ...]]
     repo: str | None = None
     files: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     def detect(self, keys: set[str]) -> str | None:
-        """The kind whose markers ``keys`` all hold, or None."""
+        """The kind whose markers (of one of its layouts) ``keys`` all hold, or None."""
         for kind, markers in self.markers.items():
-            if all(any(k.startswith(m) for k in keys) if m.endswith(".") else m in keys for m in markers):
-                return kind
+            layouts = markers if markers and isinstance(markers[0], tuple) else (markers,)
+            for layout in layouts:
+                if all(any(k.startswith(m) for k in keys) if m.endswith(".") else m in keys for m in layout):
+                    return kind
         return None
 
 
@@ -78,10 +81,13 @@ OFFICIAL_FORMATS: dict[str, OfficialFormat] = {
         markers={"tokenizer": ("encoder.", "quantize_1."),
                  "foundation_model": ("patch_embed.conv1_1.weight", "blocks.0.")},
         repo=OFFICIAL_REPO_ID, files=OFFICIAL_FILES),
-    # LaBraM's VQ-NSP (modeling_vqnsp.VQNSP); its weights are published in the LaBraM repo, not on the Hub
+    # LaBraM's VQ-NSP (modeling_vqnsp.VQNSP) and its student (modeling_pretrain.NeuralTransformerForMEM, e.g.
+    # labram-base.pth, or a fine-tuned modeling_finetune.NeuralTransformer); weights in the LaBraM repo, not the Hub
     "labram_vqnsp": OfficialFormat(
         markers={"tokenizer": ("encoder.patch_embed.conv1.weight", "quantize.embedding.weight",
-                               "decode_task_layer_angle.")}),
+                               "decode_task_layer_angle."),
+                 "foundation_model": (("student.patch_embed.conv1.weight", "student.blocks.0.attn.q_norm.weight"),
+                                      ("patch_embed.conv1.weight", "blocks.0.attn.q_norm.weight"))}),
 }
 """Family name -> its official checkpoint format (families without official checkpoints have no entry)."""
 
@@ -353,8 +359,7 @@ def _from_official(source: Path | dict[str, torch.Tensor], label: str, request: 
     found = [(name, fmt.detect(keys)) for name, fmt in OFFICIAL_FORMATS.items()]
     found = [(name, kind) for name, kind in found if kind is not None]
     if not found:
-        known = "; ".join(f"{name}: " + ", ".join(f"{kind} {'/'.join(m + '*' if m.endswith('.') else m for m in ms)}"
-                                                   for kind, ms in fmt.markers.items())
+        known = "; ".join(f"{name}: " + ", ".join(f"{kind} {_marker_text(ms)}" for kind, ms in fmt.markers.items())
                           for name, fmt in OFFICIAL_FORMATS.items())
         ours = any(k.startswith(("temporal.", "quantizer.", "backbone.")) for k in keys)
         hint = ("; its keys are this package's own layout (model.state_dict()): load them into a model built with the "
@@ -365,6 +370,12 @@ def _from_official(source: Path | dict[str, torch.Tensor], label: str, request: 
     _check(label, kind, family, request)
     cls = _model_class(family, kind, label)
     return cls.from_official(source, request.modality, **request.overrides)
+
+
+def _marker_text(markers: tuple) -> str:
+    """``a/b*`` for one layout's markers, ``a/b* or c/d`` for several."""
+    layouts = markers if markers and isinstance(markers[0], tuple) else (markers,)
+    return " or ".join("/".join(m + "*" if m.endswith(".") else m for m in layout) for layout in layouts)
 
 
 def _official_keys(source: Path | Mapping[str, Any]) -> list[str]:

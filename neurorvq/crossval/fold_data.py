@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 
 from neurorvq.data.splits import Fold
 from neurorvq.data.windows import SplitLoaders, WindowDataset, window_loader
+from neurorvq.data.windowset import channel_names_in
 from neurorvq.registry import ModalitySpec
 
 
@@ -43,6 +44,11 @@ class FoldDataModule(SplitLoaders, L.LightningDataModule):
         return {"windows": {split: len(d) for split, d in self.datasets.items()},
                 "subjects": {"train": list(self.fold.train_subjects), "val": list(self.fold.val_subjects),
                              "test": list(self.fold.test_subjects)}}
+
+    def channel_names_used(self) -> list[str]:
+        """Vocabulary names of the channels the fold's windows use (a model with a smaller vocabulary than the
+        modality's, such as LaBraM's, is checked against these)."""
+        return channel_names_in(list(self.datasets.values()), self.spec.channels)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         return window_loader(self.datasets[split], self.batch_size, shuffle, self.seed, self.num_workers)

@@ -278,7 +278,8 @@ def model_name(model: Any, baseline: str | None = None) -> str:
         return baseline
     if hparams.get("architecture"):
         return str(hparams["architecture"])
-    return "NeuroRVQ-FM" + ("" if hparams.get("fm") else " (no pretraining)")
+    name = getattr(getattr(model, "fm", None), "display_name", "NeuroRVQ-FM")  # the family's FM (LaBraM, ...)
+    return name + ("" if hparams.get("fm") else " (no pretraining)")
 
 
 def _say(message: str) -> None:

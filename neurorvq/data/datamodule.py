@@ -30,7 +30,7 @@ from neurorvq.data.recording import (RecordingInfo, RecordingLoader, RecordingSk
 from neurorvq.data.sampling import SplitLoaders, window_loader
 from neurorvq.data.split_rules import SplitPlan, SplitRule, resolve_split
 from neurorvq.data.splits import SPLITS, split_subjects
-from neurorvq.data.windowset import WindowDataset, WindowSet, column_array
+from neurorvq.data.windowset import WindowDataset, WindowSet, channel_names_in, column_array
 from neurorvq.errors import ConfigError
 from neurorvq.registry import ModalitySpec, get_modality
 
@@ -220,12 +220,11 @@ class RecordingDataModule(WindowCacheMixin, SplitLoaders, L.LightningDataModule)
         vocabulary order; ``None`` before. A model whose vocabulary holds these (not the modality's whole
         vocabulary) takes the data (:mod:`neurorvq.compat`)."""
         if self.datasets:
-            ids = {i for data in self.datasets.values() for channel_set in data.channel_sets for i in channel_set}
-        elif self.caches:
+            return channel_names_in(list(self.datasets.values()), self.spec_.channels)
+        if self.caches:
             ids = {i for index in self.caches.values() for c in index.channel_sets for i in c["channel_ids"]}
-        else:
-            return None
-        return [self.spec_.channels[i] for i in sorted(ids)]
+            return [self.spec_.channels[i] for i in sorted(ids)]
+        return None
 
     def make_pipeline(self) -> Pipeline:
         """The preprocessing pipeline: ``steps`` if given, else :meth:`default_pipeline`."""

@@ -248,4 +248,11 @@ class WindowDataset(Dataset):
         return WindowDataset(sets)
 
 
-__all__ = ["BUILTIN_COLUMNS", "WindowDataset", "WindowSet", "column_array"]
+def channel_names_in(datasets: Sequence[WindowDataset], vocabulary: Sequence[str]) -> list[str]:
+    """Vocabulary names of every channel the windows of ``datasets`` use, in vocabulary order (what a model must
+    know to take the data: :meth:`RecordingDataModule.channel_names_used`)."""
+    ids = {i for data in datasets for channel_set in data.channel_sets for i in channel_set}
+    return [vocabulary[i] for i in sorted(ids)]
+
+
+__all__ = ["BUILTIN_COLUMNS", "WindowDataset", "WindowSet", "channel_names_in", "column_array"]

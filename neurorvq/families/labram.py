@@ -6,7 +6,9 @@ temporal table. What a checkpoint fixes besides the signal is :class:`LaBraMConf
 codebook, the tables (129 spatial rows over LaBraM's ``standard_1020`` list with a +1 offset, 16 left-aligned
 temporal rows) and the in-model input scaling (µV / 100). A modality may declare a default under
 ``families={"labram_vqnsp": LaBraMConfig(...)}``; otherwise the class defaults (the official full size, code dim
-64) apply.
+64) apply. The family's foundation model is LaBraM-Base's masked-code student (families.md §B.7,
+:mod:`neurorvq.models.labram_fm`, options :class:`LaBraMFMOptions`): it shares the front end, width, tables,
+vocabulary and scaling (:data:`FM_ARCHITECTURE_FIELDS`) and predicts the tokenizer's one code per token.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any, ClassVar, Mapping, Optional
 from neurorvq.errors import ConfigError
 from neurorvq.families import Family, register_family
 from neurorvq.families.neurorvq import TemporalBranch
-from neurorvq.families.options import TokenizerOptions
+from neurorvq.families.options import FMOptions, TokenizerOptions
 
 FAMILY = "labram_vqnsp"
 
@@ -225,11 +227,66 @@ OPTIONS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(LaBraMO
                            if f.name not in ARCHITECTURE_FIELDS}
 """The model options that are not architecture, with their defaults (saved in configs beside the architecture)."""
 
+FM_ARCHITECTURE_FIELDS: tuple[str, ...] = ("embed_dim", "conv_channels", "groupnorm_groups", "num_heads", "mlp_ratio",
+                                           "max_patches", "spatial_rows", "channels", "input_scale", "norm_eps")
+"""The :class:`LaBraMConfig` fields the masked-code student shares with the tokenizer's encoder (front end, width,
+tables, vocabulary, scaling); its depth and head size are FM options, its vocabulary comes from the tokenizer."""
+
+
+@dataclass(frozen=True)
+class LaBraMFMOptions(FMOptions):
+    """LaBraM-Base's masked-code student (families.md §B.7): ``fm: {class_path:
+    neurorvq.families.labram.LaBraMFMOptions, init_args: {...}}`` in a pretraining recipe, ``fm_overrides`` in a
+    fine-tuning one. Architecture fields left ``None`` take the modality's ``labram_vqnsp`` default (else the official
+    size); the token head's size comes from the tokenizer.
+
+    Args:
+        depth: transformer blocks (12).
+        init_values: layer-scale initial value (0.1).
+        drop_path: stochastic depth of the last block, linearly spaced from 0 (0 in LaBraM's pretraining; its
+            fine-tuning uses 0.1, which FinetuneTask's ``drop_path`` sets).
+        parity: reproduce the official code where it differs (neurorvq.models.labram_fm: the CLS token on the first
+            channel's spatial row in pretraining, the dead ``student.lm_head`` and ``projection_head`` kept, the
+            tokenizer run under fp16 autocast on GPUs, ``time_embed`` in the top layer-decay group).
+        embed_dim: transformer width D (conv_channels x 25).
+        conv_channels: TemporalConv feature maps.
+        groupnorm_groups: TemporalConv GroupNorm groups.
+        num_heads: attention heads (QK-norm per head).
+        mlp_ratio: MLP width relative to embed_dim.
+        max_patches: rows of the temporal table (16).
+        spatial_rows: rows of the spatial table (129).
+        channels: the channel vocabulary in table order (LaBraM's standard_1020 list).
+        input_scale: factor applied to the signal inside the model (0.01: µV/100).
+        norm_eps: LayerNorm eps (1e-6).
+        check_inputs: validate inputs at the public entry points.
+        crop: crop signals to whole patches instead of refusing them.
+    """
+
+    depth: int = 12
+    init_values: float = 0.1
+    drop_path: float = 0.0
+    parity: bool = False
+    embed_dim: Optional[int] = None
+    conv_channels: Optional[int] = None
+    groupnorm_groups: Optional[int] = None
+    num_heads: Optional[int] = None
+    mlp_ratio: Optional[float] = None
+    max_patches: Optional[int] = None
+    spatial_rows: Optional[int] = None
+    channels: Optional[tuple[str, ...]] = None
+    input_scale: Optional[float] = None
+    norm_eps: Optional[float] = None
+    check_inputs: bool = True
+    crop: bool = False
+
+    family: ClassVar[str] = FAMILY
+
 
 LABRAM = register_family(Family(
     FAMILY, LaBraMConfig, tokenizer="neurorvq.models.spectral_vq:LaBraMTokenizer",
-    doc="LaBraM's VQ-NSP: TemporalConv, transformer, one EMA codebook, Fourier amplitude/angle decoder "
-        "(families.md Part B)"))
+    foundation_model="neurorvq.models.labram_fm:LaBraMFoundationModel",
+    doc="LaBraM's VQ-NSP: TemporalConv, transformer, one EMA codebook, Fourier amplitude/angle decoder; LaBraM-Base's "
+        "masked-code student (families.md Part B)"))
 
-__all__ = ["ARCHITECTURE_FIELDS", "DOMAINS", "FAMILY", "LABRAM", "LABRAM_CONV", "LABRAM_STANDARD_1020",
-           "LaBraMConfig", "LaBraMOptions", "OPTIONS"]
+__all__ = ["ARCHITECTURE_FIELDS", "DOMAINS", "FAMILY", "FM_ARCHITECTURE_FIELDS", "LABRAM", "LABRAM_CONV",
+           "LABRAM_STANDARD_1020", "LaBraMConfig", "LaBraMFMOptions", "LaBraMOptions", "OPTIONS"]

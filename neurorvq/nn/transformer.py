@@ -2,7 +2,8 @@
 
 The defaults are NeuroRVQ's (LayerNorm eps 1e-5, QK-norm, q/v bias, CLS on spatial row 0); other families set
 ``norm_eps``, ``qk_norm``, ``qkv_bias`` and ``cls_position`` (LaBraM's VQ-NSP: eps 1e-6, no QK-norm; its
-pretraining student: the CLS token on the first channel's row, families.md BQ1).
+pretraining student: the CLS token on the first channel's row, families.md BQ1). ``drop_path`` (stochastic depth,
+rates linearly spaced over the blocks as LaBraM fine-tunes with) defaults to 0: off, NeuroRVQ unchanged.
 """
 
 from __future__ import annotations
@@ -64,14 +65,26 @@ class Mlp(nn.Module):
         return self.fc2(F.gelu(self.fc1(x)))
 
 
+def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """Stochastic depth: in training, zero a residual branch ``x [batch, ...]`` for a random ``rate`` of the samples
+    and scale the kept ones by ``1 / (1 - rate)``; the identity in eval or at rate 0."""
+    if rate <= 0.0 or not training:
+        return x
+    keep = 1.0 - rate
+    mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+    return x * mask.div_(keep)
+
+
 class Block(nn.Module):
     """``x + g1 * attn(LN1(x))`` then ``x + g2 * mlp(LN2(x))``; layer scale ``g`` only if ``init_values > 0``.
 
-    ``norm_eps``: eps of LN1 and LN2 (NeuroRVQ 1e-5, LaBraM 1e-6); ``qk_norm``: LayerNorm on q and k per head."""
+    ``norm_eps``: eps of LN1 and LN2 (NeuroRVQ 1e-5, LaBraM 1e-6); ``qk_norm``: LayerNorm on q and k per head;
+    ``drop_path``: stochastic-depth rate of both residual branches (0 = off)."""
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, init_values: float = 0.0,
-                 qkv_bias: bool = True, norm_eps: float = 1e-5, qk_norm: bool = True) -> None:
+                 qkv_bias: bool = True, norm_eps: float = 1e-5, qk_norm: bool = True, drop_path: float = 0.0) -> None:
         super().__init__()
+        self.drop_path = float(drop_path)
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, qk_norm=qk_norm)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
@@ -83,11 +96,19 @@ class Block(nn.Module):
             self.gamma_1 = self.gamma_2 = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.drop_path > 0.0 and self.training:
+            return self._forward_dropping(x)
         if self.gamma_1 is None:
             x = x + self.attn(self.norm1(x))
             return x + self.mlp(self.norm2(x))
         x = x + self.gamma_1 * self.attn(self.norm1(x))
         return x + self.gamma_2 * self.mlp(self.norm2(x))
+
+    def _forward_dropping(self, x: torch.Tensor) -> torch.Tensor:
+        attn = self.attn(self.norm1(x))
+        x = x + drop_path(attn if self.gamma_1 is None else self.gamma_1 * attn, self.drop_path, True)
+        mlp = self.mlp(self.norm2(x))
+        return x + drop_path(mlp if self.gamma_2 is None else self.gamma_2 * mlp, self.drop_path, True)
 
 
 class TokenTransformer(nn.Module):
@@ -100,11 +121,14 @@ class TokenTransformer(nn.Module):
         dim: width D. spatial_rows: rows of the channel table (vocabulary + 1). max_patches: rows of the
         temporal table. depth, num_heads, mlp_ratio, init_values: block settings. qkv_bias, norm_eps, qk_norm:
         block options (:class:`Block`). cls_position: the CLS token's spatial row, one of :data:`CLS_POSITIONS`.
+        drop_path: the last block's stochastic-depth rate; block i gets ``drop_path * i / (depth - 1)``
+        (:meth:`set_drop_path`).
     """
 
     def __init__(self, dim: int, depth: int, num_heads: int, spatial_rows: int, max_patches: int,
                  mlp_ratio: float = 4.0, init_values: float = 0.0, *, qkv_bias: bool = True,
-                 norm_eps: float = 1e-5, qk_norm: bool = True, cls_position: str = "row0") -> None:
+                 norm_eps: float = 1e-5, qk_norm: bool = True, cls_position: str = "row0",
+                 drop_path: float = 0.0) -> None:
         super().__init__()
         if cls_position not in CLS_POSITIONS:
             raise ValueError(f"cls_position is {cls_position!r}; valid: {', '.join(CLS_POSITIONS)}")
@@ -114,6 +138,16 @@ class TokenTransformer(nn.Module):
         self.time_embed = nn.Parameter(torch.zeros(max_patches, dim))
         self.blocks = nn.ModuleList(Block(dim, num_heads, mlp_ratio, init_values, qkv_bias=qkv_bias,
                                           norm_eps=norm_eps, qk_norm=qk_norm) for _ in range(depth))
+        self.set_drop_path(drop_path)
+
+    def set_drop_path(self, rate: float) -> None:
+        """Stochastic depth linearly spaced over the blocks, 0 for the first and ``rate`` for the last (LaBraM's
+        and BEiT's rule); 0 turns it off. Changes no parameter, so it may be set on a loaded model."""
+        if not 0.0 <= float(rate) < 1.0:
+            raise ValueError(f"drop_path is {rate}; give a rate in [0, 1)")
+        n = len(self.blocks)
+        for i, block in enumerate(self.blocks):
+            block.drop_path = float(rate) * i / (n - 1) if n > 1 else float(rate)
 
     def embed(self, x: torch.Tensor, spatial_ids: torch.Tensor, temporal_ids: torch.Tensor) -> torch.Tensor:
         """Prepend CLS (spatial row 0, or the first token's row with ``cls_position="first_channel"``; no temporal

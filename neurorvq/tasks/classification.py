@@ -87,10 +87,14 @@ class ClassificationTask(L.LightningModule):
         class_weights: ``"balanced"`` (from the training labels), a list of ``num_classes`` weights, or ``None``.
     """
 
-    def __init__(self, num_classes: int, class_weights: str | list[float] | None = "balanced") -> None:
+    def __init__(self, num_classes: int, class_weights: str | list[float] | None = "balanced",
+                 label_smoothing: float = 0.0) -> None:
         super().__init__()
         if num_classes < 2:
             raise ConfigError(f"num_classes is {num_classes}; a classification task needs at least 2")
+        if not 0.0 <= float(label_smoothing) < 1.0:
+            raise ConfigError(f"label_smoothing is {label_smoothing}; give a value in [0, 1) (LaBraM: 0.1)")
+        self.label_smoothing = float(label_smoothing)
         if isinstance(class_weights, str) and class_weights != "balanced":
             raise ConfigError(f"class_weights is {class_weights!r}; use 'balanced', a list of weights, or null")
         self.num_classes = int(num_classes)
@@ -164,12 +168,13 @@ class ClassificationTask(L.LightningModule):
         return logits.float().softmax(-1)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Weighted BCE (1 logit, two classes) or weighted cross-entropy."""
+        """Weighted BCE (1 logit, two classes) or weighted cross-entropy, label-smoothed by ``label_smoothing``
+        when there are more than two classes (as LaBraM and BrainRVQ fine-tune; their binary loss is plain BCE)."""
         if self.num_classes == 2:
             per_sample = F.binary_cross_entropy_with_logits(logits.float().squeeze(-1), labels.float(),
                                                             reduction="none")
             return (per_sample * self.class_weight[labels]).mean()
-        return F.cross_entropy(logits.float(), labels, weight=self.class_weight)
+        return F.cross_entropy(logits.float(), labels, weight=self.class_weight, label_smoothing=self.label_smoothing)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         logits = self.logits(batch)

@@ -25,6 +25,15 @@ Layer-wise learning-rate decay modes:
   ``decay ** (depth - k)``, ``fc_norm``/``head`` the base lr;
 - ``none``: every parameter at the base lr.
 
+LaBraM's student (family ``labram_vqnsp``, ``fm_overrides: {class_path: neurorvq.families.labram.LaBraMFMOptions}``
+or a LaBraM checkpoint) brings its own layer rule (the FM's ``layer_id(name, mode)``, families.md §B.8 LQ7): scale
+``decay ** (depth + 1 - id)``, id 0 for ``cls_token``, ``pos_embed`` and the TemporalConv, b + 1 for block b,
+depth + 1 for the head. Mode ``official`` puts ``time_embed`` in the top group (full lr, as LaBraM's code), ``block``
+with the embeddings (the fix); ``auto`` follows the FM's ``parity`` option. Its schedule is warm-up + cosine, and
+1-D tensors, biases and the cls/pos/time tables get no weight decay, as LaBraM fine-tunes.
+
+``drop_path`` sets stochastic depth on the backbone's blocks (linearly spaced from 0 to the rate; LaBraM 0.1).
+
 Loss, class weights, label checks and metrics (balanced accuracy, Cohen's kappa, weighted F1, AUROC/AUC-PR) are
 those of every classifier: :mod:`neurorvq.tasks.classification`.
 """
@@ -80,6 +89,8 @@ def layer_decay_groups(model: NeuroRVQFoundationModel, lr: float, decay: float, 
     """AdamW parameter groups with layer-wise lr decay (see the module docstring); one group per tensor."""
     if mode not in ("official", "block", "none"):
         raise ConfigError(f"layer_decay_mode is {mode!r}; use 'official' (per tensor, quirk Q9), 'block' or 'none'")
+    if hasattr(model, "layer_id"):
+        return layer_id_groups(model, lr, decay, weight_decay, mode, head_only)
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     depth = len(model.backbone.blocks)
     official = official_tensor_order(model)
@@ -105,6 +116,27 @@ def layer_decay_groups(model: NeuroRVQFoundationModel, lr: float, decay: float, 
             scale = decay ** (depth - block) if block >= 0 else decay ** (depth + 1)
         groups.append({"params": [param], "lr": lr * scale, "lr_scale": scale, "weight_decay": weight_decay,
                        "name": name})
+    return groups
+
+
+def layer_id_groups(model: Any, lr: float, decay: float, weight_decay: float, mode: str = "official",
+                    head_only: bool = False) -> list[dict[str, Any]]:
+    """AdamW groups for an FM with its own layer rule (``model.layer_id(name, mode)`` in 0 .. depth + 1, LaBraM's):
+    lr ``lr * decay ** (depth + 1 - id)`` (every tensor at ``lr`` in mode ``none``); no weight decay on 1-D tensors,
+    biases and the names of ``model.no_weight_decay_names()``. One group per tensor."""
+    top = len(model.backbone.blocks) + 1
+    skip = tuple(model.no_weight_decay_names()) if hasattr(model, "no_weight_decay_names") else ()
+    groups = []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if head_only and not name.startswith(HEAD_NAMES):
+            param.requires_grad_(False)
+            continue
+        scale = 1.0 if mode == "none" else decay ** (top - model.layer_id(name, mode))
+        exempt = param.ndim == 1 or name.endswith(".bias") or any(part in name for part in skip)
+        groups.append({"params": [param], "lr": lr * scale, "lr_scale": scale,
+                       "weight_decay": 0.0 if exempt else weight_decay, "name": name})
     return groups
 
 
@@ -167,9 +199,9 @@ class FinetuneTask(ClassificationTask):
         fm_overrides: the FM's options when ``fm`` is None (:class:`~neurorvq.families.neurorvq.NeuroRVQFMOptions`:
             ``{depth: 2}`` in a recipe; the architecture defaults to the modality's).
         lr, layer_decay, weight_decay: optimiser (official: 5e-4, 0.975, 1e-2; weight decay on every tensor).
-        layer_decay_mode: ``auto`` (``official`` for official weights, else ``block``), ``official``, ``block``
-            or ``none`` (module docstring).
-        schedule: ``auto`` (``official_linear`` with ``official`` decay, else ``cosine``), ``official_linear``
+        layer_decay_mode: ``auto`` (NeuroRVQ: ``official`` for official weights, else ``block``; LaBraM:
+            ``official`` in parity mode, else ``block``), ``official``, ``block`` or ``none`` (module docstring).
+        schedule: ``auto`` (``official_linear`` with NeuroRVQ's ``official`` decay, else ``cosine``), ``official_linear``
             (warm-up from and decay to ``min_lr_ratio`` x lr) or ``cosine`` (warm-up from 0, cosine to
             ``min_lr_ratio`` x lr); stepped per batch, ``warmup_fraction`` of the steps warm up (0.2 = the
             official 4 of 20 epochs).
@@ -177,6 +209,9 @@ class FinetuneTask(ClassificationTask):
         pooling, pool_channels: the head's pooling (:mod:`neurorvq.models.pooling`); a channel-aware pooling
             takes the montage's channel count from the training windows at ``setup`` unless given.
         class_weights: ``"balanced"`` (from the training labels), a list, or ``None``.
+        drop_path: stochastic depth of the last block, linearly spaced from 0 over the blocks (0 = off; LaBraM 0.1).
+        label_smoothing: label smoothing of the multi-class cross-entropy (0 = off; LaBraM and BrainRVQ 0.1; the
+            binary loss is plain BCE either way).
     """
 
     def __init__(self, fm: str | None = None, modality: str = "eeg", num_classes: int = 2,
@@ -184,8 +219,9 @@ class FinetuneTask(ClassificationTask):
                  layer_decay_mode: str = "auto", schedule: str = "auto", weight_decay: float = 1e-2,
                  warmup_fraction: float = 0.2, min_lr_ratio: float = 0.1, head_only: bool = False,
                  pooling: str = "mean", pool_channels: int | None = None,
-                 class_weights: str | list[float] | None = "balanced") -> None:
-        super().__init__(num_classes, class_weights)
+                 class_weights: str | list[float] | None = "balanced", drop_path: float = 0.0,
+                 label_smoothing: float = 0.0) -> None:
+        super().__init__(num_classes, class_weights, label_smoothing)
         options = coerce_options(fm_overrides, NeuroRVQFMOptions(), "fm_overrides")
         self.save_hyperparameters(ignore=["fm_overrides"])
         self.hparams["fm_overrides"] = options.as_hparams()  # plain data in checkpoints, not a pickled dataclass
@@ -198,10 +234,15 @@ class FinetuneTask(ClassificationTask):
         else:
             model = options.build(modality, pretraining=False)
         self.provenance = backbone_provenance(fm, model)
-        self.decay_mode = layer_decay_mode if layer_decay_mode != "auto" else (
-            "official" if self.provenance == "official" else "block")
+        own_rule = hasattr(model, "layer_id")  # LaBraM: its layer rule, warm-up + cosine (module docstring)
+        if layer_decay_mode != "auto":
+            self.decay_mode = layer_decay_mode
+        elif own_rule:
+            self.decay_mode = "official" if model.options.get("parity") else "block"
+        else:
+            self.decay_mode = "official" if self.provenance == "official" else "block"
         self.schedule = schedule if schedule != "auto" else (
-            "official_linear" if self.decay_mode == "official" else "cosine")
+            "official_linear" if self.decay_mode == "official" and not own_rule else "cosine")
         signal = get_modality(modality)  # modality may name a spec file (ppg.json)
         check_compatible(signal, model, fields=SIGNAL_FIELDS,
                          headline=f"foundation model '{fm}' is a '{model.contract.name}' model but modality is "
@@ -210,6 +251,10 @@ class FinetuneTask(ClassificationTask):
             model.drop_pretraining_parts()  # as the official loader: mask token, norm_pre and token heads go
         model.options.update(pooling=pooling, pool_channels=pool_channels)
         model.options["check_inputs"] = False
+        if drop_path:
+            model.backbone.set_drop_path(drop_path)
+            if "drop_path" in model.options:
+                model.options["drop_path"] = float(drop_path)
         self.fm = model
         self.head_pending = pool_channels is None and _needs_channels(pooling)
         self._rows: ChannelRows | None = None
@@ -250,7 +295,8 @@ class FinetuneTask(ClassificationTask):
     def description(self) -> dict[str, Any]:
         """What ran, for result records: backbone provenance, the resolved decay mode and schedule, pooling."""
         h = self.hparams
-        return {"model": "NeuroRVQ-FM", "backbone": self.provenance, "fm": h.fm, "layer_decay_mode": self.decay_mode,
+        return {"model": getattr(self.fm, "display_name", "NeuroRVQ-FM"), "backbone": self.provenance, "fm": h.fm,
+                "layer_decay_mode": self.decay_mode,
                 "layer_decay": h.layer_decay, "schedule": self.schedule, "lr": h.lr, "weight_decay": h.weight_decay,
                 "pooling": self.fm.options["pooling"], "pool_channels": self.fm.options["pool_channels"],
                 "depth": len(self.fm.backbone.blocks), "head_only": h.head_only}
@@ -272,4 +318,4 @@ def _needs_channels(pooling: str) -> bool:
 
 
 __all__ = ["LAYER_DECAY_MODES", "FinetuneTask", "backbone_provenance", "balanced_class_weights", "check_data_spec",
-           "layer_decay_groups", "load_fm", "official_tensor_order"]
+           "layer_decay_groups", "layer_id_groups", "load_fm", "official_tensor_order"]

@@ -12,13 +12,15 @@ from neurorvq.errors import ConfigError
 NO_DECAY_NAMES = ("cls_token", "pos_embed", "time_embed", "mask_token")
 
 
-def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two AdamW groups: matrices/conv kernels decay; biases, norms and embedding tables do not (quirk Q11 fix)."""
+def weight_decay_groups(model: nn.Module, weight_decay: float,
+                        no_decay_names: tuple[str, ...] = NO_DECAY_NAMES) -> list[dict]:
+    """Two AdamW groups: matrices/conv kernels decay; biases, norms and the tensors whose name contains one of
+    ``no_decay_names`` (the embedding tables and the mask token: quirk Q11 fix) do not."""
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        if param.ndim < 2 or name.endswith("bias") or any(part in name for part in NO_DECAY_NAMES):
+        if param.ndim < 2 or name.endswith("bias") or any(part in name for part in no_decay_names):
             no_decay.append(param)
         else:
             decay.append(param)

@@ -13,10 +13,19 @@ validation epoch end and each training epoch end the counts are summed over the 
 masked accuracy beside the accuracy of always predicting the most frequent training code, the tokenizer's
 codebook usage and perplexity on the targets — that is logged, written to ``<log_dir>/pretrain_diagnostics.json``
 (rank 0) and stored in every checkpoint (``checkpoint["neurorvq_pretrain_diagnostics"]``).
+
+Other families' FMs (LaBraM's student, ``fm: {class_path: neurorvq.families.labram.LaBraMFMOptions}``) take part
+through the protocol plus four optional members of the FM class, each with NeuroRVQ's behaviour as the default when
+absent: ``target_overrides(tokenizer)`` (classmethod: the construction arguments the tokenizer fixes; absent: the
+NeuroRVQ head sizes and channel rows), ``mask_rule`` (:mod:`neurorvq.tasks.masking`; absent: ``round``),
+``target_autocast(device_type)`` (the precision the frozen tokenizer runs in; absent: the trainer's) and
+``no_weight_decay_names()`` (absent: :data:`~neurorvq.tasks.optim.NO_DECAY_NAMES`). The loss is the same for every
+family: CE over the masked tokens plus CE over the complement, each a mean over its tokens and streams.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Mapping
 
 import lightning as L
@@ -29,8 +38,8 @@ from neurorvq.families.options import FMOptions, coerce_options
 from neurorvq.models.fm import masked_token_loss
 from neurorvq.compat import SIGNAL_FIELDS, check_compatible
 from neurorvq.tasks.channels import ChannelRows, model_ids
-from neurorvq.tasks.masking import random_token_mask
-from neurorvq.tasks.optim import warmup_cosine_scheduler, weight_decay_groups
+from neurorvq.tasks.masking import token_mask
+from neurorvq.tasks.optim import NO_DECAY_NAMES, warmup_cosine_scheduler, weight_decay_groups
 from neurorvq.tasks.pretrain_diagnostics import (CHECKPOINT_KEY, add_code_counts, diagnostics_table,
                                                  write_diagnostics_json)
 from neurorvq.tasks.tokenizer import load_tokenizer, unchecked
@@ -43,9 +52,10 @@ class PretrainTask(L.LightningModule):
         tokenizer: the frozen tokenizer (TokenizerTask ``.ckpt``, ``save_pretrained`` folder or official file).
         modality: must be the tokenizer's.
         fm: the FM's options (:class:`~neurorvq.families.neurorvq.NeuroRVQFMOptions`: ``depth``, the backbone's
-            architecture; ``{depth: 4}`` in a recipe); the heads' vocabulary and token depth come from the
-            tokenizer's layout.
-        mask_ratio: fraction of tokens masked per sample (0.5 as LaBraM; the complement is predicted too).
+            architecture; ``{depth: 4}`` in a recipe; another family's by ``{class_path: ..., init_args: ...}``);
+            the heads' vocabulary and token depth come from the tokenizer's layout.
+        mask_ratio: fraction of tokens masked per sample (0.5 as LaBraM; the complement is predicted too; the count
+            rule is the FM's ``mask_rule``).
         mask_seed: masks are drawn from a generator seeded with ``(mask_seed, global_step)``: reproducible and
             the same after resuming.
 
@@ -82,13 +92,21 @@ class PretrainTask(L.LightningModule):
         if not layout.is_uniform:
             raise ConfigError(f"tokenizer '{tokenizer}' gives code groups of unequal depth or codebook size "
                               f"({dict(zip(layout.groups, layout.depths))}); the FM's heads need a uniform layout")
-        same_rows = {} if frozen.contract.channels == signal.channels else {"channels": frozen.contract.channels}
-        self.fm = options.build(modality, pretraining=True, vocab_size=layout.max_codebook_size,
-                                n_quantizers=layout.depths[0], **same_rows)  # the FM indexes channels as its tokenizer
-        if self.fm.spec.branches != frozen.spec.branches or self.fm.spec.patch_length != frozen.spec.patch_length:
-            raise ConfigError(f"tokenizer '{tokenizer}' has branches/patch length that differ from the FM's "
-                              f"({frozen.spec.branches} vs {self.fm.spec.branches}); the token targets must come from "
-                              "the same patches")
+        target_overrides = getattr(options.model_class(), "target_overrides", None)
+        if target_overrides is not None:  # the FM's family says what the tokenizer fixes
+            self.fm = options.build(modality, pretraining=True, **target_overrides(frozen))
+        else:
+            if getattr(frozen, "spec", None) is None:
+                raise ConfigError(f"tokenizer '{tokenizer}' is a '{frozen.family}' tokenizer and the FM options are "
+                                  f"{type(options).__name__}: give the FM options of a family that can learn its ids "
+                                  "(fm: {class_path: ..., init_args: {...}})")
+            same_rows = {} if frozen.contract.channels == signal.channels else {"channels": frozen.contract.channels}
+            self.fm = options.build(modality, pretraining=True, vocab_size=layout.max_codebook_size,
+                                    n_quantizers=layout.depths[0], **same_rows)  # channels indexed as the tokenizer
+            if self.fm.spec.branches != frozen.spec.branches or self.fm.spec.patch_length != frozen.spec.patch_length:
+                raise ConfigError(f"tokenizer '{tokenizer}' has branches/patch length that differ from the FM's "
+                                  f"({frozen.spec.branches} vs {self.fm.spec.branches}); the token targets must come "
+                                  "from the same patches")
         check_compatible(frozen, self.fm, fields=SIGNAL_FIELDS, headline=f"tokenizer '{tokenizer}' and the FM read "
                          "different signals (tokenizer vs FM)")
         if frozen.contract.channels != self.fm.contract.channels:
@@ -123,12 +141,18 @@ class PretrainTask(L.LightningModule):
 
     def _mask(self, batch: int, length: int, device) -> torch.Tensor:
         generator = torch.Generator().manual_seed(int(self.hparams.mask_seed) * 1_000_003 + int(self.global_step))
-        return random_token_mask(batch, length, self.hparams.mask_ratio, generator, device)
+        rule = getattr(self.fm, "mask_rule", "round")
+        return token_mask(batch, length, self.hparams.mask_ratio, rule, generator, device)
+
+    def _targets(self, x: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
+        """The frozen tokenizer's ids ``[B, H, L]`` (H streams, group-major), in the precision the FM asks for."""
+        precision = getattr(self.fm, "target_autocast", None)
+        with precision(x.device.type) if precision is not None else contextlib.nullcontext():
+            return self.tokenizer.tokenize(x, channels, **self._tokenize_options).ids
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         x, channels = batch["signal"], model_ids(self._rows, batch["channel_ids"])
-        # [B, H, L], H = S*N streams, branch-major
-        targets = self.tokenizer.tokenize(x, channels, **self._tokenize_options).ids
+        targets = self._targets(x, channels)
         b, h, l = targets.shape
         s, n = self._count_shapes["train_code_counts"][:2]
         mask = self._mask(b, l, x.device)
@@ -235,7 +259,8 @@ class PretrainTask(L.LightningModule):
         checkpoint[MODELS_CHECKPOINT_KEY] = {"format": 2, "models": {
             "fm": {"kind": "foundation_model", "prefix": "fm.", **self.fm.to_config()},
             "tokenizer": {"kind": "tokenizer", "prefix": "tokenizer.", **self.tokenizer.to_config()}}}
-        checkpoint[SPEC_CHECKPOINT_KEY] = self.fm.spec.to_dict()  # NeuroRVQ's flat spec, as neurorvq 0.1 read it
+        if hasattr(self.fm, "spec"):
+            checkpoint[SPEC_CHECKPOINT_KEY] = self.fm.spec.to_dict()  # NeuroRVQ's flat spec, as neurorvq 0.1 read it
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.diagnostics = checkpoint.get(CHECKPOINT_KEY)
@@ -243,7 +268,8 @@ class PretrainTask(L.LightningModule):
             self._validation_at = self.diagnostics.get("validation")
 
     def configure_optimizers(self):
-        groups = weight_decay_groups(self.fm, self.hparams.weight_decay)
+        no_decay = self.fm.no_weight_decay_names() if hasattr(self.fm, "no_weight_decay_names") else NO_DECAY_NAMES
+        groups = weight_decay_groups(self.fm, self.hparams.weight_decay, no_decay)
         optimizer = torch.optim.AdamW(groups, lr=self.hparams.lr, betas=tuple(self.hparams.betas))
         total = max(1, int(self.trainer.estimated_stepping_batches))
         scheduler = warmup_cosine_scheduler(optimizer, total, self.hparams.warmup_fraction, self.hparams.min_lr_ratio)

@@ -93,3 +93,23 @@ def test_baseline_task_errors():
         trainer().fit(BaselineTask("eegnet", implementation="neurorvq"), Exposed(two_sets))
     with pytest.raises(ConfigError, match="data's modality is 'eeg' but the baseline's is 'ecg'"):
         trainer().fit(BaselineTask("eegnet", modality="ecg", implementation="neurorvq"), Exposed(two_sets[:1]))
+
+
+def test_label_smoothing_applies_to_multi_class_cross_entropy_only():
+    """LaBraM and BrainRVQ fine-tune multi-class tasks with label-smoothed CE (0.1); binary tasks keep BCE."""
+    import torch.nn.functional as F
+
+    from neurorvq.tasks.classification import ClassificationTask
+
+    torch.manual_seed(0)
+    logits, labels = torch.randn(6, 4), torch.tensor([0, 1, 2, 3, 1, 2])
+    task = ClassificationTask(4, class_weights=None, label_smoothing=0.1)
+    assert torch.allclose(task.loss(logits, labels), F.cross_entropy(logits, labels, label_smoothing=0.1))
+    assert not torch.allclose(task.loss(logits, labels), F.cross_entropy(logits, labels))
+    binary = ClassificationTask(2, class_weights=None, label_smoothing=0.1)
+    one = torch.randn(6, 1)
+    targets = torch.tensor([0, 1, 1, 0, 1, 0])
+    assert torch.allclose(binary.loss(one, targets), F.binary_cross_entropy_with_logits(one.squeeze(-1),
+                                                                                        targets.float()))
+    with pytest.raises(ConfigError, match=r"label_smoothing is 1.0; give a value in \[0, 1\)"):
+        ClassificationTask(4, label_smoothing=1.0)
