@@ -36,27 +36,19 @@ heads leaves no trace (there is no QK-norm): LaBraM's heads are 20 wide, so ``nu
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import torch
 
 from neurorvq.errors import CheckpointError
+from neurorvq.models.key_table import KeyTable, batched_table, count_indices, flat_table
 from neurorvq.models.pretrained import check_state_dict, read_state_dict, without_ddp_prefix
 
 HEAD_DIM = 20
 """LaBraM's attention head width (10 heads at D = 200): the default when ``num_heads`` is not given."""
 
 _FIELDS = {"i": r"\d+", "s1": r"[1-9]", "s": r"\d+", "n": r"0|2", "p": r"weight|bias", "rest": r".+"}
-
-
-def _flat_table(t: torch.Tensor) -> torch.Tensor:
-    return t.reshape(t.shape[-2], t.shape[-1])
-
-
-def _batched_table(t: torch.Tensor) -> torch.Tensor:
-    return t.reshape(1, *t.shape)
 
 
 def _slot(t: torch.Tensor) -> torch.Tensor:
@@ -70,16 +62,16 @@ def _unslot(t: torch.Tensor) -> torch.Tensor:
 # (official template, our template, to ours, to official)
 RULES: tuple[tuple[str, str, Callable | None, Callable | None], ...] = (
     ("encoder.cls_token", "encoder.transformer.cls_token", None, None),
-    ("encoder.pos_embed", "encoder.transformer.pos_embed", _flat_table, _batched_table),
-    ("encoder.time_embed", "encoder.transformer.time_embed", _flat_table, _batched_table),
+    ("encoder.pos_embed", "encoder.transformer.pos_embed", flat_table, batched_table),
+    ("encoder.time_embed", "encoder.transformer.time_embed", flat_table, batched_table),
     ("encoder.patch_embed.conv{s1}.{p}", "encoder.conv.convs.{s}.{p}", None, None),
     ("encoder.patch_embed.norm{s1}.{p}", "encoder.conv.norms.{s}.{p}", None, None),
     ("encoder.blocks.{i}.{rest}", "encoder.transformer.blocks.{i}.{rest}", None, None),
     ("encoder.fc_norm.{p}", "encoder.fc_norm.{p}", None, None),
     ("encode_task_layer.{n}.{p}", "encoder.projection.{n}.{p}", None, None),
     ("decoder.cls_token", "decoders.frequency.transformer.cls_token", None, None),
-    ("decoder.pos_embed", "decoders.frequency.transformer.pos_embed", _flat_table, _batched_table),
-    ("decoder.time_embed", "decoders.frequency.transformer.time_embed", _flat_table, _batched_table),
+    ("decoder.pos_embed", "decoders.frequency.transformer.pos_embed", flat_table, batched_table),
+    ("decoder.time_embed", "decoders.frequency.transformer.time_embed", flat_table, batched_table),
     ("decoder.patch_embed.proj.weight", "decoders.frequency.embed.weight",
      lambda t: t.reshape(t.shape[0], t.shape[1]), lambda t: t.reshape(*t.shape, 1, 1)),
     ("decoder.patch_embed.proj.bias", "decoders.frequency.embed.bias", None, None),
@@ -100,69 +92,21 @@ MARKERS = ("encoder.patch_embed.conv1.weight", "quantize.embedding.weight", "dec
 """Keys every official VQ-NSP state dict holds (``neurorvq.load`` recognises the family by them)."""
 
 
-def _regex(template: str) -> re.Pattern[str]:
-    out, pos = "", 0
-    for m in re.finditer(r"\{(\w+)\}", template):
-        out += re.escape(template[pos:m.start()]) + f"(?P<{m.group(1)}>{_FIELDS[m.group(1)]})"
-        pos = m.end()
-    return re.compile(out + re.escape(template[pos:]) + r"\Z")
-
-
-_OFFICIAL = [(_regex(o), ours, f) for o, ours, f, _ in RULES]
-_OURS = [(_regex(ours), o, b) for o, ours, _, b in RULES]
+TABLE = KeyTable(RULES, _FIELDS, "official VQ-NSP")
 
 
 def map_official_to_ours(official: Mapping[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
     """``official`` under our key names (shapes converted); keys outside the table are an error listing them."""
-    out: dict[str, torch.Tensor] = {}
-    unknown = []
-    for key, tensor in official.items():
-        if key in DEAD:
-            continue
-        for pattern, ours, convert in _OFFICIAL:
-            m = pattern.match(key)
-            if m is None:
-                continue
-            fields = dict(m.groupdict())
-            if "s1" in fields:
-                fields["s"] = int(fields.pop("s1")) - 1
-            out[ours.format(**fields)] = convert(tensor) if convert else tensor
-            break
-        else:
-            unknown.append(key)
-    if unknown:
-        raise CheckpointError(f"{source}: keys outside the official VQ-NSP layout: {unknown[:20]}"
-                              f"{' ...' if len(unknown) > 20 else ''}")
-    return out
+    return TABLE.to_ours(official, source, skip=DEAD)
 
 
 def map_ours_to_official(ours: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Inverse of :func:`map_official_to_ours`; the dead tensors are zeros of the official shapes."""
-    out: dict[str, torch.Tensor] = {}
-    for key, tensor in ours.items():
-        if key in OURS_ONLY:
-            continue
-        for pattern, official, convert in _OURS:
-            m = pattern.match(key)
-            if m is None:
-                continue
-            fields = dict(m.groupdict())
-            if "s" in fields:
-                fields["s1"] = int(fields.pop("s")) + 1
-            out[official.format(**fields)] = convert(tensor) if convert else tensor
-            break
-        else:
-            raise CheckpointError(f"'{key}' has no official counterpart (the model is not a one-domain, one-level "
-                                  "VQ-NSP)")
+    out = TABLE.to_official(ours, skip=OURS_ONLY, unmapped="the model is not a one-domain, one-level VQ-NSP")
     codebook = out["quantize.embedding.weight"]
     out[DEAD[0]] = torch.zeros_like(codebook)
     out[DEAD[1]] = torch.zeros(codebook.shape[0], dtype=codebook.dtype)
     return out
-
-
-def _count(state: Mapping[str, Any], pattern: str) -> int:
-    regex = re.compile(pattern)
-    return len({m.group(1) for k in state if (m := regex.match(k))})
 
 
 def infer_config(state: Mapping[str, torch.Tensor], source: str) -> dict[str, Any]:
@@ -185,8 +129,8 @@ def infer_config(state: Mapping[str, torch.Tensor], source: str) -> dict[str, An
         "embed_dim": dim,
         "conv_channels": int(state["encoder.patch_embed.conv1.weight"].shape[0]),
         "num_heads": max(1, dim // HEAD_DIM),
-        "encoder_depth": _count(state, r"encoder\.blocks\.(\d+)\."),
-        "decoder_depth": _count(state, r"decoder\.blocks\.(\d+)\."),
+        "encoder_depth": count_indices(state, r"encoder\.blocks\.(\d+)\."),
+        "decoder_depth": count_indices(state, r"decoder\.blocks\.(\d+)\."),
         "mlp_ratio": state["encoder.blocks.0.mlp.fc1.weight"].shape[0] / dim,
         "codebook_size": int(codebook.shape[0]),
         "code_dim": int(codebook.shape[1]),

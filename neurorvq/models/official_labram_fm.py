@@ -36,24 +36,17 @@ from typing import Any, Callable, Mapping
 import torch
 
 from neurorvq.errors import CheckpointError
+from neurorvq.models.key_table import KeyTable, batched_table, count_indices, flat_table
 from neurorvq.models.pretrained import check_state_dict, read_state_dict, without_ddp_prefix
 
 _FIELDS = {"P": r"(?:student\.)?", "i": r"\d+", "s1": r"[1-9]", "s": r"\d+", "p": r"weight|bias", "rest": r".+"}
 
 
-def _flat_table(t: torch.Tensor) -> torch.Tensor:
-    return t.reshape(t.shape[-2], t.shape[-1])
-
-
-def _batched_table(t: torch.Tensor) -> torch.Tensor:
-    return t.reshape(1, *t.shape)
-
-
 # (official template, our template, to ours, to official); {P} is written back as "student." or "" on export
 RULES: tuple[tuple[str, str, Callable | None, Callable | None], ...] = (
     ("{P}cls_token", "backbone.cls_token", None, None),
-    ("{P}pos_embed", "backbone.pos_embed", _flat_table, _batched_table),
-    ("{P}time_embed", "backbone.time_embed", _flat_table, _batched_table),
+    ("{P}pos_embed", "backbone.pos_embed", flat_table, batched_table),
+    ("{P}time_embed", "backbone.time_embed", flat_table, batched_table),
     ("{P}patch_embed.conv{s1}.{p}", "conv.convs.{s}.{p}", None, None),
     ("{P}patch_embed.norm{s1}.{p}", "conv.norms.{s}.{p}", None, None),
     ("{P}blocks.{i}.{rest}", "backbone.blocks.{i}.{rest}", None, None),
@@ -74,63 +67,17 @@ MARKERS_FINETUNING = ("patch_embed.conv1.weight", "blocks.0.attn.q_norm.weight")
 """Keys every official student state dict of each layout holds (``neurorvq.load`` recognises the family by them)."""
 
 
-def _regex(template: str) -> re.Pattern[str]:
-    out, pos = "", 0
-    for m in re.finditer(r"\{(\w+)\}", template):
-        name = m.group(1)
-        group = _FIELDS[name] if name == "P" else f"(?P<{name}>{_FIELDS[name]})"
-        out += re.escape(template[pos:m.start()]) + group
-        pos = m.end()
-    return re.compile(out + re.escape(template[pos:]) + r"\Z")
-
-
-_OFFICIAL = [(_regex(o), ours, f) for o, ours, f, _ in RULES]
-_OURS = [(_regex(ours), o, b) for o, ours, _, b in RULES]
+TABLE = KeyTable(RULES, _FIELDS, "official LaBraM student")
 
 
 def map_official_to_ours(official: Mapping[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
     """``official`` under our key names (shapes converted); keys outside the table are an error listing them."""
-    out: dict[str, torch.Tensor] = {}
-    unknown = []
-    for key, tensor in official.items():
-        for pattern, ours, convert in _OFFICIAL:
-            m = pattern.match(key)
-            if m is None:
-                continue
-            fields = dict(m.groupdict())
-            if "s1" in fields:
-                fields["s"] = int(fields.pop("s1")) - 1
-            out[ours.format(**fields)] = convert(tensor) if convert else tensor
-            break
-        else:
-            unknown.append(key)
-    if unknown:
-        raise CheckpointError(f"{source}: keys outside the official LaBraM student layout: {unknown[:20]}"
-                              f"{' ...' if len(unknown) > 20 else ''}")
-    return out
+    return TABLE.to_ours(official, source)
 
 
 def map_ours_to_official(ours: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     """Inverse of :func:`map_official_to_ours`, the backbone under ``prefix`` (``"student."`` or ``""``)."""
-    out: dict[str, torch.Tensor] = {}
-    for key, tensor in ours.items():
-        for pattern, official, convert in _OURS:
-            m = pattern.match(key)
-            if m is None:
-                continue
-            fields = dict(m.groupdict())
-            if "s" in fields:
-                fields["s1"] = int(fields.pop("s")) + 1
-            out[official.replace("{P}", prefix).format(**fields)] = convert(tensor) if convert else tensor
-            break
-        else:
-            raise CheckpointError(f"'{key}' has no official LaBraM counterpart (pooling with parameters?)")
-    return out
-
-
-def _count(state: Mapping[str, Any], pattern: str) -> int:
-    regex = re.compile(pattern)
-    return len({m.group(1) for k in state if (m := regex.match(k))})
+    return TABLE.to_official(ours, prefix, unmapped="pooling with parameters?")
 
 
 def infer_options(state: Mapping[str, torch.Tensor], source: str) -> dict[str, Any]:
@@ -151,7 +98,7 @@ def infer_options(state: Mapping[str, torch.Tensor], source: str) -> dict[str, A
         "mlp_ratio": state[prefix + "blocks.0.mlp.fc1.weight"].shape[0] / dim,
         "max_patches": int(state[prefix + "time_embed"].shape[-2]),
         "spatial_rows": int(state[prefix + "pos_embed"].shape[-2]),
-        "depth": _count(state, re.escape(prefix) + r"blocks\.(\d+)\."),
+        "depth": count_indices(state, re.escape(prefix) + r"blocks\.(\d+)\."),
         "init_values": 0.1 if prefix + "blocks.0.gamma_1" in state else 0.0,
         "pretraining": "lm_head.weight" in state,
         "parity": "student.lm_head.weight" in state or "projection_head.0.weight" in state,
