@@ -119,3 +119,29 @@ def test_the_top_level_cli_runs_it_and_lists_it(setup, capsys):
     assert "Traceback" not in capsys.readouterr().err
     main(["--help"])
     assert "compare-tokenizers" in capsys.readouterr().out
+
+
+def test_a_recording_datamodule_is_checked_by_the_channels_its_windows_use(tmp_path):
+    """LaBraM's vocabulary (128 names) lacks some of the EEG modality's names (eog, ...): the comparison checks
+    a tokenizer against the channels the loaded windows use, so EEGMMIDB's 64 electrodes are accepted."""
+    import os
+    from pathlib import Path
+
+    from neurorvq.models.spectral_vq import LaBraMTokenizer
+
+    root = Path(os.environ.get("NEURORVQ_SHARED", Path(__file__).resolve().parents[3] / "shared")) / "data" / "eegmmidb"
+    if not root.is_dir():
+        pytest.skip(f"recordings not found at {root}")
+    torch.manual_seed(0)
+    LaBraMTokenizer("eeg", embed_dim=100, conv_channels=4, num_heads=5, encoder_depth=1, decoder_depth=1,
+                    codebook_size=16, code_dim=8).save_pretrained(tmp_path / "labram")
+    data = tmp_path / "data.yaml"
+    data.write_text(yaml.safe_dump({"data": {
+        "class_path": "neurorvq.datamodules.eegmmidb.EEGMMIDBDataModule",
+        "init_args": {"root": str(root), "task": "eyes", "subjects": [1, 3], "test_subjects": [3],
+                      "val_subjects": [], "window_seconds": 4.0, "batch_size": 8, "verbose": False}}}))
+    out = tmp_path / "out"
+    assert run_compare_command(["--tokenizers", str(tmp_path / "labram"), "--data", str(data), "--max_windows", "8",
+                                "--mode", "channel", "--figure", "false", "--out", str(out)]) == 0
+    report = json.loads((out / "comparison.json").read_text())
+    assert report["windows"] == 8 and len(report["tokenizers"]) == 1

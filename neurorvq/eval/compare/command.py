@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Sequence
 
 from neurorvq.errors import ConfigError
 from neurorvq.eval.compare.run import MODES, Comparison, compare_tokenizers, default_name
@@ -34,13 +34,6 @@ def _absolute(source: str) -> str:
     return str(path.resolve()) if path.exists() else source
 
 
-def _split_windows(datamodule: Any, split: str) -> Iterator[Any]:
-    """The split's batches; the DataModule is set up only when iteration starts (after the compatibility checks)."""
-    from neurorvq.commands import split_loader
-
-    yield from split_loader(datamodule, split)
-
-
 def compare_command(tokenizers: Sequence[str], data: str, out: str | Path, split: str = "test",
                     max_windows: int | None = 1000, modes: Sequence[str] = MODES, device: str = "auto",
                     overrides: Sequence[str] = (), figure: bool = True) -> Comparison:
@@ -48,15 +41,17 @@ def compare_command(tokenizers: Sequence[str], data: str, out: str | Path, split
     first ``max_windows`` windows of ``split`` of ``data`` (a recipe YAML or a data YAML, with ``key=value``
     ``overrides`` of its ``init_args``); print the Markdown report and write the files of
     :data:`~neurorvq.eval.compare.report.FILES` to ``out``. Returns the comparison."""
-    from neurorvq.commands import SPLITS, load_datamodule
+    from neurorvq.commands import SPLITS, load_datamodule, split_loader
     from neurorvq.eval.compare.report import markdown_report, write_report
 
     if split not in SPLITS:  # refused before anything is loaded
         raise ConfigError(f"--split '{split}' is not one of {', '.join(SPLITS)}")
     sources = parse_sources(tokenizers)
     datamodule = load_datamodule(data, overrides)
-    comparison = compare_tokenizers(sources, _split_windows(datamodule, split), datamodule, modes=modes,
-                                    max_windows=max_windows, device=device)
+    # set up first: a tokenizer is checked against the channels the windows use (a recording DataModule knows them
+    # once loaded), not the modality's whole vocabulary, which a smaller one such as LaBraM's would refuse
+    loader = split_loader(datamodule, split)
+    comparison = compare_tokenizers(sources, loader, datamodule, modes=modes, max_windows=max_windows, device=device)
     context = {"data": _absolute(data), "split": split, "overrides": list(overrides), "max_windows": max_windows,
                "tokenizers": {name: _absolute(source) for name, source in sources.items()}}
     print(markdown_report(comparison, context))
