@@ -81,6 +81,13 @@ OFFICIAL_FORMATS: dict[str, OfficialFormat] = {
         markers={"tokenizer": ("encoder.", "quantize_1."),
                  "foundation_model": ("patch_embed.conv1_1.weight", "blocks.0.")},
         repo=OFFICIAL_REPO_ID, files=OFFICIAL_FILES),
+    # BrainRVQ's DD-RVQ (DDRVQ/modeling_ddrvq.DDRVQ) and its pretraining model
+    # (Pretraining/modeling_pretrain.NeuralTransformerForMEM_Autoregressive); no weights are published. Before
+    # LaBraM's entry: a BrainRVQ pretraining file also holds LaBraM's student markers
+    "brainrvq": OfficialFormat(
+        markers={"tokenizer": ("encoder.patch_embed.conv1.weight", "quantize_t.", "quantize_f.",
+                               "decode_task_layer_time."),
+                 "foundation_model": ("student.patch_embed.conv1.weight", "lm_heads_t.", "token_embed_t.")}),
     # LaBraM's VQ-NSP (modeling_vqnsp.VQNSP) and its student (modeling_pretrain.NeuralTransformerForMEM, e.g.
     # labram-base.pth, or a fine-tuned modeling_finetune.NeuralTransformer); weights in the LaBraM repo, not the Hub
     "labram_vqnsp": OfficialFormat(
@@ -89,7 +96,37 @@ OFFICIAL_FORMATS: dict[str, OfficialFormat] = {
                  "foundation_model": (("student.patch_embed.conv1.weight", "student.blocks.0.attn.q_norm.weight"),
                                       ("patch_embed.conv1.weight", "blocks.0.attn.q_norm.weight"))}),
 }
-"""Family name -> its official checkpoint format (families without official checkpoints have no entry)."""
+"""Family name -> its official checkpoint format (families without official checkpoints have no entry); the first
+entry whose markers match names a state dict's family."""
+
+
+def official_family(state_or_source: Mapping[str, Any] | str | os.PathLike) -> tuple[str, str] | None:
+    """``(family, kind)`` of an official-layout state dict (in memory or a file, whose keys alone are read), by
+    :data:`OFFICIAL_FORMATS`' markers; ``None`` when no family's markers match."""
+    source = state_or_source if isinstance(state_or_source, Mapping) else Path(os.fspath(state_or_source))
+    try:
+        keys = set(_official_keys(source))
+    except Exception:  # unreadable: the loader that reads the tensors says why, naming the file
+        return None
+    for name, fmt in OFFICIAL_FORMATS.items():
+        kind = fmt.detect(keys)
+        if kind is not None:
+            return name, kind
+    return None
+
+
+def refuse_other_family(state_or_source: Mapping[str, Any] | str | os.PathLike, label: str, expected: str) -> None:
+    """Raise one :class:`CheckpointError` naming both families when ``state_or_source`` is another family's official
+    state dict (``"'x.pth' is an official 'brainrvq' tokenizer, not a 'labram_vqnsp' one: load it with neurorvq.load
+    or BrainRVQTokenizer.from_official"``); ``label`` names the source."""
+    found = official_family(state_or_source)
+    if found is None or found[0] == expected:
+        return
+    family, kind = found
+    path = getattr(_family(family), kind, None)
+    loader = f" or {path.rpartition(':')[2]}.from_official" if path else ""
+    raise CheckpointError(f"{label} is an official '{family}' {kind.replace('_', ' ')}, not a '{expected}' one: load "
+                          f"it with neurorvq.load{loader}")
 
 
 @dataclass(frozen=True)
@@ -436,4 +473,5 @@ def _finish(model: Any, state: Mapping[str, torch.Tensor], label: str, request: 
     return model
 
 
-__all__ = ["KINDS", "LEGACY_FAMILY", "OFFICIAL_FORMATS", "OfficialFormat", "load", "read_lightning_checkpoint"]
+__all__ = ["KINDS", "LEGACY_FAMILY", "OFFICIAL_FORMATS", "OfficialFormat", "load", "official_family",
+           "read_lightning_checkpoint", "refuse_other_family"]

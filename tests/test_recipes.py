@@ -22,11 +22,12 @@ RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes"
 # recipes/examples/ belong to a guide and need the files it writes first (a spec file, generated recordings):
 # tests/docs/ runs each with its guide (ppg_tokenizer.yaml: tests/docs/test_adding_a_modality.py)
 RECIPES = sorted(r for r in RECIPE_DIR.rglob("*.yaml") if r.relative_to(RECIPE_DIR).parts[0] != "examples"
-                 and not r.name.startswith("labram_"))  # LaBraM's: tests/test_labram_recipes.py, with tiny LaBraM models
+                 and not r.name.startswith(("labram_", "brainrvq_")))  # their own tests run them with tiny models
 QUICKSTART = RECIPE_DIR / "quickstart.yaml"
 TINY_TOKENIZER = "{encoder_depth: 1, decoder_depth: 1, n_quantizers: 2, codebook_size: 32, code_dim: 8}"
 TINY_BY_OPTIONS = {  # a recipe whose tokenizer names its family's options class gets that family's tiny size
     "neurorvq.families.labram.LaBraMOptions": "{encoder_depth: 1, decoder_depth: 1, codebook_size: 32, code_dim: 8}",
+    "neurorvq.families.brainrvq.BrainRVQOptions": "{encoder_depth: 1, decoder_depth: 1, codebook_size: 32, code_dim: 8}",
     "neurorvq.families.toy.ToyVQOptions": "{hidden: 16, codebook_size: 16}",
 }
 TINY_FM = "{depth: 1}"

@@ -1,6 +1,6 @@
 """Tokenizer families: the architecture a checkpoint fixes, apart from the signal a modality describes.
 
-A family (NeuroRVQ; the toy one-level VQ of ``docs/adding-a-family.md``; LaBraM's VQ-NSP; BrainRVQ next) is
+A family (NeuroRVQ; the toy one-level VQ of ``docs/adding-a-family.md``; LaBraM's VQ-NSP; BrainRVQ's DD-RVQ) is
 one :class:`Family` record: its name (stored in checkpoints), its config class (the architecture, validated against
 a patch length; a modality may declare a default under ``families={name: config}``), and the import paths of its
 tokenizer and foundation-model classes, which satisfy :mod:`neurorvq.tokenizers`' protocols. Records are
@@ -21,7 +21,7 @@ from neurorvq.suggest import did_you_mean
 
 ENTRY_POINT_GROUP = "neurorvq.families"
 BUILTIN_FAMILIES = {"neurorvq": "neurorvq.families.neurorvq", "toy_vq": "neurorvq.families.toy",
-                    "labram_vqnsp": "neurorvq.families.labram"}
+                    "labram_vqnsp": "neurorvq.families.labram", "brainrvq": "neurorvq.families.brainrvq"}
 """Family name -> the module that registers it, imported on first look-up."""
 
 

@@ -96,7 +96,7 @@ class LaBraMConfig:
         for name in ("mlp_ratio", "input_scale", "norm_eps"):
             object.__setattr__(self, name, float(getattr(self, name)))
         if isinstance(self.domains, str) or isinstance(self.channels, str):
-            raise ConfigError("LaBraMConfig: domains and channels are lists of names, not a single string")
+            raise ConfigError(f"{type(self).__name__}: domains and channels are lists of names, not a single string")
         object.__setattr__(self, "domains", tuple(str(d) for d in self.domains))
         object.__setattr__(self, "channels", tuple(str(c).strip() for c in self.channels))
 
@@ -156,7 +156,7 @@ class LaBraMConfig:
         known = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise ConfigError(f"unknown LaBraMConfig field(s) {unknown}; valid fields: {known}")
+            raise ConfigError(f"unknown {cls.__name__} field(s) {unknown}; valid fields: {known}")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 

@@ -1,4 +1,4 @@
-"""The spectral VQ tokenizer: LaBraM's VQ-NSP, built as the one-domain, one-level case of BrainRVQ's DD-RVQ.
+"""The spectral VQ tokenizer: BrainRVQ's DD-RVQ, and LaBraM's VQ-NSP as its one-domain, one-level case.
 
 Pipeline (families.md §A.3, §B.3), shapes with B batch, C channels, A patches per channel, T samples per patch,
 L = C*A tokens (channel-major), D width, d code dimension, S domains, N levels:
@@ -9,27 +9,49 @@ L = C*A tokens (channel-major), D width, d code dimension, S domains, N levels:
    -> ``z [B, L, d]``;
 3. one residual VQ per domain (:class:`~neurorvq.nn.rvq.ResidualVQ` with S branches of N levels, no auxiliary
    term), every domain fed the same ``z``; the quantizer loss is the sum over levels and domains;
-4. one decoder per domain (:data:`DOMAIN_DECODERS`). ``frequency`` (:class:`FrequencyDecoder`): 1x1 conv d -> D,
-   its own tables and blocks, ``fc_norm``, two Linear-Tanh-Linear heads predicting the per-sample z-scored |FFT|
-   and angle of every patch (all T bins); loss MSE(amplitude) + MSE(angle). BrainRVQ's ``time`` decoder (the
-   per-patch z-scored waveform) is the extension point: a class with the same methods added to
-   :data:`DOMAIN_DECODERS`.
+4. one decoder per domain (:data:`DOMAIN_DECODERS`), each a 1x1 conv d -> D with its own tables and blocks,
+   ``fc_norm`` and Linear-Tanh-Linear heads of T outputs. ``frequency`` (:class:`FrequencyDecoder`): the per-sample
+   z-scored |FFT| and angle of every patch (all T bins), loss MSE(amplitude) + MSE(angle). ``time``
+   (:class:`TimeDecoder`, BrainRVQ): each patch's waveform z-scored over its own samples, loss MSE.
 
-The signal (``forward``'s reconstruction, ``detokenize``) is the inverse of §B.6, an inference (the official code
-has none): un-standardise the predicted amplitude and angle with the input's per-sample statistics (the side
-fields of :class:`~neurorvq.tokenizers.Encoded`), clamp the amplitude at >= 0, ``X = A exp(i phi)``, real inverse
-FFT per patch, divided by ``input_scale`` (back to µV).
+Families: :class:`LaBraMTokenizer` (VQ-NSP: ``frequency``, one level) and :class:`BrainRVQTokenizer` (DD-RVQ:
+``time`` and ``frequency``, three levels each; ids ``[B, 6, L]``, the time group first).
 
-**Official behaviour (``parity=True``) vs the default** (families.md §B.8, §A.9): the table is in
-``docs/tokenizer-families.md``. In short, ``parity`` reproduces the official code: no epsilon in the target
-z-scores (LQ3), one-patch windows refused as the official decoder crashes on them (LQ4), the usage EMA and k-means
-running in eval mode and distances in the autocast dtype (LQ5); the default floors the variance, takes one-patch
-windows, leaves the quantizer untouched in eval and computes distances in float32. Both modes: more than 16
-patches per channel is one error naming the longest window; unknown channel names are listed with their closest
-vocabulary names; names match case-insensitively.
+**The signal** (``forward``'s reconstruction, ``detokenize``; the official code of neither family has one) comes
+from one decoder, :attr:`SpectralVQTokenizer.reconstruction_domain`, whose side fields :meth:`tokenize` returns:
+
+- ``frequency`` (VQ-NSP; BrainRVQ's default, option ``reconstruction``): the inverse of §B.6, an inference:
+  un-standardise the predicted amplitude and angle with the input's per-sample statistics (4 numbers per window),
+  clamp the amplitude at >= 0, ``X = A exp(i phi)``, real inverse FFT per patch;
+- ``time`` (BrainRVQ, ``reconstruction="time"``): the predicted z-scored waveform times the input patch's
+  ``std + 1e-6`` plus its mean (§A.3.5); side fields ``waveform_mean``/``waveform_std`` ``[B, C*A]``.
+
+Both divided by ``input_scale`` (back to µV). BrainRVQ reconstructs from ``frequency`` by default so that a
+comparison (``neurorvq compare-tokenizers``, which counts the ids' bits but not the side information) gives it what it
+gives VQ-NSP and NeuroRVQ: a few numbers per window besides the codes. The ``time`` route hands the decoder each
+patch's exact mean and scale (2 unquantised numbers per token): a staircase of patch means already carries much of the
+delta band, so its scores are not comparable with the others'; it is there to look at the waveform head itself.
+
+**Official behaviour (``parity=True``) vs the default** (families.md §B.8, §A.9; LaBraM's table is in
+``docs/tokenizer-families.md``). Both modes: more than ``max_patches`` patches per channel (16 VQ-NSP, 30 BrainRVQ)
+is one error naming the longest window; unknown channel names are listed with their closest vocabulary names; names
+match case-insensitively (the official list look-up is case-sensitive: it raises on ``fp1``).
+
+| # | official (``parity=True``) | default |
+|---|---|---|
+| LQ3 / BQ3 | |FFT| and angle z-scores without epsilon: a flat sample gives NaN targets and losses | variance floored at 1e-8 |
+| BQ3 (time) | waveform z-score ``/(std + 1e-6)``: finite for a flat patch | the same |
+| LQ4 / BQ4 | the decoders take C for A when A = 1 and crash: one-patch windows are refused by ``forward``/``detokenize`` (``tokenize`` works, the encoder handles them) | one-patch windows decode (ids passed explicitly) |
+| LQ5 / BQ11 | usage EMA updated and k-means run in eval mode; distances in the autocast dtype (fp16 on GPU) | eval leaves the quantizer untouched; distances in float32 |
+| BQ1 | the tokenizer's CLS uses spatial row 0 (the first-channel row is the pretraining student's quirk) | the same |
+| BQ5 | angle target = z-scored wrapped angle regressed with MSE | the same (it defines the method) |
+| BQ6 | both RVQs quantize the same ``z``; level losses summed, no auxiliary term | the same |
+| BQ9 | ``get_tokens`` unpacks 3 of 6 values and fails; ``get_codebook_indices`` works | :meth:`tokenize` and :meth:`BrainRVQTokenizer.get_codebook_indices` (the official pair ``[3, B, L]`` x 2) |
+| — | ``DDRVQ`` hard-codes 2 domains x 3 levels (and 8192 x 64, silently regrouping other code dims) | any depth/domains/size; ``parity=True`` refuses depth != 3 or domains != (time, frequency) |
+| — | k-means opt-in (``--quantize_kmeans_init`` off by default) | ``kmeans_iters=10`` (0 = the script default) |
 
 Ids, intermediates and losses equal the official ones in both modes on non-degenerate input
-(``tests/models/test_vqnsp_equivalence.py``).
+(``tests/models/test_vqnsp_equivalence.py``, ``tests/models/test_ddrvq_equivalence.py``).
 """
 
 from __future__ import annotations
@@ -47,20 +69,22 @@ from torch import nn
 from neurorvq.compat import canonical_unit
 from neurorvq.errors import ConfigError, InputError
 from neurorvq.families import get_family
+from neurorvq.families import brainrvq
 from neurorvq.families.labram import ARCHITECTURE_FIELDS, FAMILY, LABRAM_CONV, LaBraMConfig, OPTIONS
 from neurorvq.models.inputs import check_finite
 from neurorvq.models.pretrained import PretrainedMixin
 from neurorvq.nn.code_search import BlockSearch
 from neurorvq.nn.rvq import ResidualVQ
-from neurorvq.nn.spectral import VAR_FLOOR, SpectrumStats, signal_from_spectrum_targets, spectrum_targets
+from neurorvq.nn.spectral import (VAR_FLOOR, SpectrumStats, signal_from_spectrum_targets,
+                                  signal_from_waveform_targets, spectrum_targets, waveform_targets)
 from neurorvq.nn.temporal import TemporalConvBranch
 from neurorvq.nn.transformer import TokenTransformer
 from neurorvq.registry import ModalitySpec, get_modality
 from neurorvq.suggest import close_matches, did_you_mean
 from neurorvq.tokenizers import Encoded, SideField, SignalContract, TokenLayout
 
-__all__ = ["DOMAIN_DECODERS", "FrequencyDecoder", "LaBraMTokenizer", "SpectralEncoder", "SpectralVQOutput",
-           "SpectralVQTokenizer", "autocast_search"]
+__all__ = ["BrainRVQTokenizer", "DOMAIN_DECODERS", "FrequencyDecoder", "LaBraMTokenizer", "SpectralEncoder",
+           "SpectralVQOutput", "SpectralVQTokenizer", "TimeDecoder", "autocast_search"]
 
 
 def autocast_search(dtype: torch.dtype) -> BlockSearch:
@@ -107,12 +131,30 @@ class SpectralEncoder(nn.Module):
         return patch_embed, features, projected
 
 
-class FrequencyDecoder(nn.Module):
-    """Domain ``frequency``: codes -> per-sample z-scored |FFT| and angle of every patch (families.md §B.3-§B.4).
+class CodeDecoder(nn.Module):
+    """Codes -> features -> named Linear-Tanh-Linear heads of ``patch_length`` outputs: the part every domain's
+    decoder shares. The official decoder is a 1x1 conv over the code map ``[B, d, C, A]``; on channel-major tokens
+    that is this Linear(d, D). Its tables and blocks are its own."""
 
-    The official decoder is a 1x1 conv over the code map ``[B, d, C, A]``; on channel-major tokens that is this
-    Linear(d, D). Its tables and blocks are its own.
-    """
+    def __init__(self, config: LaBraMConfig, patch_length: int, heads: tuple[str, ...]) -> None:
+        super().__init__()
+        self.embed = nn.Linear(config.code_dim, config.embed_dim)
+        self.transformer = _transformer(config, config.decoder_depth)
+        self.fc_norm = nn.LayerNorm(config.embed_dim, eps=config.norm_eps)
+        self.heads = nn.ModuleDict({name: _head(config.embed_dim, patch_length) for name in heads})
+
+    def forward(self, quantized: torch.Tensor, spatial_ids: torch.Tensor, temporal_ids: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """``quantized [B, L, d]`` -> ``(embedded [B, L, D], features [B, L, D], {head: [B, L, T]})`` (head outputs in
+        float32)."""
+        embedded = self.embed(quantized)
+        features = self.fc_norm(self.transformer(embedded, spatial_ids, temporal_ids))
+        return embedded, features, {name: head(features).float() for name, head in self.heads.items()}
+
+
+class FrequencyDecoder(CodeDecoder):
+    """Domain ``frequency``: codes -> per-sample z-scored |FFT| and angle of every patch (families.md §B.3-§B.4),
+    heads ``amplitude`` and ``angle``."""
 
     side_fields: ClassVar[tuple[SideField, ...]] = (
         SideField("amplitude_mean", doc="per-sample mean of |FFT| (model input unit)"),
@@ -123,20 +165,7 @@ class FrequencyDecoder(nn.Module):
     loss_names: ClassVar[tuple[str, ...]] = ("amp", "angle")
 
     def __init__(self, config: LaBraMConfig, patch_length: int) -> None:
-        super().__init__()
-        self.embed = nn.Linear(config.code_dim, config.embed_dim)
-        self.transformer = _transformer(config, config.decoder_depth)
-        self.fc_norm = nn.LayerNorm(config.embed_dim, eps=config.norm_eps)
-        self.heads = nn.ModuleDict({"amplitude": _head(config.embed_dim, patch_length),
-                                    "angle": _head(config.embed_dim, patch_length)})
-
-    def forward(self, quantized: torch.Tensor, spatial_ids: torch.Tensor, temporal_ids: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """``quantized [B, L, d]`` -> ``(embedded [B, L, D], features [B, L, D], {"amplitude", "angle"} [B, L, T])``
-        (head outputs in float32)."""
-        embedded = self.embed(quantized)
-        features = self.fc_norm(self.transformer(embedded, spatial_ids, temporal_ids))
-        return embedded, features, {name: head(features).float() for name, head in self.heads.items()}
+        super().__init__(config, patch_length, ("amplitude", "angle"))
 
     @staticmethod
     def targets(patches: torch.Tensor, parity: bool) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -158,9 +187,48 @@ class FrequencyDecoder(nn.Module):
         return signal_from_spectrum_targets(predictions["amplitude"], predictions["angle"], stats)
 
 
-DOMAIN_DECODERS: dict[str, type[nn.Module]] = {"frequency": FrequencyDecoder}
+class TimeDecoder(CodeDecoder):
+    """Domain ``time`` (BrainRVQ, families.md §A.3.5): codes -> each patch's waveform z-scored over its own samples,
+    ``(x - mean) / (std + 1e-6)`` (unbiased std), by one head ``waveform``; loss MSE.
+
+    Decoding to a signal needs the input's per-patch mean and std (side fields ``[B, C*A]``, channel-major, model
+    input unit): 2 unquantised numbers per token."""
+
+    side_fields: ClassVar[tuple[SideField, ...]] = (
+        SideField("waveform_mean", doc="per-patch mean of the input, [B, C*A] channel-major (model input unit)"),
+        SideField("waveform_std", doc="per-patch unbiased std of the input, [B, C*A] channel-major (model input "
+                                      "unit)"),
+    )
+    loss_names: ClassVar[tuple[str, ...]] = ("time",)
+
+    def __init__(self, config: LaBraMConfig, patch_length: int) -> None:
+        super().__init__(config, patch_length, ("waveform",))
+
+    @staticmethod
+    def targets(patches: torch.Tensor, parity: bool) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """``patches [B, C, A, T]`` (model unit) -> ``({"waveform": [B, C, A, T]}, side {name: [B, C*A]})``; the
+        official formula in both modes (its epsilon already keeps a flat patch finite)."""
+        waveform, stats = waveform_targets(patches)
+        b = patches.shape[0]
+        return {"waveform": waveform}, {"waveform_mean": stats.mean.reshape(b, -1),
+                                        "waveform_std": stats.std.reshape(b, -1)}
+
+    @staticmethod
+    def losses(predictions: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """MSE of the waveform head against its target (reshaped to ``[B, L, T]``): ``{"time": ...}``."""
+        pred = predictions["waveform"]
+        return {"time": F.mse_loss(pred, targets["waveform"].reshape(pred.shape))}
+
+    @staticmethod
+    def reconstruct(predictions: Mapping[str, torch.Tensor], side: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Patches ``[B, L, T]`` (model unit): the predicted z-scored waveform times the input patch's ``std + 1e-6``
+        plus its mean (families.md §A.3.5)."""
+        return signal_from_waveform_targets(predictions["waveform"], side["waveform_mean"], side["waveform_std"])
+
+
+DOMAIN_DECODERS: dict[str, type[nn.Module]] = {"time": TimeDecoder, "frequency": FrequencyDecoder}
 """Domain name -> decoder class (``__init__(config, patch_length)``, ``forward``, ``targets``, ``losses``,
-``reconstruct``, ``side_fields``, ``loss_names``): the extension point for BrainRVQ's ``time`` decoder."""
+``reconstruct``, ``side_fields``, ``loss_names``): the extension point for new decoder domains."""
 
 
 class Prepared(NamedTuple):
@@ -190,6 +258,7 @@ class SpectralVQOutput:
     side: dict[str, torch.Tensor]    # side field -> [B]
     reconstruction: torch.Tensor     # [B, C, A*T] signal unit
     losses: dict[str, torch.Tensor]
+    quant_per_level: torch.Tensor | None = None  # [S, N] each level's commitment loss (``quant`` is their sum)
 
 
 class SpectralVQTokenizer(PretrainedMixin, nn.Module):
@@ -206,17 +275,21 @@ class SpectralVQTokenizer(PretrainedMixin, nn.Module):
 
     family: ClassVar[str] = FAMILY
     model_kind: ClassVar[str] = "tokenizer"
+    display_name: ClassVar[str] = "LaBraM"  # the family in messages
+    option_defaults: ClassVar[Mapping[str, Any]] = OPTIONS
+    one_patch_quirk: ClassVar[str] = "LQ4"
 
     def __init__(self, modality: str | ModalitySpec = "eeg", **overrides: Any) -> None:
         super().__init__()
         self.signal = get_modality(modality)
         config_class = get_family(self.family).config
         fields = set(ARCHITECTURE_FIELDS)
-        unknown = sorted(set(overrides) - fields - set(OPTIONS))
+        options = self.option_defaults
+        unknown = sorted(set(overrides) - fields - set(options))
         if unknown:
-            hints = "".join(f" {u!r}{did_you_mean(u, fields | set(OPTIONS), 1)}" for u in unknown)
+            hints = "".join(f" {u!r}{did_you_mean(u, fields | set(options), 1)}" for u in unknown)
             raise ConfigError(f"unknown {self.family} override(s):{hints}; valid: architecture {sorted(fields)}, "
-                              f"options {sorted(OPTIONS)}")
+                              f"options {sorted(options)}")
         base = self.signal.families.get(self.family, config_class())
         config = replace(base, **{k: v for k, v in overrides.items() if k in fields})
         where = f"modality '{self.signal.name}', family '{self.family}'"
@@ -226,10 +299,12 @@ class SpectralVQTokenizer(PretrainedMixin, nn.Module):
             raise ConfigError(f"{where}: domains {missing} have no decoder yet (implemented: "
                               f"{sorted(DOMAIN_DECODERS)}); BrainRVQ's 'time' decoder is added to DOMAIN_DECODERS")
         if config.input_scale == 0.01 and canonical_unit(self.signal.unit) != "uV":
-            raise ConfigError(f"{where}: input_scale 0.01 turns µV into LaBraM's µV/100, but the modality's unit is "
+            raise ConfigError(f"{where}: input_scale 0.01 turns µV into {self.display_name}'s µV/100, but the "
+                              f"modality's unit is "
                               f"{self.signal.unit}; set input_scale to the factor from {self.signal.unit} to 100 µV")
         self.config = config
-        self.options = {**OPTIONS, **{k: v for k, v in overrides.items() if k in OPTIONS}}
+        self.options = {**options, **{k: v for k, v in overrides.items() if k in options}}
+        self.check_options(where)
         self._vocabulary = {name.lower(): i for i, name in enumerate(config.channels)}
         self.encoder = SpectralEncoder(config)
         self.quantizer = ResidualVQ(len(config.domains), config.depth, config.codebook_size, config.code_dim,
@@ -240,7 +315,15 @@ class SpectralVQTokenizer(PretrainedMixin, nn.Module):
                                        for d in config.domains})
         self.init_weights()
 
+    def check_options(self, where: str) -> None:
+        """Raise :class:`ConfigError` for options this family's model cannot honour (none for VQ-NSP)."""
+
     # ------------------------------------------------------------------------------------ protocol
+    @property
+    def reconstruction_domain(self) -> str:
+        """The domain whose decoder gives the signal (option ``reconstruction``, else the first domain)."""
+        return str(self.options.get("reconstruction") or self.config.domains[0])
+
     @property
     def loss_names(self) -> tuple[str, ...]:
         """The scalar losses of :meth:`forward`: the total, the quantizer's, then each decoder's."""
@@ -249,9 +332,9 @@ class SpectralVQTokenizer(PretrainedMixin, nn.Module):
     @property
     def layout(self) -> TokenLayout:
         """One group per domain of ``depth`` levels of ``codebook_size`` codes; decoding needs the input's
-        per-sample spectrum statistics (the decoders' side fields)."""
+        statistics that the reconstructing decoder names (its side fields)."""
         c = self.config
-        side = tuple(f for d in self.decoders.values() for f in d.side_fields)
+        side = self.decoders[self.reconstruction_domain].side_fields
         return TokenLayout.uniform(list(c.domains), c.depth, c.codebook_size, side=side)
 
     @property
@@ -286,13 +369,14 @@ class SpectralVQTokenizer(PretrainedMixin, nn.Module):
                 continue
             if index is not None:
                 first = str(ch).split("-")[0]
-                problems.append(f"'{ch}' (LaBraM id {index + 1} has no row in the {self.config.spatial_rows}-row "
-                                f"table; LaBraM names a bipolar pair by its first electrode: '{first}')")
+                name = self.display_name
+                problems.append(f"'{ch}' ({name} id {index + 1} has no row in the {self.config.spatial_rows}-row "
+                                f"table; {name} names a bipolar pair by its first electrode: '{first}')")
             else:
                 close = close_matches(str(ch).upper(), usable)
                 problems.append(f"'{ch}'" + (f" (closest: {', '.join(close)})" if close else ""))
         if problems:
-            raise InputError(f"channel(s) not in LaBraM's vocabulary: {'; '.join(problems)}")
+            raise InputError(f"channel(s) not in {self.display_name}'s vocabulary: {'; '.join(problems)}")
         return torch.tensor(ids, dtype=torch.long)
 
     def prepare(self, x: torch.Tensor, channels: Any, check_inputs: bool | None = None) -> Prepared:
@@ -307,7 +391,7 @@ class SpectralVQTokenizer(PretrainedMixin, nn.Module):
             ids = channels.to(device=x.device, dtype=torch.long)
             if check and ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= len(c.usable_channels)):
                 raise InputError(f"channel ids span {int(ids.min())}..{int(ids.max())}; valid: 0.."
-                                 f"{len(c.usable_channels) - 1} (LaBraM's vocabulary)")
+                                 f"{len(c.usable_channels) - 1} ({self.display_name}'s vocabulary)")
         else:
             ids = self.channel_ids(channels).to(x.device)
         n = x.shape[-1]
@@ -320,7 +404,8 @@ class SpectralVQTokenizer(PretrainedMixin, nn.Module):
         a = n // t
         if a > c.max_patches:  # a host-side int: refused even unchecked (the table has no such rows)
             seconds = c.max_patches * self.signal.patch_seconds
-            raise InputError(f"{a} patches per channel exceed LaBraM's {c.max_patches}-row temporal table: at most "
+            raise InputError(f"{a} patches per channel exceed {self.display_name}'s {c.max_patches}-row temporal "
+                             f"table: at most "
                              f"{c.max_patches} patches ({seconds:g} s, {c.max_patches * t} samples at "
                              f"{self.signal.sampling_rate:g} Hz) per window; cut shorter windows")
         if check:
@@ -335,7 +420,8 @@ class SpectralVQTokenizer(PretrainedMixin, nn.Module):
     def _check_decodable(self, n_patches: int) -> None:
         if self.options["parity"] and n_patches == 1:
             raise InputError("parity=True reproduces the official decoder, which cannot decode one-patch windows "
-                             "(with A = 1 it takes the channel axis for the patch axis and crashes; LQ4): use "
+                             f"(with A = 1 it takes the channel axis for the patch axis and crashes; "
+                             f"{self.one_patch_quirk}): use "
                              "parity=False, or windows of 2 or more patches")
 
     # ------------------------------------------------------------------------------------ pieces
@@ -353,11 +439,12 @@ class SpectralVQTokenizer(PretrainedMixin, nn.Module):
     def decode_codes(self, quantized: torch.Tensor, spatial_ids: torch.Tensor, temporal_ids: torch.Tensor,
                      side: Mapping[str, torch.Tensor], n_channels: int):
         """``quantized [S, B, L, d]`` -> ``(embedded, features, predictions, reconstruction [B, C, A*T])`` with the
-        per-domain dicts of :class:`SpectralVQOutput`; the signal comes from the first domain's decoder."""
+        per-domain dicts of :class:`SpectralVQOutput`; the signal comes from :attr:`reconstruction_domain`'s
+        decoder."""
         embedded, features, predictions = {}, {}, {}
         for s, (name, decoder) in enumerate(self.decoders.items()):
             embedded[name], features[name], predictions[name] = decoder(quantized[s], spatial_ids, temporal_ids)
-        first = next(iter(self.decoders))
+        first = self.reconstruction_domain
         with torch.autocast(device_type=quantized.device.type, enabled=False):
             patches = self.decoders[first].reconstruct(predictions[first], side)  # [B, L, T]
         b, l, t = patches.shape
@@ -384,7 +471,8 @@ class SpectralVQTokenizer(PretrainedMixin, nn.Module):
                                                                         inp.temporal_ids, side, c)
         losses = self._losses(rvq, predictions, targets)
         return SpectralVQOutput(inp.patches, patch_embed, features, projected, F.normalize(projected, dim=-1),
-                                quantized, tokens, embedded, dec_features, predictions, targets, side, signal, losses)
+                                quantized, tokens, embedded, dec_features, predictions, targets, side, signal, losses,
+                                rvq.loss_per_level)
 
     def forward(self, x: torch.Tensor, channels: Any, *, check_inputs: bool | None = None
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -408,15 +496,13 @@ class SpectralVQTokenizer(PretrainedMixin, nn.Module):
 
     @torch.no_grad()
     def tokenize(self, x: torch.Tensor, channels: Any, *, check_inputs: bool | None = None) -> Encoded:
-        """``x [B, C, A*T]`` -> :class:`Encoded`: ids ``[B, S*N, C*A]`` and the per-sample spectrum statistics
-        decoding needs (``side``, each ``[B]``)."""
+        """``x [B, C, A*T]`` -> :class:`Encoded`: ids ``[B, S*N, C*A]`` and the input statistics decoding needs
+        (``side``: the reconstructing decoder's fields)."""
         inp = self.prepare(x, channels, check_inputs)
         b, c, a, t = inp.patches.shape
         _, _, projected = self.encoder(inp.patches, inp.spatial_ids, inp.temporal_ids)
         ids = self.quantize(projected).indices.reshape(-1, b, c * a).permute(1, 0, 2)
-        side = {}
-        for decoder in self.decoders.values():
-            side.update(decoder.targets(inp.patches, bool(self.options["parity"]))[1])
+        side = self.decoders[self.reconstruction_domain].targets(inp.patches, bool(self.options["parity"]))[1]
         return Encoded(ids.contiguous(), side, self.layout, c, a)
 
     def get_codebook_indices(self, x: torch.Tensor, channels: Any) -> torch.Tensor:
@@ -518,9 +604,13 @@ class LaBraMTokenizer(SpectralVQTokenizer):
     def from_official(cls, path_or_state_dict: str | Path | Mapping[str, torch.Tensor],
                       modality: str | ModalitySpec | None = None, **overrides: Any) -> "LaBraMTokenizer":
         """A tokenizer from an official VQ-NSP state dict (``vqnsp.pth`` or a ``.safetensors`` with the official key
-        names), its architecture read from the shapes; see :mod:`neurorvq.models.official_labram`."""
+        names), its architecture read from the shapes; see :mod:`neurorvq.models.official_labram`. Another family's
+        official state dict is one error naming both families."""
+        from neurorvq.loading import refuse_other_family
         from neurorvq.models.official_labram import load_official_vqnsp
 
+        label = "'the state dict'" if isinstance(path_or_state_dict, Mapping) else f"'{path_or_state_dict}'"
+        refuse_other_family(path_or_state_dict, label, cls.family)
         return load_official_vqnsp(cls, path_or_state_dict, modality, **overrides)
 
     def to_official(self) -> dict[str, torch.Tensor]:
@@ -528,3 +618,51 @@ class LaBraMTokenizer(SpectralVQTokenizer):
         from neurorvq.models.official_labram import export_official_vqnsp
 
         return export_official_vqnsp(self)
+
+
+class BrainRVQTokenizer(SpectralVQTokenizer):
+    """BrainRVQ's DD-RVQ tokenizer (family ``brainrvq``, families.md §A.3): the spectral VQ tokenizer with the
+    ``time`` and ``frequency`` domains of three levels each, both quantizers fed the same ``z`` (the
+    :class:`~neurorvq.families.brainrvq.BrainRVQConfig` defaults). Ids ``[B, 2*3, L]``: the time group's levels
+    1..3, then the frequency group's. Option ``reconstruction`` picks the decoder that gives the signal
+    (``"frequency"`` by default; :data:`~neurorvq.families.brainrvq.RECONSTRUCTIONS`)."""
+
+    family: ClassVar[str] = brainrvq.FAMILY
+    display_name: ClassVar[str] = "BrainRVQ"
+    option_defaults: ClassVar[Mapping[str, Any]] = brainrvq.OPTIONS
+    one_patch_quirk: ClassVar[str] = "BQ4"
+
+    def check_options(self, where: str) -> None:
+        """``reconstruction`` names one of the model's domains; ``parity`` only with what the official ``DDRVQ``
+        builds (both domains, three levels: it hard-codes them)."""
+        c, choice = self.config, self.options["reconstruction"]
+        if choice not in brainrvq.RECONSTRUCTIONS or choice not in c.domains:
+            raise ConfigError(f"{where}: reconstruction is {choice!r}; give one of the model's domains "
+                              f"{[d for d in brainrvq.RECONSTRUCTIONS if d in c.domains]}")
+        if self.options["parity"] and (c.depth != 3 or c.domains != ("time", "frequency")):
+            raise ConfigError(f"{where}: parity=True reproduces the official DDRVQ, which hard-codes two residual VQs "
+                              f"(time, frequency) of 3 levels; got domains {list(c.domains)} and depth {c.depth}: "
+                              "use those values or parity=False")
+
+    def get_codebook_indices(self, x: torch.Tensor, channels: Any) -> tuple[torch.Tensor, ...]:
+        """The official API's tokens: one int64 tensor ``[N, B, L]`` per domain (level-major, then batch, then
+        channel-major token), in domain order (``(time, frequency)``: the official ``(tokens_t, tokens_f)``)."""
+        ids = self.tokenize(x, channels).ids  # [B, S*N, L]
+        b, _, l = ids.shape
+        per_domain = ids.reshape(b, len(self.config.domains), self.config.depth, l).permute(1, 2, 0, 3)
+        return tuple(t.contiguous() for t in per_domain)
+
+    @classmethod
+    def from_official(cls, path_or_state_dict: str | Path | Mapping[str, torch.Tensor],
+                      modality: str | ModalitySpec | None = None, **overrides: Any) -> "BrainRVQTokenizer":
+        """A tokenizer from an official ``DDRVQ`` state dict (a ``.pth`` or a ``.safetensors`` with the official key
+        names), its architecture read from the shapes; see :mod:`neurorvq.models.official_brainrvq`."""
+        from neurorvq.models.official_brainrvq import load_official_ddrvq
+
+        return load_official_ddrvq(cls, path_or_state_dict, modality, **overrides)
+
+    def to_official(self) -> dict[str, torch.Tensor]:
+        """The state dict in the official ``DDRVQ`` key layout (dead tensors zero-filled)."""
+        from neurorvq.models.official_brainrvq import export_official_ddrvq
+
+        return export_official_ddrvq(self)

@@ -4,7 +4,8 @@ Conventions: a full complex FFT of ``patch_length`` bins per patch (not an rfft,
 ``log(1 + |X|)`` standardised per sample over all channels, patches and bins with the unbiased variance
 clamped at 1e-8. LaBraM's VQ-NSP (and BrainRVQ's frequency domain) regress the raw |FFT| and the wrapped angle
 instead, each z-scored per sample (:func:`spectrum_targets`, families.md §A.3.5) and inverted to a signal by
-:func:`signal_from_spectrum_targets` (§B.6).
+:func:`signal_from_spectrum_targets` (§B.6). BrainRVQ's time domain regresses each patch's z-scored waveform
+(:func:`waveform_targets`, inverted by :func:`signal_from_waveform_targets`).
 """
 
 from __future__ import annotations
@@ -166,3 +167,32 @@ def signal_from_spectrum_targets(amplitude: torch.Tensor, angle: torch.Tensor, s
     phase = angle.double() * stats.angle_std.double().reshape(shape) + stats.angle_mean.double().reshape(shape)
     spectrum = torch.polar(amp.clamp_min(0.0), phase)
     return torch.fft.ifft(spectrum, dim=-1).real.float()
+
+
+# ------------------------------------------------------------------------------------ waveform (BrainRVQ's time domain)
+WAVEFORM_EPS = 1e-6
+"""Added to each patch's std in the waveform z-score (the official formula; families.md §A.3.5)."""
+
+
+class WaveformStats(NamedTuple):
+    """Per-patch statistics of the input waveform, each ``[batch, channels, n_patches]`` float32 in the model's input
+    unit: ``mean`` and the unbiased ``std`` over the patch's samples."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+
+def waveform_targets(patches: torch.Tensor) -> tuple[torch.Tensor, WaveformStats]:
+    """``patches [batch, channels, n_patches, patch_length]`` -> each patch z-scored over its own samples,
+    ``(x - mean) / (std + 1e-6)`` with the unbiased std (BrainRVQ's time target, families.md §A.3.5), and the
+    :class:`WaveformStats`. A flat patch gives zeros (the epsilon), never NaN."""
+    x = patches.float()
+    mean, std = x.mean(dim=-1, keepdim=True), x.std(dim=-1, keepdim=True)
+    return (x - mean) / (std + WAVEFORM_EPS), WaveformStats(mean.squeeze(-1), std.squeeze(-1))
+
+
+def signal_from_waveform_targets(waveform: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`waveform_targets`: ``waveform [..., patch_length]`` (z-scored, predicted or true) times
+    ``std + 1e-6`` plus ``mean`` (each ``[...]``, one value per patch), computed in float64, returned as float32."""
+    scale = (std.double() + WAVEFORM_EPS).unsqueeze(-1)
+    return (waveform.double() * scale + mean.double().unsqueeze(-1)).float()

@@ -57,9 +57,12 @@ def test_bad_configs_are_named(changes, message):
         LaBraMTokenizer("eeg", **changes)
 
 
-def test_unimplemented_domains_and_unknown_overrides_are_refused():
-    with pytest.raises(ConfigError, match=r"domains \['time'\] have no decoder yet \(implemented: \['frequency'\]\)"):
-        LaBraMTokenizer("eeg", domains=("time", "frequency"), **TINY)
+def test_domains_are_a_parameter_and_unknown_overrides_are_refused():
+    """The time decoder (BrainRVQ's) plugs into the same module: a LaBraM-configured tokenizer with both domains has
+    both code groups; an unknown domain is refused."""
+    assert LaBraMTokenizer("eeg", domains=("time", "frequency"), **TINY).layout.groups == ("time", "frequency")
+    with pytest.raises(ConfigError, match="spectrum"):
+        LaBraMTokenizer("eeg", domains=("spectrum",), **TINY)
     with pytest.raises(ConfigError, match=r"unknown labram_vqnsp override\(s\): 'code_dims'; did you mean "
                                           r"'code_dim'\?"):
         LaBraMTokenizer("eeg", code_dims=8)

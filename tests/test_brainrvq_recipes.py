@@ -1,0 +1,135 @@
+"""The BrainRVQ tokenizer recipes (recipes/brainrvq_tokenizer*.yaml, recipes/e2e/table1_brainrvq.yaml): each is
+instantiated and run for one step (fast_dev_run) on CPU with a tiny DD-RVQ tokenizer, as tests/test_labram_recipes.py
+does for LaBraM's; the paper numbers they carry are checked, and the Table 1 recipe matches the VQ-NSP one except for
+the tokenizer, whose size is within 25% of the NeuroRVQ side's."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from neurorvq.cli import main
+
+RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = sorted([*RECIPE_DIR.glob("brainrvq_*.yaml"), RECIPE_DIR / "e2e" / "table1_brainrvq.yaml"])
+SHARED_EEGMMIDB = Path(os.environ.get("NEURORVQ_SHARED", Path(__file__).resolve().parents[2] / "shared")) \
+    / "data" / "eegmmidb"
+BRAINRVQ_OPTIONS = "neurorvq.families.brainrvq.BrainRVQOptions"
+TINY_TOKENIZER = "{class_path: %s, init_args: {embed_dim: 100, conv_channels: 4, num_heads: 5, encoder_depth: 1, " \
+                 "decoder_depth: 1, codebook_size: 32, code_dim: 8, kmeans_iters: 1}}" % BRAINRVQ_OPTIONS
+NEURORVQ_TABLE1_PARAMETERS = 2.41e6
+
+
+def _config(recipe: Path) -> dict:
+    return yaml.safe_load(recipe.read_text())
+
+
+def name(recipe: Path) -> str:
+    return recipe.relative_to(RECIPE_DIR).with_suffix("").as_posix()
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # recipes name relative run folders
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def data_overrides(recipe: Path, tmp_path: Path) -> list[str]:
+    data = _config(recipe)["data"]
+    if data["class_path"].endswith("SyntheticDataModule"):
+        return ["--data.init_args.train_windows=2", "--data.init_args.val_windows=2", "--data.init_args.batch_size=2",
+                "--data.init_args.num_workers=0"]
+    assert data["class_path"].endswith("EEGMMIDBDataModule"), f"{name(recipe)}: add tiny data overrides"
+    if not SHARED_EEGMMIDB.exists():
+        pytest.skip(f"recordings not found at {SHARED_EEGMMIDB}")
+    out = [f"--data.init_args.root={SHARED_EEGMMIDB}", "--data.init_args.runs=[1, 2]", "--data.init_args.batch_size=2",
+           "--data.init_args.num_workers=0", "--data.init_args.verbose=false"]
+    if data["init_args"].get("cache_dir") is not None:
+        out.append(f"--data.init_args.cache_dir={tmp_path / 'cache'}")
+    return out
+
+
+def tiny_args(recipe: Path, tmp_path: Path) -> list[str]:
+    assert _config(recipe)["model"]["class_path"].endswith("TokenizerTask"), f"{name(recipe)}: add tiny overrides"
+    trainer = ["--trainer.fast_dev_run=1", "--trainer.accelerator=cpu", "--trainer.devices=1",
+               "--trainer.strategy=auto", "--trainer.precision=32", f"--trainer.default_root_dir={tmp_path}"]
+    return ["fit", "--config", str(recipe), *trainer, f"--model.init_args.tokenizer={TINY_TOKENIZER}",
+            *data_overrides(recipe, tmp_path)]
+
+
+# ------------------------------------------------------------------------------------------------ the recipes run
+def test_recipes_exist():
+    assert {name(r) for r in RECIPES} == {"brainrvq_tokenizer", "brainrvq_tokenizer_cpu", "e2e/table1_brainrvq"}
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=name)
+def test_recipe_runs_one_step(recipe, tmp_path):
+    assert main(tiny_args(recipe, tmp_path)) in (0, None)
+
+
+def test_cpu_recipe_trains_and_its_checkpoint_loads(tmp_path):
+    """The CPU recipe at its own size (one encoder block less), a few steps; its checkpoint is a BrainRVQ tokenizer."""
+    steps = ["--trainer.max_steps=2", "--trainer.limit_val_batches=1", "--trainer.logger=false",
+             "--data.init_args.train_windows=4", "--data.init_args.val_windows=2", "--data.init_args.batch_size=2",
+             "--model.init_args.tokenizer.init_args.encoder_depth=1",
+             "--model.init_args.tokenizer.init_args.kmeans_iters=1"]
+    assert main(["fit", "--config", str(RECIPE_DIR / "brainrvq_tokenizer_cpu.yaml"), *steps]) in (0, None)
+    from neurorvq.loading import load
+    from neurorvq.models.spectral_vq import BrainRVQTokenizer
+
+    tok = load(tmp_path / "runs" / "brainrvq_tokenizer_cpu" / "checkpoints" / "last.ckpt", kind="tokenizer")
+    assert isinstance(tok, BrainRVQTokenizer) and tok.layout.depths == (3, 3) and tok.config.codebook_size == 256
+
+
+# ------------------------------------------------------------------------------------------------ the numbers
+def test_paper_numbers():
+    tok = _config(RECIPE_DIR / "brainrvq_tokenizer.yaml")
+    t = tok["model"]["init_args"]
+    assert t["tokenizer"] == {"class_path": BRAINRVQ_OPTIONS, "init_args": {}}  # the official full size
+    total_batch = tok["trainer"]["devices"] * tok["data"]["init_args"]["batch_size"]
+    assert tok["data"]["init_args"]["batch_size"] == 128 and t["lr"] == pytest.approx(5e-5 * total_batch / 128)
+    assert t["betas"] == [0.9, 0.999] and t["weight_decay"] == 1e-4
+    assert t["lr"] * t["min_lr_ratio"] == pytest.approx(1e-5) and t["warmup_fraction"] == pytest.approx(5 / 20)
+    assert tok["trainer"]["max_epochs"] == 20 and tok["trainer"]["precision"] == "16-mixed"
+    assert tok["trainer"]["gradient_clip_val"] is None and tok["data"]["init_args"]["window_seconds"] <= 30
+    from neurorvq.families.brainrvq import BrainRVQOptions
+
+    model = BrainRVQOptions(**t["tokenizer"]["init_args"]).build("eeg")
+    assert model.num_parameters() == 9_101_240 and model.options["kmeans_iters"] > 0  # k-means on [I]
+    cpu = _config(RECIPE_DIR / "brainrvq_tokenizer_cpu.yaml")["model"]["init_args"]["tokenizer"]["init_args"]
+    assert BrainRVQOptions(**cpu).build("eeg").num_parameters() == 478_808  # the CPU recipe's comment
+
+
+def test_table1_recipe_matches_the_vqnsp_one_but_for_the_tokenizer():
+    ours = _config(RECIPE_DIR / "e2e" / "table1_brainrvq.yaml")
+    vqnsp = _config(RECIPE_DIR / "e2e" / "table1_vqnsp.yaml")
+    assert ours["data"] == vqnsp["data"] and ours["seed_everything"] == vqnsp["seed_everything"]
+    assert ours["trainer"]["max_steps"] == vqnsp["trainer"]["max_steps"] == 400
+    strip = ("default_root_dir", "callbacks")
+    assert {k: v for k, v in ours["trainer"].items() if k not in strip} == \
+        {k: v for k, v in vqnsp["trainer"].items() if k not in strip}
+    ours_model, vqnsp_model = dict(ours["model"]["init_args"]), dict(vqnsp["model"]["init_args"])
+    tokenizer = ours_model.pop("tokenizer")
+    vqnsp_model.pop("tokenizer")
+    assert ours_model == vqnsp_model and tokenizer["class_path"] == BRAINRVQ_OPTIONS
+
+
+def test_table1_tokenizer_size_is_within_a_quarter_of_the_neurorvq_side():
+    from neurorvq.families.brainrvq import BrainRVQOptions
+
+    init = _config(RECIPE_DIR / "e2e" / "table1_brainrvq.yaml")["model"]["init_args"]["tokenizer"]["init_args"]
+    count = BrainRVQOptions(**init).build("eeg").num_parameters()
+    assert count == 2_347_640  # the number the recipe's comment states
+    assert abs(count / NEURORVQ_TABLE1_PARAMETERS - 1) <= 0.25
+    assert "2,347,640" in (RECIPE_DIR / "e2e" / "table1_brainrvq.yaml").read_text()
