@@ -1,5 +1,5 @@
-"""Tokenizer families side by side: a training step and encoding at each family's default (official) size, on one
-workload, in one run (the timed steps alternate between the families, so a busy machine slows both alike).
+"""Tokenizer families side by side (NeuroRVQ, LaBraM's VQ-NSP, BrainRVQ's DD-RVQ): a training step and encoding at
+each family's default (official) size, on one workload, in one run (the timed steps alternate between the families, so a busy machine slows both alike).
 
 Workload: B windows x 64 EEG channels (the EEGMMIDB montage: names every family's vocabulary holds) x A patches of
 200 samples, µV. A training step is the family's training forward (its losses) + backward + AdamW; "encode" is
@@ -25,7 +25,7 @@ import time
 import torch
 
 from neurorvq import NeuroRVQTokenizer
-from neurorvq.models.spectral_vq import LaBraMTokenizer
+from neurorvq.models.spectral_vq import BrainRVQTokenizer, LaBraMTokenizer
 
 MONTAGE = ("fc5", "fc3", "fc1", "fcz", "fc2", "fc4", "fc6", "c5", "c3", "c1", "cz", "c2", "c4", "c6", "cp5", "cp3",
            "cp1", "cpz", "cp2", "cp4", "cp6", "fp1", "fpz", "fp2", "af7", "af3", "afz", "af4", "af8", "f7", "f5", "f3",
@@ -34,7 +34,8 @@ MONTAGE = ("fc5", "fc3", "fc1", "fcz", "fc2", "fc4", "fc6", "c5", "c3", "c1", "c
 """EEGMMIDB's 64 electrodes (lower case), in file order."""
 
 FAMILIES = {"neurorvq": lambda: NeuroRVQTokenizer("eeg", check_inputs=False),
-            "labram_vqnsp": lambda: LaBraMTokenizer("eeg", check_inputs=False)}
+            "labram_vqnsp": lambda: LaBraMTokenizer("eeg", check_inputs=False),
+            "brainrvq": lambda: BrainRVQTokenizer("eeg", check_inputs=False)}
 
 
 def _sync(device: torch.device) -> None:
