@@ -65,6 +65,9 @@ class OfficialFormat:
     markers: Mapping[str, tuple[str, ...] | tuple[tuple[str, ...], ...]]
     repo: str | None = None
     files: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    shares: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per kind, families whose official layout is also this family's (BrainRVQ's fine-tuned student has LaBraM's
+    keys): such a file is detected as theirs, and loads as this family when the caller asks for it."""
 
     def detect(self, keys: set[str]) -> str | None:
         """The kind whose markers (of one of its layouts) ``keys`` all hold, or None."""
@@ -87,7 +90,8 @@ OFFICIAL_FORMATS: dict[str, OfficialFormat] = {
     "brainrvq": OfficialFormat(
         markers={"tokenizer": ("encoder.patch_embed.conv1.weight", "quantize_t.", "quantize_f.",
                                "decode_task_layer_time."),
-                 "foundation_model": ("student.patch_embed.conv1.weight", "lm_heads_t.", "token_embed_t.")}),
+                 "foundation_model": ("student.patch_embed.conv1.weight", "lm_heads_t.", "token_embed_t.")},
+        shares={"foundation_model": ("labram_vqnsp",)}),
     # LaBraM's VQ-NSP (modeling_vqnsp.VQNSP) and its student (modeling_pretrain.NeuralTransformerForMEM, e.g.
     # labram-base.pth, or a fine-tuned modeling_finetune.NeuralTransformer); weights in the LaBraM repo, not the Hub
     "labram_vqnsp": OfficialFormat(
@@ -404,6 +408,9 @@ def _from_official(source: Path | dict[str, torch.Tensor], label: str, request: 
                 if ours else "")
         raise CheckpointError(f"'{label}' is not an official state dict of a known family (looked for {known}){hint}")
     family, kind = found[0]
+    asked = OFFICIAL_FORMATS.get(request.family or "")
+    if asked is not None and family in asked.shares.get(kind, ()):  # the same keys: the caller's family decides
+        family = request.family
     _check(label, kind, family, request)
     cls = _model_class(family, kind, label)
     return cls.from_official(source, request.modality, **request.overrides)

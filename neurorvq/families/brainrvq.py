@@ -101,7 +101,8 @@ OPTIONS: dict[str, Any] = {**LABRAM_OPTIONS, "reconstruction": "frequency"}
 """The model options that are not architecture, with their defaults (saved in configs beside the architecture)."""
 
 BRAINRVQ = register_family(Family(
-    FAMILY, BrainRVQConfig, tokenizer="neurorvq.models.spectral_vq:BrainRVQTokenizer", foundation_model=None,
+    FAMILY, BrainRVQConfig, tokenizer="neurorvq.models.spectral_vq:BrainRVQTokenizer",
+    foundation_model="neurorvq.models.brainrvq_fm:BrainRVQFoundationModel",
     doc="BrainRVQ's DD-RVQ: TemporalConv, transformer, one projection into two 3-level EMA residual VQs, a waveform "
         "decoder and an |FFT|/angle decoder (families.md Part A)"))
 

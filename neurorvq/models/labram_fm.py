@@ -104,6 +104,12 @@ class LaBraMFoundationModel(PretrainedMixin, nn.Module):
     display_name: ClassVar[str] = "LaBraM"
     mask_rule: ClassVar[str] = "keep_floor"
     """How many tokens :mod:`neurorvq.tasks.masking` masks: ``L - floor((1 - ratio) L)`` (LaBraM's)."""
+    option_defaults: ClassVar[dict[str, Any]] = FM_OPTIONS
+    """The model options and their defaults (a subclass for another family brings its own)."""
+    pretraining_parts: ClassVar[tuple[str, ...]] = ("mask_token", "norm", "lm_head") + DEAD_MODULES
+    """The modules :meth:`drop_pretraining_parts` removes."""
+    size_options: ClassVar[tuple[str, ...]] = ("depth", "vocab_size", "pretraining", "num_classes")
+    """The options that fix tensor sizes (part of :meth:`config_hash`)."""
 
     # the tokenizer's input path: vocabulary look-up, checks, µV/100 scaling, patches and ids (one implementation)
     channel_ids = SpectralVQTokenizer.channel_ids
@@ -115,21 +121,20 @@ class LaBraMFoundationModel(PretrainedMixin, nn.Module):
     def __init__(self, modality: str | ModalitySpec = "eeg", **overrides: Any) -> None:
         super().__init__()
         self.signal = get_modality(modality)
-        fields = set(FM_ARCHITECTURE_FIELDS)
-        unknown = sorted(set(overrides) - fields - set(FM_OPTIONS))
+        fields, defaults = set(FM_ARCHITECTURE_FIELDS), self.option_defaults
+        unknown = sorted(set(overrides) - fields - set(defaults))
         if unknown:
-            hints = "".join(f" {u!r}{did_you_mean(u, fields | set(FM_OPTIONS), 1)}" for u in unknown)
-            raise ConfigError(f"unknown {FAMILY} foundation-model override(s):{hints}; valid: architecture "
-                              f"{sorted(fields)}, options {sorted(FM_OPTIONS)}")
-        base = self.signal.families.get(FAMILY, LaBraMConfig())
-        config = replace(base, **{k: v for k, v in overrides.items() if k in fields})
-        where = f"modality '{self.signal.name}', family '{FAMILY}' foundation model"
+            hints = "".join(f" {u!r}{did_you_mean(u, fields | set(defaults), 1)}" for u in unknown)
+            raise ConfigError(f"unknown {self.family} foundation-model override(s):{hints}; valid: architecture "
+                              f"{sorted(fields)}, options {sorted(defaults)}")
+        config = replace(self.base_config(self.signal), **{k: v for k, v in overrides.items() if k in fields})
+        where = f"modality '{self.signal.name}', family '{self.family}' foundation model"
         config.validate(self.signal.patch_length, where)
         if config.input_scale == 0.01 and canonical_unit(self.signal.unit) != "uV":
             raise ConfigError(f"{where}: input_scale 0.01 turns µV into LaBraM's µV/100, but the modality's unit is "
                               f"{self.signal.unit}; set input_scale to the factor from {self.signal.unit} to 100 µV")
         self.config = config
-        self.options = {**FM_OPTIONS, **{k: v for k, v in overrides.items() if k in FM_OPTIONS}}
+        self.options = {**defaults, **{k: v for k, v in overrides.items() if k in defaults}}
         if self.options["vocab_size"] is None:
             self.options["vocab_size"] = config.codebook_size
         for name in ("depth", "vocab_size"):
@@ -143,17 +148,27 @@ class LaBraMFoundationModel(PretrainedMixin, nn.Module):
                                          qkv_bias=False, norm_eps=eps, qk_norm=True,
                                          drop_path=float(self.options["drop_path"]))
         if self.options["pretraining"]:
-            vocab = int(self.options["vocab_size"])
             self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
             self.norm = nn.LayerNorm(dim, eps=eps)
-            self.lm_head = nn.Linear(dim, vocab)
-            if self.options["parity"]:  # never used by the official forward; kept for loading and exporting
-                self.dead_lm_head = nn.Linear(dim, vocab)
-                self.dead_projection = nn.Linear(dim, dim)
+            self.build_token_heads(where)
         self.init_weights()
         self.num_classes = int(self.options["num_classes"])
         if self.num_classes:
             self.reset_classifier(self.num_classes)
+
+    @classmethod
+    def base_config(cls, signal: ModalitySpec) -> LaBraMConfig:
+        """The architecture before overrides: the modality's default for the family, else the official size."""
+        return signal.families.get(FAMILY, LaBraMConfig())
+
+    def build_token_heads(self, where: str) -> None:
+        """The pretraining heads after the final norm: LaBraM's one ``Linear(D, V)`` (``lm_head``) and, in parity
+        mode, the official dead tensors. ``where`` prefixes configuration errors."""
+        dim, vocab = self.config.embed_dim, int(self.options["vocab_size"])
+        self.lm_head = nn.Linear(dim, vocab)
+        if self.options["parity"]:  # never used by the official forward; kept for loading and exporting
+            self.dead_lm_head = nn.Linear(dim, vocab)
+            self.dead_projection = nn.Linear(dim, dim)
 
     # ------------------------------------------------------------------------------------ weights
     @torch.no_grad()
@@ -206,7 +221,7 @@ class LaBraMFoundationModel(PretrainedMixin, nn.Module):
     def drop_pretraining_parts(self) -> None:
         """Remove the mask token, the final norm, the token head and the dead tensors (what LaBraM's fine-tuning
         model lacks); the model then serves ``embed``/``forward`` only."""
-        for name in ("mask_token", "norm", "lm_head") + DEAD_MODULES:
+        for name in self.pretraining_parts:
             if hasattr(self, name):
                 delattr(self, name)
         self.options["pretraining"] = False
@@ -296,6 +311,17 @@ class LaBraMFoundationModel(PretrainedMixin, nn.Module):
     def forward_pretrain(self, x: torch.Tensor, channels: Any, mask: torch.Tensor) -> LaBraMPretrainOutput:
         """Masked-code pretraining pass: ``mask [B, L]`` bool, True = masked (channel-major tokens); the complement
         view masks ``~mask``. Both views run as one batch."""
+        masked, symmetric, patch_embed = self.student_views(x, channels, mask)
+        logits = self.lm_head(masked[:, 1:][mask])
+        logits_symmetric = self.lm_head(symmetric[:, 1:][~mask])
+        return LaBraMPretrainOutput(logits.unsqueeze(0), logits_symmetric.unsqueeze(0), masked, symmetric,
+                                    patch_embed)
+
+    def student_views(self, x: torch.Tensor, channels: Any,
+                      mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The student on both views as one batch: ``(masked [B, 1 + L, D], symmetric [B, 1 + L, D], patch_embed
+        [B, L, D])``, features after the final norm (CLS first; on the first channel's spatial row in parity mode),
+        the conv outputs at ``mask`` (resp. ``~mask``) replaced by the mask token."""
         if not self.options["pretraining"]:
             raise ConfigError("this model was built without the token head (pretraining=False)")
         inp = self._inputs(x, channels)
@@ -309,11 +335,7 @@ class LaBraMFoundationModel(PretrainedMixin, nn.Module):
         spatial = inp.spatial_ids.repeat(2, 1) if inp.spatial_ids.ndim == 2 else inp.spatial_ids
         cls = "first_channel" if self.options["parity"] else "row0"
         features = self.norm(self._blocks(views, inp._replace(spatial_ids=spatial), cls))
-        masked, symmetric = features[:b], features[b:]
-        logits = self.lm_head(masked[:, 1:][mask])
-        logits_symmetric = self.lm_head(symmetric[:, 1:][~mask])
-        return LaBraMPretrainOutput(logits.unsqueeze(0), logits_symmetric.unsqueeze(0), masked, symmetric,
-                                    patch_embed)
+        return features[:b], features[b:], patch_embed
 
     def encode(self, x: torch.Tensor, channels: Any) -> torch.Tensor:
         """Block outputs of the fine-tuning path, ``[B, 1 + L, D]``: CLS (spatial row 0) first, no final norm."""
@@ -350,7 +372,7 @@ class LaBraMFoundationModel(PretrainedMixin, nn.Module):
     def config_hash(self) -> str:
         """Hash of the family, the signal, the architecture and the sizes the options fix."""
         signal = {k: v for k, v in self.signal.to_dict().items() if k not in ("doc", "families")}
-        sizes = {k: self.options[k] for k in ("depth", "vocab_size", "pretraining", "num_classes")}
+        sizes = {k: self.options[k] for k in self.size_options}
         text = json.dumps({"family": self.family, "kind": self.model_kind, "signal": signal,
                            "config": self._config_dict()["config"], "sizes": sizes}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -30,7 +30,9 @@ or a LaBraM checkpoint) brings its own layer rule (the FM's ``layer_id(name, mod
 ``decay ** (depth + 1 - id)``, id 0 for ``cls_token``, ``pos_embed`` and the TemporalConv, b + 1 for block b,
 depth + 1 for the head. Mode ``official`` puts ``time_embed`` in the top group (full lr, as LaBraM's code), ``block``
 with the embeddings (the fix); ``auto`` follows the FM's ``parity`` option. Its schedule is warm-up + cosine, and
-1-D tensors, biases and the cls/pos/time tables get no weight decay, as LaBraM fine-tunes.
+1-D tensors, biases and the cls/pos/time tables get no weight decay, as LaBraM fine-tunes. BrainRVQ's student
+(``fm_overrides: {class_path: neurorvq.families.brainrvq_fm.BrainRVQFMOptions}``) is LaBraM's with a 30-row temporal
+table and inherits all of it (families.md §A.6, §A.11 #13; ``time_embed`` at full lr in parity mode is its BQ2).
 
 ``drop_path`` sets stochastic depth on the backbone's blocks (linearly spaced from 0 to the rate; LaBraM 0.1).
 

@@ -1,8 +1,9 @@
 """Token masks for masked-token pretraining (method.md §4.2, families.md §B.7).
 
-Two count rules, one per family's official code: ``round`` (NeuroRVQ's FM: ``round(ratio * L)`` masked, the
-smallest draws) and ``keep_floor`` (LaBraM's ``random_masking``: ``floor((1 - ratio) * L)`` tokens kept, those with
-the smallest draws, so ``L - floor((1 - ratio) * L)`` masked, e.g. 8 of 15 at ratio 0.5).
+Three count rules, one per family's official code: ``round`` (NeuroRVQ's FM: ``round(ratio * L)`` masked, the
+smallest draws), ``keep_floor`` (LaBraM's ``random_masking``: ``floor((1 - ratio) * L)`` tokens kept, those with
+the smallest draws, so ``L - floor((1 - ratio) * L)`` masked, e.g. 8 of 15 at ratio 0.5) and ``floor`` (BrainRVQ's
+mask generators before punching and the run limit: the ``floor(ratio * L)`` largest draws masked, 7 of 15).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 
 import torch
 
-MASK_RULES = ("round", "keep_floor")
+MASK_RULES = ("round", "keep_floor", "floor")
 
 
 def _check_ratio(ratio: float) -> None:
@@ -48,11 +49,26 @@ def keep_floor_mask(noise: torch.Tensor, ratio: float) -> torch.Tensor:
     return ranks >= keep
 
 
+def floor_mask(noise: torch.Tensor, ratio: float) -> torch.Tensor:
+    """BrainRVQ's count rule on uniform draws ``noise [batch, length]``: per sample the ``floor(ratio * length)``
+    tokens with the largest draws are masked (True). ``[batch, length]`` bool on ``noise``'s device."""
+    _check_ratio(ratio)
+    length = noise.shape[1]
+    count = math.floor(length * ratio)
+    if not 0 < count < length:  # one view would predict nothing
+        raise ValueError(f"mask ratio {ratio} masks {count} of {length} tokens; each view needs at least one token "
+                         "masked and one kept: use longer windows or a ratio nearer 0.5")
+    ranks = noise.argsort(dim=1, descending=True).argsort(dim=1)
+    return ranks < count
+
+
 def token_mask(batch: int, length: int, ratio: float, rule: str = "round", generator: torch.Generator | None = None,
                device: torch.device | str = "cpu") -> torch.Tensor:
     """A ``[batch, length]`` bool mask under ``rule`` (one of :data:`MASK_RULES`), drawn from ``generator`` (CPU)."""
     if rule == "round":
         return random_token_mask(batch, length, ratio, generator, device)
+    if rule == "floor":
+        return floor_mask(torch.rand(batch, length, generator=generator), ratio).to(device)
     if rule != "keep_floor":
         raise ValueError(f"mask rule {rule!r}; valid: {', '.join(MASK_RULES)}")
     return keep_floor_mask(torch.rand(batch, length, generator=generator), ratio).to(device)
@@ -62,7 +78,9 @@ def masked_count(length: int, ratio: float, rule: str = "round") -> int:
     """Tokens per sample that :func:`token_mask` masks."""
     if rule == "keep_floor":
         return length - math.floor(length * (1.0 - ratio))
+    if rule == "floor":
+        return math.floor(length * ratio)
     return min(max(int(round(ratio * length)), 1), length - 1)
 
 
-__all__ = ["MASK_RULES", "keep_floor_mask", "masked_count", "random_token_mask", "token_mask"]
+__all__ = ["MASK_RULES", "floor_mask", "keep_floor_mask", "masked_count", "random_token_mask", "token_mask"]

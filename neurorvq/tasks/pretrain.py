@@ -19,8 +19,15 @@ through the protocol plus four optional members of the FM class, each with Neuro
 absent: ``target_overrides(tokenizer)`` (classmethod: the construction arguments the tokenizer fixes; absent: the
 NeuroRVQ head sizes and channel rows), ``mask_rule`` (:mod:`neurorvq.tasks.masking`; absent: ``round``),
 ``target_autocast(device_type)`` (the precision the frozen tokenizer runs in; absent: the trainer's) and
-``no_weight_decay_names()`` (absent: :data:`~neurorvq.tasks.optim.NO_DECAY_NAMES`). The loss is the same for every
-family: CE over the masked tokens plus CE over the complement, each a mean over its tokens and streams.
+``no_weight_decay_names()`` (absent: :data:`~neurorvq.tasks.optim.NO_DECAY_NAMES`). The loss is CE over the masked
+tokens plus CE over the complement, each a mean over its tokens and streams, unless the FM brings its own. BrainRVQ's
+hierarchical student (``fm: {class_path: neurorvq.families.brainrvq_fm.BrainRVQFMOptions}``) uses three more optional
+members: ``pretrain_mask(x, channels, ratio=, generator=, epoch=, epochs=)`` (the mask of a batch, e.g. its
+importance-guided curriculum over the epochs; absent: :func:`~neurorvq.tasks.masking.token_mask` under
+``mask_rule``), ``conditions_on_targets`` (True: ``forward_pretrain`` gets ``targets=`` the ids, for teacher forcing)
+and ``pretrain_loss(out, targets, mask)`` (its level-weighted loss; absent: the CE above). Teacher forcing follows the
+FM's mode: training steps feed the true codes of the lower levels, validation steps the argmax, so the logged
+accuracies are teacher-forced in training and free-running in validation.
 """
 
 from __future__ import annotations
@@ -139,8 +146,16 @@ class PretrainTask(L.LightningModule):
         self.tokenizer.eval()  # always frozen, quantizer statistics included
         return self
 
-    def _mask(self, batch: int, length: int, device) -> torch.Tensor:
+    def _mask(self, batch: int, length: int, device, x: torch.Tensor | None = None,
+              channels: torch.Tensor | None = None) -> torch.Tensor:
+        """The ``[batch, length]`` mask of this step: the FM's ``pretrain_mask`` on the windows ``x`` when it has one
+        (given the epoch, for curricula), else a random mask under its ``mask_rule``."""
         generator = torch.Generator().manual_seed(int(self.hparams.mask_seed) * 1_000_003 + int(self.global_step))
+        hook = getattr(self.fm, "pretrain_mask", None)
+        if hook is not None and x is not None:
+            epochs = self.trainer.max_epochs if self._trainer is not None else None
+            return hook(x, channels, ratio=self.hparams.mask_ratio, generator=generator, epoch=int(self.current_epoch),
+                        epochs=epochs if epochs is not None and epochs > 0 else None)
         rule = getattr(self.fm, "mask_rule", "round")
         return token_mask(batch, length, self.hparams.mask_ratio, rule, generator, device)
 
@@ -155,9 +170,13 @@ class PretrainTask(L.LightningModule):
         targets = self._targets(x, channels)
         b, h, l = targets.shape
         s, n = self._count_shapes["train_code_counts"][:2]
-        mask = self._mask(b, l, x.device)
-        out = self.fm.forward_pretrain(x, channels, mask)
-        loss = masked_token_loss(out, targets, mask)
+        mask = self._mask(b, l, x.device, x, channels)
+        if getattr(self.fm, "conditions_on_targets", False):
+            out = self.fm.forward_pretrain(x, channels, mask, targets=targets)
+        else:
+            out = self.fm.forward_pretrain(x, channels, mask)
+        own_loss = getattr(self.fm, "pretrain_loss", None)
+        loss = own_loss(out, targets, mask) if own_loss is not None else masked_token_loss(out, targets, mask)
         flat = targets.transpose(0, 1)  # [H, B, L]
         masked_targets = flat[:, mask]  # [H, M]
         hits = out.logits.argmax(-1) == masked_targets

@@ -39,7 +39,7 @@ def tiny(**overrides) -> BrainRVQTokenizer:
 def test_the_family_is_registered_with_its_config_and_tokenizer():
     family = get_family("brainrvq")
     assert family.config is BrainRVQConfig and family.tokenizer_class() is BrainRVQTokenizer
-    assert family.foundation_model is None
+    assert family.foundation_model == "neurorvq.models.brainrvq_fm:BrainRVQFoundationModel"
     config = BrainRVQConfig()
     assert (config.depth, config.codebook_size, config.code_dim, config.domains) == (3, 8192, 64, ("time", "frequency"))
     assert (config.max_patches, config.spatial_rows, config.input_scale) == (30, 129, 0.01)

@@ -1,0 +1,96 @@
+"""BrainRVQ's foundation-model options (families.md §A.4, §A.6) and the architecture its student starts from.
+
+The student is LaBraM's (TemporalConv, 12 blocks of width 200 with QK-norm and layer scale, 129-row spatial table
+over ``standard_1020``, µV/100 in the model) with a **30-row** temporal table (families.md §A.2). It shares these
+fields with the DD-RVQ tokenizer (:data:`~neurorvq.families.labram.FM_ARCHITECTURE_FIELDS`); the heads' vocabulary,
+levels and domains come from the tokenizer's token layout. :class:`BrainRVQFMOptions` names its model class itself,
+so it builds whether or not the ``brainrvq`` :class:`~neurorvq.families.Family` record is registered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Optional
+
+from neurorvq.families.labram import FM_ARCHITECTURE_FIELDS, LaBraMConfig
+from neurorvq.families.options import FMOptions
+
+FAMILY = "brainrvq"
+MASKINGS = ("importance", "random")
+"""How pretraining masks tokens: BrainRVQ's importance-guided curriculum (families.md §A.5) or its random-mask
+ablation (``floor(ratio L)`` uniformly chosen tokens)."""
+
+BRAINRVQ_FM_ARCHITECTURE = LaBraMConfig(max_patches=30)
+"""The official student's shared fields at full size: LaBraM's with 30 temporal rows (windows up to 30 s)."""
+
+
+def fm_architecture(config: Any = None) -> LaBraMConfig:
+    """The student's shared fields as a :class:`~neurorvq.families.labram.LaBraMConfig`: those of ``config`` (a
+    modality's ``brainrvq`` default or a tokenizer's config, any class with these attributes) over
+    :data:`BRAINRVQ_FM_ARCHITECTURE`."""
+    if config is None:
+        return BRAINRVQ_FM_ARCHITECTURE
+    fields = {name: getattr(config, name) for name in FM_ARCHITECTURE_FIELDS if hasattr(config, name)}
+    return LaBraMConfig(**{**{n: getattr(BRAINRVQ_FM_ARCHITECTURE, n) for n in FM_ARCHITECTURE_FIELDS}, **fields})
+
+
+@dataclass(frozen=True)
+class BrainRVQFMOptions(FMOptions):
+    """BrainRVQ's hierarchical autoregressive student: ``fm: {class_path:
+    neurorvq.families.brainrvq_fm.BrainRVQFMOptions, init_args: {...}}`` in a pretraining recipe, ``fm_overrides``
+    in a fine-tuning one. Architecture fields left ``None`` take the modality's ``brainrvq`` default (else the
+    official size); the heads' vocabulary, levels and domains come from the tokenizer.
+
+    Args:
+        depth: transformer blocks (12).
+        init_values: layer-scale initial value (0.1).
+        drop_path: stochastic depth of the last block, linearly spaced from 0 (0.1 in BrainRVQ's pretraining and
+            fine-tuning).
+        parity: reproduce the official code where it differs (neurorvq.models.brainrvq_fm: the CLS token on the first
+            channel's spatial row in pretraining, the dead ``student.lm_head`` and last-level code embeddings kept,
+            the tokenizer under fp16 autocast on GPUs, mask token and code embeddings weight-decayed,
+            ``time_embed`` in the top layer-decay group).
+        masking: ``importance`` (the curriculum of families.md §A.5) or ``random`` (its ablation).
+        level_weights: loss weight of each RVQ level (``None``: 1, 0.5, 0.25, ... = 0.5 ** level, the official).
+        embed_dim: transformer width D (conv_channels x 25).
+        conv_channels: TemporalConv feature maps.
+        groupnorm_groups: TemporalConv GroupNorm groups.
+        num_heads: attention heads (QK-norm per head).
+        mlp_ratio: MLP width relative to embed_dim.
+        max_patches: rows of the temporal table (30).
+        spatial_rows: rows of the spatial table (129).
+        channels: the channel vocabulary in table order (LaBraM's standard_1020 list).
+        input_scale: factor applied to the signal inside the model (0.01: µV/100).
+        norm_eps: LayerNorm eps (1e-6).
+        check_inputs: validate inputs at the public entry points.
+        crop: crop signals to whole patches instead of refusing them.
+    """
+
+    depth: int = 12
+    init_values: float = 0.1
+    drop_path: float = 0.1
+    parity: bool = False
+    masking: str = "importance"
+    level_weights: Optional[tuple[float, ...]] = None
+    embed_dim: Optional[int] = None
+    conv_channels: Optional[int] = None
+    groupnorm_groups: Optional[int] = None
+    num_heads: Optional[int] = None
+    mlp_ratio: Optional[float] = None
+    max_patches: Optional[int] = None
+    spatial_rows: Optional[int] = None
+    channels: Optional[tuple[str, ...]] = None
+    input_scale: Optional[float] = None
+    norm_eps: Optional[float] = None
+    check_inputs: bool = True
+    crop: bool = False
+
+    family: ClassVar[str] = FAMILY
+
+    def model_class(self) -> type:
+        from neurorvq.models.brainrvq_fm import BrainRVQFoundationModel
+
+        return BrainRVQFoundationModel
+
+
+__all__ = ["BRAINRVQ_FM_ARCHITECTURE", "BrainRVQFMOptions", "FAMILY", "MASKINGS", "fm_architecture"]
