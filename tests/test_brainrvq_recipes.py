@@ -15,12 +15,15 @@ import yaml
 from neurorvq.cli import main
 
 RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes"
-RECIPES = sorted([*RECIPE_DIR.glob("brainrvq_*.yaml"), RECIPE_DIR / "e2e" / "table1_brainrvq.yaml"])
+RECIPES = sorted([*RECIPE_DIR.glob("brainrvq_*.yaml"), RECIPE_DIR / "e2e" / "table1_brainrvq.yaml",
+                  *(RECIPE_DIR / "finetune").glob("brainrvq_*.yaml")])
 SHARED_EEGMMIDB = Path(os.environ.get("NEURORVQ_SHARED", Path(__file__).resolve().parents[2] / "shared")) \
     / "data" / "eegmmidb"
 BRAINRVQ_OPTIONS = "neurorvq.families.brainrvq.BrainRVQOptions"
 TINY_TOKENIZER = "{class_path: %s, init_args: {embed_dim: 100, conv_channels: 4, num_heads: 5, encoder_depth: 1, " \
                  "decoder_depth: 1, codebook_size: 32, code_dim: 8, kmeans_iters: 1}}" % BRAINRVQ_OPTIONS
+TINY_FM = "{class_path: neurorvq.families.brainrvq_fm.BrainRVQFMOptions, init_args: {depth: 1, embed_dim: 100, " \
+          "conv_channels: 4, num_heads: 5}}"
 NEURORVQ_TABLE1_PARAMETERS = 2.41e6
 
 
@@ -60,22 +63,54 @@ def data_overrides(recipe: Path, tmp_path: Path) -> list[str]:
     return out
 
 
-def tiny_args(recipe: Path, tmp_path: Path) -> list[str]:
-    assert _config(recipe)["model"]["class_path"].endswith("TokenizerTask"), f"{name(recipe)}: add tiny overrides"
+@pytest.fixture(scope="module")
+def tiny_tokenizer(tmp_path_factory) -> Path:
+    from neurorvq.models.spectral_vq import BrainRVQTokenizer
+
+    torch.manual_seed(0)
+    model = BrainRVQTokenizer("eeg", embed_dim=100, conv_channels=4, num_heads=5, encoder_depth=1, decoder_depth=1,
+                              codebook_size=32, code_dim=8)
+    return model.save_pretrained(tmp_path_factory.mktemp("brainrvq_tok") / "tokenizer")
+
+
+def tiny_args(recipe: Path, tmp_path: Path, tokenizer: Path) -> list[str]:
+    task = _config(recipe)["model"]["class_path"].rsplit(".", 1)[-1]
     trainer = ["--trainer.fast_dev_run=1", "--trainer.accelerator=cpu", "--trainer.devices=1",
                "--trainer.strategy=auto", "--trainer.precision=32", f"--trainer.default_root_dir={tmp_path}"]
-    return ["fit", "--config", str(recipe), *trainer, f"--model.init_args.tokenizer={TINY_TOKENIZER}",
-            *data_overrides(recipe, tmp_path)]
+    if task == "TokenizerTask":
+        model = [f"--model.init_args.tokenizer={TINY_TOKENIZER}"]
+    elif task == "PretrainTask":  # the importance mask's curriculum needs a number of epochs
+        model = [f"--model.init_args.tokenizer={tokenizer}", f"--model.init_args.fm={TINY_FM}",
+                 "--trainer.max_epochs=2"]
+    elif task == "FinetuneTask":
+        model = ["--model.init_args.fm=null", f"--model.init_args.fm_overrides={TINY_FM}"]
+    else:
+        raise AssertionError(f"{name(recipe)}: add tiny model overrides for {task}")
+    return ["fit", "--config", str(recipe), *trainer, *model, *data_overrides(recipe, tmp_path)]
 
 
 # ------------------------------------------------------------------------------------------------ the recipes run
 def test_recipes_exist():
-    assert {name(r) for r in RECIPES} == {"brainrvq_tokenizer", "brainrvq_tokenizer_cpu", "e2e/table1_brainrvq"}
+    assert {name(r) for r in RECIPES} == {"brainrvq_tokenizer", "brainrvq_tokenizer_cpu", "e2e/table1_brainrvq",
+                                          "brainrvq_pretrain", "brainrvq_pretrain_cpu",
+                                          "finetune/brainrvq_eegmmidb_eyes"}
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=name)
-def test_recipe_runs_one_step(recipe, tmp_path):
-    assert main(tiny_args(recipe, tmp_path)) in (0, None)
+def test_recipe_runs_one_step(recipe, tmp_path, tiny_tokenizer):
+    assert main(tiny_args(recipe, tmp_path, tiny_tokenizer)) in (0, None)
+
+
+def test_pretraining_recipe_numbers():
+    """families.md §A.4.4: AdamW lr 5e-4 (not batch-scaled), betas (0.9, 0.999), wd 0.05, 5 of 20 warm-up epochs,
+    cosine to 1e-5, no clipping, fp16; the student with importance masking."""
+    recipe = _config(RECIPE_DIR / "brainrvq_pretrain.yaml")
+    t = recipe["model"]["init_args"]
+    assert t["lr"] == 5e-4 and t["betas"] == [0.9, 0.999] and t["weight_decay"] == 0.05
+    assert t["warmup_fraction"] == pytest.approx(5 / 20) and t["lr"] * t["min_lr_ratio"] == pytest.approx(1e-5)
+    assert recipe["trainer"]["max_epochs"] == 20 and recipe["trainer"].get("gradient_clip_val") is None
+    assert recipe["trainer"]["precision"] == "16-mixed" and t["mask_ratio"] == 0.5
+    assert t["fm"]["class_path"] == "neurorvq.families.brainrvq_fm.BrainRVQFMOptions"
 
 
 def test_cpu_recipe_trains_and_its_checkpoint_loads(tmp_path):
