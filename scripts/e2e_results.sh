@@ -6,6 +6,7 @@
 # pretraining curve, and the tokenizer's reconstruction and codebook usage on the held-out subject.
 #   bash scripts/e2e_results.sh semg     # sEMG armband, 22 motions, leave-one-subject-out (the headline, ~8 h)
 #   bash scripts/e2e_results.sh eeg      # EEGMMIDB eyes open/closed (S001, S003) and motor imagery (S001 by run)
+#   bash scripts/e2e_results.sh brainrvq_eeg  # BrainRVQ's tokenizer and FM rows of the same EEG tasks, same folds
 # Every step writes runs/e2e/<step>.log and appends "<step> <seconds>" to runs/e2e/timings.tsv; a finished step
 # is skipped when the script runs again and an interrupted one resumes (fits from last.ckpt, cv fold by fold;
 # to redo a step, delete runs/e2e/.done_<step> and the step's output folder). NEURORVQ_DATA overrides the data folder, SEEDS the training
@@ -204,9 +205,52 @@ eeg_rows() {  # eeg_rows CV_ARGS... -- OUT FOLDS FM: the other rows of an EEG sm
   "$NRVQ" cv-report --paired "$o/pretrained" "$o/scratch" --out "$o/paired.md"
 }
 
+brainrvq_eeg() {  # BrainRVQ's rows of the EEG smoke tasks (issue 16): its tokenizer, one FM per subject, fine-tuned
+  # pretrained and from scratch on the folds of the NeuroRVQ rows (the logpower run draws them, seeded: the same
+  # folds), with the same fine-tuning recipe, epochs and seed
+  local common=(--data.init_args.root="$EEG" "${quiet[@]}" "${QUICK[@]}" --trainer.precision=32
+                --trainer.max_epochs="${FT_EPOCHS:-20}" --val_fraction 0)
+  local tok; tok=$(last_ckpt "$OUT/brainrvq_eeg_tokenizer" recipes/e2e/brainrvq_eeg_tokenizer.yaml)
+  step brainrvq_eeg_tokenizer fit_in "$OUT/brainrvq_eeg_tokenizer" recipes/e2e/brainrvq_eeg_tokenizer.yaml \
+       --data.init_args.root="$EEG"
+  for subject in 1 3; do
+    step "brainrvq_eeg_fm_s$subject" pretrain_fold recipes/e2e/brainrvq_eeg_fm.yaml "$OUT/brainrvq_eeg_fm_s$subject" \
+         "$tok" --data.init_args.root="$EEG" --data.init_args.subjects="[$subject]" '--data.init_args.test_subjects=[]'
+  done
+  local last; last=$(last_ckpt . recipes/e2e/brainrvq_eeg_fm.yaml); last=${last#./}
+  local scratch=("--model.init_args.fm_overrides={class_path: neurorvq.families.brainrvq_fm.BrainRVQFMOptions, \
+init_args: {depth: 4}}")
+  local eyes=(cv --config recipes/finetune/eegmmidb_eyes.yaml --folds 2 '--data.init_args.subjects=[1,3]' "${common[@]}")
+  local e=$OUT/cv/eyes
+  step eyes_cv_logpower "$NRVQ" "${eyes[@]}" --out "$e/logpower" --baseline logpower --name "log-power + logistic"
+  local folds=$e/logpower/folds.json
+  for k in 0 1; do
+    ln -sfn "$OUT/brainrvq_eeg_fm_s$(fold_field "$folds" "$k" train_subjects | tr -d '[]')" \
+            "$OUT/brainrvq_eeg_fm_eyes_fold$k"
+  done
+  step eyes_cv_brainrvq_pretrained "$NRVQ" "${eyes[@]}" --out "$e/brainrvq_pretrained" --folds_file "$folds" \
+       --name "BrainRVQ FM pretrained" --model.init_args.fm="$OUT/brainrvq_eeg_fm_eyes_fold{fold}/$last"
+  step eyes_cv_brainrvq_scratch "$NRVQ" "${eyes[@]}" --out "$e/brainrvq_scratch" --folds_file "$folds" \
+       --name "BrainRVQ FM from scratch" --model.init_args.fm=null "${scratch[@]}"
+  local mi=(cv --config recipes/finetune/eegmmidb_motor_imagery.yaml --folds 3 --group_by recording
+            '--data.init_args.subjects=[1]' "${common[@]}" --task "EEGMMIDB imagery L/R, S001 by run (within-subject)")
+  local m=$OUT/cv/mi
+  step mi_cv_logpower "$NRVQ" "${mi[@]}" --out "$m/logpower" --baseline logpower --name "log-power + logistic"
+  step mi_cv_brainrvq_pretrained "$NRVQ" "${mi[@]}" --out "$m/brainrvq_pretrained" \
+       --folds_file "$m/logpower/folds.json" --name "BrainRVQ FM pretrained" \
+       --model.init_args.fm="$OUT/brainrvq_eeg_fm_s1/$last"
+  step mi_cv_brainrvq_scratch "$NRVQ" "${mi[@]}" --out "$m/brainrvq_scratch" --folds_file "$m/logpower/folds.json" \
+       --name "BrainRVQ FM from scratch" --model.init_args.fm=null "${scratch[@]}"
+  for o in "$e" "$m"; do
+    "$NRVQ" cv-report "$o"/brainrvq_{pretrained,scratch} "$o"/logpower --out "$o/brainrvq_table.md"
+    "$NRVQ" cv-report --paired "$o/brainrvq_pretrained" "$o/brainrvq_scratch" --out "$o/brainrvq_paired.md"
+  done
+}
+
 case "${1:-all}" in
   semg) semg ;;
   eeg) eeg ;;
-  all) semg; eeg ;;
-  *) echo "usage: $0 [semg|eeg|all]"; exit 2 ;;
+  brainrvq_eeg) brainrvq_eeg ;;
+  all) semg; eeg; brainrvq_eeg ;;
+  *) echo "usage: $0 [semg|eeg|brainrvq_eeg|all]"; exit 2 ;;
 esac

@@ -16,7 +16,7 @@ from neurorvq.cli import main
 
 RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes"
 RECIPES = sorted([*RECIPE_DIR.glob("brainrvq_*.yaml"), RECIPE_DIR / "e2e" / "table1_brainrvq.yaml",
-                  *(RECIPE_DIR / "finetune").glob("brainrvq_*.yaml")])
+                  *(RECIPE_DIR / "e2e").glob("brainrvq_*.yaml"), *(RECIPE_DIR / "finetune").glob("brainrvq_*.yaml")])
 SHARED_EEGMMIDB = Path(os.environ.get("NEURORVQ_SHARED", Path(__file__).resolve().parents[2] / "shared")) \
     / "data" / "eegmmidb"
 BRAINRVQ_OPTIONS = "neurorvq.families.brainrvq.BrainRVQOptions"
@@ -93,7 +93,8 @@ def tiny_args(recipe: Path, tmp_path: Path, tokenizer: Path) -> list[str]:
 def test_recipes_exist():
     assert {name(r) for r in RECIPES} == {"brainrvq_tokenizer", "brainrvq_tokenizer_cpu", "e2e/table1_brainrvq",
                                           "brainrvq_pretrain", "brainrvq_pretrain_cpu",
-                                          "finetune/brainrvq_eegmmidb_eyes"}
+                                          "finetune/brainrvq_eegmmidb_eyes", "e2e/brainrvq_eeg_tokenizer",
+                                          "e2e/brainrvq_eeg_fm"}
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=name)
