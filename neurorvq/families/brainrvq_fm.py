@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Optional
 
-from neurorvq.families.labram import FM_ARCHITECTURE_FIELDS, LaBraMConfig
-from neurorvq.families.options import FMOptions
+from neurorvq.families.labram import FM_ARCHITECTURE_FIELDS, LaBraMConfig, LaBraMFMOptions
 
 FAMILY = "brainrvq"
 MASKINGS = ("importance", "random")
@@ -35,11 +34,14 @@ def fm_architecture(config: Any = None) -> LaBraMConfig:
 
 
 @dataclass(frozen=True)
-class BrainRVQFMOptions(FMOptions):
+class BrainRVQFMOptions(LaBraMFMOptions):
     """BrainRVQ's hierarchical autoregressive student: ``fm: {class_path:
     neurorvq.families.brainrvq_fm.BrainRVQFMOptions, init_args: {...}}`` in a pretraining recipe, ``fm_overrides``
     in a fine-tuning one. Architecture fields left ``None`` take the modality's ``brainrvq`` default (else the
     official size); the heads' vocabulary, levels and domains come from the tokenizer.
+
+    The fields are LaBraM's student's (:class:`~neurorvq.families.labram.LaBraMFMOptions`), with drop-path 0.1 by
+    default, plus ``masking`` and ``level_weights``.
 
     Args:
         depth: transformer blocks (12).
@@ -66,24 +68,9 @@ class BrainRVQFMOptions(FMOptions):
         crop: crop signals to whole patches instead of refusing them.
     """
 
-    depth: int = 12
-    init_values: float = 0.1
     drop_path: float = 0.1
-    parity: bool = False
     masking: str = "importance"
     level_weights: Optional[tuple[float, ...]] = None
-    embed_dim: Optional[int] = None
-    conv_channels: Optional[int] = None
-    groupnorm_groups: Optional[int] = None
-    num_heads: Optional[int] = None
-    mlp_ratio: Optional[float] = None
-    max_patches: Optional[int] = None
-    spatial_rows: Optional[int] = None
-    channels: Optional[tuple[str, ...]] = None
-    input_scale: Optional[float] = None
-    norm_eps: Optional[float] = None
-    check_inputs: bool = True
-    crop: bool = False
 
     family: ClassVar[str] = FAMILY
 
