@@ -36,8 +36,8 @@ from typing import Any, Callable, Mapping
 import torch
 
 from neurorvq.errors import CheckpointError
-from neurorvq.models.key_table import KeyTable, batched_table, count_indices, flat_table
-from neurorvq.models.official_labram import HEAD_DIM
+from neurorvq.models.key_table import KeyTable, count_indices
+from neurorvq.models.official_labram import ENCODER_RULES, HEAD_DIM, decoder_rules
 from neurorvq.models.pretrained import check_state_dict, read_state_dict, without_ddp_prefix
 
 DOMAIN_LETTERS = {"time": "t", "frequency": "f"}
@@ -54,14 +54,7 @@ def _domain_rules(domain: str) -> tuple[_Rule, ...]:
     x, ours = DOMAIN_LETTERS[domain], f"decoders.{domain}"
     q = f"quantize_{x}.layers.{{j}}"
     return (
-        (f"decoder_{x}.cls_token", f"{ours}.transformer.cls_token", None, None),
-        (f"decoder_{x}.pos_embed", f"{ours}.transformer.pos_embed", flat_table, batched_table),
-        (f"decoder_{x}.time_embed", f"{ours}.transformer.time_embed", flat_table, batched_table),
-        (f"decoder_{x}.patch_embed.proj.weight", f"{ours}.embed.weight",
-         lambda t: t.reshape(t.shape[0], t.shape[1]), lambda t: t.reshape(*t.shape, 1, 1)),
-        (f"decoder_{x}.patch_embed.proj.bias", f"{ours}.embed.bias", None, None),
-        (f"decoder_{x}.blocks.{{i}}.{{rest}}", f"{ours}.transformer.blocks.{{i}}.{{rest}}", None, None),
-        (f"decoder_{x}.fc_norm.{{p}}", f"{ours}.fc_norm.{{p}}", None, None),
+        *decoder_rules(f"decoder_{x}", ours),
         (f"{q}.embedding.weight", f"quantizer.codebooks.{domain}.{{j}}", None, None),
         (f"{q}.embedding.initted", f"quantizer.initted.{domain}.{{j}}", lambda t: t.reshape(()).bool(),
          lambda t: t.float().reshape(1)),
@@ -70,14 +63,7 @@ def _domain_rules(domain: str) -> tuple[_Rule, ...]:
 
 
 RULES: tuple[_Rule, ...] = (
-    ("encoder.cls_token", "encoder.transformer.cls_token", None, None),
-    ("encoder.pos_embed", "encoder.transformer.pos_embed", flat_table, batched_table),
-    ("encoder.time_embed", "encoder.transformer.time_embed", flat_table, batched_table),
-    ("encoder.patch_embed.conv{s1}.{p}", "encoder.conv.convs.{s}.{p}", None, None),
-    ("encoder.patch_embed.norm{s1}.{p}", "encoder.conv.norms.{s}.{p}", None, None),
-    ("encoder.blocks.{i}.{rest}", "encoder.transformer.blocks.{i}.{rest}", None, None),
-    ("encoder.fc_norm.{p}", "encoder.fc_norm.{p}", None, None),
-    ("encode_task_layer.{n}.{p}", "encoder.projection.{n}.{p}", None, None),
+    *ENCODER_RULES,
     ("decode_task_layer_time.{n}.{p}", "decoders.time.heads.waveform.{n}.{p}", None, None),
     ("decode_task_layer_amp.{n}.{p}", "decoders.frequency.heads.amplitude.{n}.{p}", None, None),
     ("decode_task_layer_angle.{n}.{p}", "decoders.frequency.heads.angle.{n}.{p}", None, None),

@@ -60,7 +60,7 @@ def _unslot(t: torch.Tensor) -> torch.Tensor:
 
 
 # (official template, our template, to ours, to official)
-RULES: tuple[tuple[str, str, Callable | None, Callable | None], ...] = (
+ENCODER_RULES: tuple[tuple[str, str, Callable | None, Callable | None], ...] = (
     ("encoder.cls_token", "encoder.transformer.cls_token", None, None),
     ("encoder.pos_embed", "encoder.transformer.pos_embed", flat_table, batched_table),
     ("encoder.time_embed", "encoder.transformer.time_embed", flat_table, batched_table),
@@ -69,14 +69,28 @@ RULES: tuple[tuple[str, str, Callable | None, Callable | None], ...] = (
     ("encoder.blocks.{i}.{rest}", "encoder.transformer.blocks.{i}.{rest}", None, None),
     ("encoder.fc_norm.{p}", "encoder.fc_norm.{p}", None, None),
     ("encode_task_layer.{n}.{p}", "encoder.projection.{n}.{p}", None, None),
-    ("decoder.cls_token", "decoders.frequency.transformer.cls_token", None, None),
-    ("decoder.pos_embed", "decoders.frequency.transformer.pos_embed", flat_table, batched_table),
-    ("decoder.time_embed", "decoders.frequency.transformer.time_embed", flat_table, batched_table),
-    ("decoder.patch_embed.proj.weight", "decoders.frequency.embed.weight",
-     lambda t: t.reshape(t.shape[0], t.shape[1]), lambda t: t.reshape(*t.shape, 1, 1)),
-    ("decoder.patch_embed.proj.bias", "decoders.frequency.embed.bias", None, None),
-    ("decoder.blocks.{i}.{rest}", "decoders.frequency.transformer.blocks.{i}.{rest}", None, None),
-    ("decoder.fc_norm.{p}", "decoders.frequency.fc_norm.{p}", None, None),
+)
+"""The encoder and projection, shared by every tokenizer of LaBraM's lineage (VQ-NSP, BrainRVQ's DD-RVQ)."""
+
+
+def decoder_rules(official: str, ours: str) -> tuple[tuple[str, str, Callable | None, Callable | None], ...]:
+    """The rules of one decoder (``official`` prefix, e.g. ``decoder`` or ``decoder_t``; ``ours``, e.g.
+    ``decoders.frequency``): tables, 1x1-conv embedding, blocks, final norm."""
+    return (
+        (f"{official}.cls_token", f"{ours}.transformer.cls_token", None, None),
+        (f"{official}.pos_embed", f"{ours}.transformer.pos_embed", flat_table, batched_table),
+        (f"{official}.time_embed", f"{ours}.transformer.time_embed", flat_table, batched_table),
+        (f"{official}.patch_embed.proj.weight", f"{ours}.embed.weight",
+         lambda t: t.reshape(t.shape[0], t.shape[1]), lambda t: t.reshape(*t.shape, 1, 1)),
+        (f"{official}.patch_embed.proj.bias", f"{ours}.embed.bias", None, None),
+        (f"{official}.blocks.{{i}}.{{rest}}", f"{ours}.transformer.blocks.{{i}}.{{rest}}", None, None),
+        (f"{official}.fc_norm.{{p}}", f"{ours}.fc_norm.{{p}}", None, None),
+    )
+
+
+RULES: tuple[tuple[str, str, Callable | None, Callable | None], ...] = (
+    *ENCODER_RULES,
+    *decoder_rules("decoder", "decoders.frequency"),
     ("decode_task_layer.{n}.{p}", "decoders.frequency.heads.amplitude.{n}.{p}", None, None),
     ("decode_task_layer_angle.{n}.{p}", "decoders.frequency.heads.angle.{n}.{p}", None, None),
     ("quantize.embedding.weight", "quantizer.codebooks", _slot, _unslot),
