@@ -32,10 +32,7 @@ from neurorvq.models.spectral_vq import BrainRVQTokenizer, LaBraMTokenizer
 from neurorvq.tasks.masking import token_mask
 from neurorvq.tasks.pretrain import masked_token_loss
 
-MONTAGE = ("fc5", "fc3", "fc1", "fcz", "fc2", "fc4", "fc6", "c5", "c3", "c1", "cz", "c2", "c4", "c6", "cp5", "cp3",
-           "cp1", "cpz", "cp2", "cp4", "cp6", "fp1", "fpz", "fp2", "af7", "af3", "afz", "af4", "af8", "f7", "f5", "f3",
-           "f1", "fz", "f2", "f4", "f6", "f8", "ft7", "ft8", "t7", "t8", "t9", "t10", "tp7", "tp8", "p7", "p5", "p3",
-           "p1", "pz", "p2", "p4", "p6", "p8", "po7", "po3", "poz", "po4", "po8", "o1", "oz", "o2", "iz")
+from family_speed import MONTAGE  # the same 64 EEGMMIDB electrodes (a sibling script of this folder)
 
 FAMILIES = {
     "neurorvq": (lambda: NeuroRVQTokenizer("eeg", check_inputs=False),
