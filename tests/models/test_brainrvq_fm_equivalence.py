@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from fixture_checks import fixture_folder, within  # a helper module of this folder
 from neurorvq.errors import CheckpointError, ConfigError, InputError
 from neurorvq.models.brainrvq_fm import BrainRVQFoundationModel, stream_index
 
-SHARED = Path(os.environ.get("NEURORVQ_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
-FIXTURES = SHARED / "fixtures" / "brainrvq"
 DOMAINS = {"t": "time", "f": "frequency"}
 LEVELS = 3
 TINY = dict(embed_dim=100, conv_channels=4, num_heads=5, mlp_ratio=1.0, depth=2)
@@ -28,18 +26,7 @@ TINY = dict(embed_dim=100, conv_channels=4, num_heads=5, mlp_ratio=1.0, depth=2)
 
 @pytest.fixture(scope="module")
 def fixtures() -> Path:
-    if not (FIXTURES / "fm_expected.safetensors").exists():
-        pytest.skip(f"BrainRVQ fixtures not found at {FIXTURES} (set NEURORVQ_SHARED to the folder holding fixtures/)")
-    return FIXTURES
-
-
-def within(got: torch.Tensor, expected: torch.Tensor, rel: float = 1e-4) -> float:
-    """Max abs difference, asserted within ``rel`` x the tensor's own scale (the fixture README's bound)."""
-    assert got.shape == expected.shape, (tuple(got.shape), tuple(expected.shape))
-    diff = (got.double() - expected.double()).abs().max().item()
-    scale = expected.double().abs().max().item()
-    assert diff <= rel * scale, f"max abs diff {diff:.3e} > {rel} x {scale:.3e}"
-    return diff
+    return fixture_folder("brainrvq", "BrainRVQ", "fm_expected.safetensors")
 
 
 @pytest.fixture(scope="module")

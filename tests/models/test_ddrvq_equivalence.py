@@ -6,7 +6,6 @@ size TemporalConv; full-size parameter counts, keys and shapes; export; family r
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Callable
 
@@ -15,31 +14,19 @@ import torch
 from safetensors.torch import load_file
 
 import neurorvq
+from fixture_checks import SHARED, fixture_folder, within  # a helper module of this folder
 from neurorvq.errors import CheckpointError
 from neurorvq.families.labram import LABRAM_CONV, LABRAM_STANDARD_1020
 from neurorvq.models.official_brainrvq import map_official_to_ours
 from neurorvq.models.spectral_vq import BrainRVQTokenizer, LaBraMTokenizer, SpectralVQOutput
 from neurorvq.nn.temporal import TemporalConvBranch
 
-SHARED = Path(os.environ.get("NEURORVQ_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
-FIXTURES = SHARED / "fixtures" / "brainrvq"
 ANGLE_BOUND = 1e-3  # absolute (fixture README: ill-conditioned bins)
 
 
 @pytest.fixture(scope="module")
 def fixtures() -> Path:
-    if not FIXTURES.exists():
-        pytest.skip(f"BrainRVQ fixtures not found at {FIXTURES} (set NEURORVQ_SHARED to the folder holding fixtures/)")
-    return FIXTURES
-
-
-def within(got: torch.Tensor, expected: torch.Tensor, rel: float = 1e-4) -> float:
-    """Max abs difference, asserted within ``rel`` x the tensor's own scale (the fixture README's bound)."""
-    assert tuple(got.shape) == tuple(expected.shape), f"shape {tuple(got.shape)} != {tuple(expected.shape)}"
-    diff = (got.double() - expected.double()).abs().max().item()
-    scale = expected.double().abs().max().item()
-    assert diff <= rel * scale, f"max abs diff {diff:.3e} > {rel} x {scale:.3e}"
-    return diff
+    return fixture_folder("brainrvq", "BrainRVQ")
 
 
 def run(fixtures: Path, parity: bool) -> tuple[BrainRVQTokenizer, SpectralVQOutput, dict, dict]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -17,31 +16,19 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 import neurorvq
+from fixture_checks import fixture_folder, within  # a helper module of this folder
 from neurorvq.errors import CheckpointError, ConfigError
 from neurorvq.models.fm import masked_token_loss
 from neurorvq.models.labram_fm import LaBraMFoundationModel
 from neurorvq.models.spectral_vq import LaBraMTokenizer
 from neurorvq.tasks.masking import keep_floor_mask, masked_count, token_mask
 
-SHARED = Path(os.environ.get("NEURORVQ_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
-FIXTURES = SHARED / "fixtures" / "labram_vqnsp"
 MASK_SEED = 71  # the fixture README's mask_seed
 
 
 @pytest.fixture(scope="module")
 def fixtures() -> Path:
-    if not FIXTURES.exists():
-        pytest.skip(f"LaBraM fixtures not found at {FIXTURES} (set NEURORVQ_SHARED to the folder holding fixtures/)")
-    return FIXTURES
-
-
-def within(got: torch.Tensor, expected: torch.Tensor, rel: float = 1e-4) -> float:
-    """Max abs difference, asserted within ``rel`` x the tensor's own scale (the fixture README's bound)."""
-    assert got.shape == expected.shape, (tuple(got.shape), tuple(expected.shape))
-    diff = (got.double() - expected.double()).abs().max().item()
-    scale = expected.double().abs().max().item()
-    assert diff <= rel * scale, f"max abs diff {diff:.3e} > {rel} x {scale:.3e}"
-    return diff
+    return fixture_folder("labram_vqnsp", "LaBraM")
 
 
 @pytest.fixture(scope="module")
