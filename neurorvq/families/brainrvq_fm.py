@@ -54,18 +54,9 @@ class BrainRVQFMOptions(LaBraMFMOptions):
             ``time_embed`` in the top layer-decay group).
         masking: ``importance`` (the curriculum of families.md §A.5) or ``random`` (its ablation).
         level_weights: loss weight of each RVQ level (``None``: 1, 0.5, 0.25, ... = 0.5 ** level, the official).
-        embed_dim: transformer width D (conv_channels x 25).
-        conv_channels: TemporalConv feature maps.
-        groupnorm_groups: TemporalConv GroupNorm groups.
-        num_heads: attention heads (QK-norm per head).
-        mlp_ratio: MLP width relative to embed_dim.
-        max_patches: rows of the temporal table (30).
-        spatial_rows: rows of the spatial table (129).
-        channels: the channel vocabulary in table order (LaBraM's standard_1020 list).
-        input_scale: factor applied to the signal inside the model (0.01: µV/100).
-        norm_eps: LayerNorm eps (1e-6).
-        check_inputs: validate inputs at the public entry points.
-        crop: crop signals to whole patches instead of refusing them.
+        max_patches: rows of the temporal table (30 for BrainRVQ's student).
+        other fields: as :class:`~neurorvq.families.labram.LaBraMFMOptions` (width, conv, heads, MLP, tables,
+            vocabulary, input scale, LayerNorm eps, input checks, cropping).
     """
 
     drop_path: float = 0.1
