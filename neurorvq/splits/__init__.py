@@ -1,0 +1,25 @@
+"""The official 10-fold subject lists of the NeuroRVQ EEG benchmark (MLSP'25; ../shared/docs/benchmarks.md §3), as
+split files (:mod:`neurorvq.data.split_files`, format ``neurorvq-split``): ``hgd``, ``kuerp``, ``pavlov``,
+``sleepedf``, ``eyes``. Fold ``k`` holds out its subjects and trains on all the others; the ids are the datasets'
+own subject ids (MOABB or PhysioNet subject numbers; Pavlov's BIDS labels), converted from the benchmark's prefixed
+strings. ``path(name)`` gives a file for ``split: {file: ..., fold: "3"}`` or ``neurorvq cv --folds_file``."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from neurorvq.errors import ConfigError
+from neurorvq.suggest import did_you_mean
+
+NAMES = ("hgd", "kuerp", "pavlov", "sleepedf", "eyes")
+
+
+def path(name: str) -> Path:
+    """The split file of the benchmark task ``name`` (one of :data:`NAMES`)."""
+    if name not in NAMES:
+        raise ConfigError(f"no benchmark split named {name!r} (known: {', '.join(NAMES)}){did_you_mean(name, NAMES)}")
+    return Path(str(resources.files(__name__) / f"{name}.json"))
+
+
+__all__ = ["NAMES", "path"]
