@@ -32,7 +32,7 @@ from neurorvq.models.spectral_vq import BrainRVQTokenizer, LaBraMTokenizer
 from neurorvq.tasks.masking import token_mask
 from neurorvq.tasks.pretrain import masked_token_loss
 
-from family_speed import MONTAGE  # the same 64 EEGMMIDB electrodes (a sibling script of this folder)
+from family_speed import MONTAGE, _sync  # the same 64 EEGMMIDB electrodes and device sync (a sibling script)
 
 FAMILIES = {
     "neurorvq": (lambda: NeuroRVQTokenizer("eeg", check_inputs=False),
@@ -42,11 +42,6 @@ FAMILIES = {
     "brainrvq": (lambda: BrainRVQTokenizer("eeg", check_inputs=False),
                  lambda: BrainRVQFoundationModel("eeg", pretraining=True)),
 }
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main() -> None:

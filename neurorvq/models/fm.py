@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neurorvq.errors import ConfigError, InputError
+from neurorvq.errors import ConfigError
 from neurorvq.families.neurorvq import NeuroRVQFMOptions, option_defaults
-from neurorvq.models.inputs import ChannelsLike, PreparedInput, channel_id_tensor, prepare_input
+from neurorvq.models.inputs import ChannelsLike, PreparedInput, channel_id_tensor, check_token_mask, prepare_input
 from neurorvq.models.options import resolve_overrides
 from neurorvq.models.pooling import Pooling, build_pooling
 from neurorvq.models.neurorvq_model import NeuroRVQModelMixin
@@ -185,9 +185,7 @@ class NeuroRVQFoundationModel(NeuroRVQModelMixin, PretrainedMixin, nn.Module):
             raise ConfigError("this model was built without pretraining heads (pretraining=False)")
         inp = self.prepare(x, channels)
         b, c, a, _ = inp.patches.shape
-        if mask.shape != (b, c * a) or mask.dtype != torch.bool:
-            raise InputError(f"mask must be bool [batch, channels*patches] = [{b}, {c * a}]; got {mask.dtype} "
-                             f"{tuple(mask.shape)}")
+        check_token_mask(mask, b, c * a)
         patch_embed = self.temporal(inp.patches)
         w = mask.unsqueeze(-1).to(patch_embed.dtype)
         views = torch.cat((patch_embed * (1 - w) + self.mask_token * w,      # masked view

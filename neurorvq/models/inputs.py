@@ -56,6 +56,13 @@ def check_finite(x: torch.Tensor, channels: ChannelsLike | None = None) -> None:
                          "that window before the model (the data pipeline rejects such windows)")
 
 
+def check_token_mask(mask: torch.Tensor, batch: int, tokens: int) -> None:
+    """A pretraining mask must be bool ``[batch, tokens]`` (tokens = channels x patches, channel-major)."""
+    if mask.shape != (batch, tokens) or mask.dtype != torch.bool:
+        raise InputError(f"mask must be bool [batch, channels*patches] = [{batch}, {tokens}]; got {mask.dtype} "
+                         f"{tuple(mask.shape)}")
+
+
 def prepare_input(spec: ModalitySpec, x: torch.Tensor, channels: ChannelsLike, *, check: bool = True,
                   crop: bool = False) -> PreparedInput:
     """Check ``x [batch, channels, time]`` against ``spec`` and cut it into patches.

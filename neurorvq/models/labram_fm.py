@@ -44,8 +44,9 @@ import torch
 from torch import nn
 
 from neurorvq.compat import canonical_unit
-from neurorvq.errors import ConfigError, InputError
+from neurorvq.errors import ConfigError
 from neurorvq.families.labram import FAMILY, FM_ARCHITECTURE_FIELDS, LABRAM_CONV, LaBraMConfig, LaBraMFMOptions
+from neurorvq.models.inputs import check_token_mask
 from neurorvq.models.pooling import Pooling, build_pooling
 from neurorvq.models.pretrained import PretrainedMixin
 from neurorvq.models.spectral_vq import Prepared, SpectralVQTokenizer
@@ -249,7 +250,8 @@ class LaBraMFoundationModel(PretrainedMixin, nn.Module):
             raise ConfigError("this model was built without the token head (pretraining=False)")
         vocab = int(self.options["vocab_size"])
         if layout.num_streams != 1 or layout.max_codebook_size != vocab:
-            raise ConfigError(f"the tokenizer's ids have {layout.num_streams} streams ({' '.join(layout.stream_names)}) "
+            streams = " ".join(layout.stream_names)
+            raise ConfigError(f"the tokenizer's ids have {layout.num_streams} streams ({streams}) "
                               f"of up to {layout.max_codebook_size} codes but LaBraM's student predicts one stream of "
                               f"{vocab} codes: use a one-level tokenizer (labram_vqnsp) of that codebook size")
 
@@ -326,9 +328,7 @@ class LaBraMFoundationModel(PretrainedMixin, nn.Module):
             raise ConfigError("this model was built without the token head (pretraining=False)")
         inp = self._inputs(x, channels)
         b, c, a, _ = inp.patches.shape
-        if mask.shape != (b, c * a) or mask.dtype != torch.bool:
-            raise InputError(f"mask must be bool [batch, channels*patches] = [{b}, {c * a}]; got {mask.dtype} "
-                             f"{tuple(mask.shape)}")
+        check_token_mask(mask, b, c * a)
         patch_embed = self.patch_embed(inp.patches)
         w = torch.cat((mask, ~mask)).unsqueeze(-1).to(patch_embed.dtype)
         views = torch.cat((patch_embed, patch_embed)) * (1 - w) + self.mask_token * w
