@@ -5,62 +5,23 @@ the tokenizer, whose size is within 25% of the NeuroRVQ side's."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
+from family_recipes import (RECIPE_DIR, config, data_overrides, in_tmp_folder,  # noqa: F401 (fixtures)
+                            name, one_step_trainer, one_thread)
 from neurorvq.cli import main
 
-RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes"
 RECIPES = sorted([*RECIPE_DIR.glob("brainrvq_*.yaml"), RECIPE_DIR / "e2e" / "table1_brainrvq.yaml",
                   *(RECIPE_DIR / "e2e").glob("brainrvq_*.yaml"), *(RECIPE_DIR / "finetune").glob("brainrvq_*.yaml")])
-SHARED_EEGMMIDB = Path(os.environ.get("NEURORVQ_SHARED", Path(__file__).resolve().parents[2] / "shared")) \
-    / "data" / "eegmmidb"
 BRAINRVQ_OPTIONS = "neurorvq.families.brainrvq.BrainRVQOptions"
 TINY_TOKENIZER = "{class_path: %s, init_args: {embed_dim: 100, conv_channels: 4, num_heads: 5, encoder_depth: 1, " \
                  "decoder_depth: 1, codebook_size: 32, code_dim: 8, kmeans_iters: 1}}" % BRAINRVQ_OPTIONS
 TINY_FM = "{class_path: neurorvq.families.brainrvq_fm.BrainRVQFMOptions, init_args: {depth: 1, embed_dim: 100, " \
           "conv_channels: 4, num_heads: 5}}"
 NEURORVQ_TABLE1_PARAMETERS = 2.41e6
-
-
-def _config(recipe: Path) -> dict:
-    return yaml.safe_load(recipe.read_text())
-
-
-def name(recipe: Path) -> str:
-    return recipe.relative_to(RECIPE_DIR).with_suffix("").as_posix()
-
-
-@pytest.fixture(autouse=True)
-def in_tmp_folder(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # recipes name relative run folders
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def data_overrides(recipe: Path, tmp_path: Path) -> list[str]:
-    data = _config(recipe)["data"]
-    if data["class_path"].endswith("SyntheticDataModule"):
-        return ["--data.init_args.train_windows=2", "--data.init_args.val_windows=2", "--data.init_args.batch_size=2",
-                "--data.init_args.num_workers=0"]
-    assert data["class_path"].endswith("EEGMMIDBDataModule"), f"{name(recipe)}: add tiny data overrides"
-    if not SHARED_EEGMMIDB.exists():
-        pytest.skip(f"recordings not found at {SHARED_EEGMMIDB}")
-    out = [f"--data.init_args.root={SHARED_EEGMMIDB}", "--data.init_args.runs=[1, 2]", "--data.init_args.batch_size=2",
-           "--data.init_args.num_workers=0", "--data.init_args.verbose=false"]
-    if data["init_args"].get("cache_dir") is not None:
-        out.append(f"--data.init_args.cache_dir={tmp_path / 'cache'}")
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +35,8 @@ def tiny_tokenizer(tmp_path_factory) -> Path:
 
 
 def tiny_args(recipe: Path, tmp_path: Path, tokenizer: Path) -> list[str]:
-    task = _config(recipe)["model"]["class_path"].rsplit(".", 1)[-1]
-    trainer = ["--trainer.fast_dev_run=1", "--trainer.accelerator=cpu", "--trainer.devices=1",
-               "--trainer.strategy=auto", "--trainer.precision=32", f"--trainer.default_root_dir={tmp_path}"]
+    task = config(recipe)["model"]["class_path"].rsplit(".", 1)[-1]
+    trainer = one_step_trainer(tmp_path)
     if task == "TokenizerTask":
         model = [f"--model.init_args.tokenizer={TINY_TOKENIZER}"]
     elif task == "PretrainTask":  # the importance mask's curriculum needs a number of epochs
@@ -105,7 +65,7 @@ def test_recipe_runs_one_step(recipe, tmp_path, tiny_tokenizer):
 def test_pretraining_recipe_numbers():
     """families.md §A.4.4: AdamW lr 5e-4 (not batch-scaled), betas (0.9, 0.999), wd 0.05, 5 of 20 warm-up epochs,
     cosine to 1e-5, no clipping, fp16; the student with importance masking."""
-    recipe = _config(RECIPE_DIR / "brainrvq_pretrain.yaml")
+    recipe = config(RECIPE_DIR / "brainrvq_pretrain.yaml")
     t = recipe["model"]["init_args"]
     assert t["lr"] == 5e-4 and t["betas"] == [0.9, 0.999] and t["weight_decay"] == 0.05
     assert t["warmup_fraction"] == pytest.approx(5 / 20) and t["lr"] * t["min_lr_ratio"] == pytest.approx(1e-5)
@@ -130,7 +90,7 @@ def test_cpu_recipe_trains_and_its_checkpoint_loads(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ the numbers
 def test_paper_numbers():
-    tok = _config(RECIPE_DIR / "brainrvq_tokenizer.yaml")
+    tok = config(RECIPE_DIR / "brainrvq_tokenizer.yaml")
     t = tok["model"]["init_args"]
     assert t["tokenizer"] == {"class_path": BRAINRVQ_OPTIONS, "init_args": {}}  # the official full size
     total_batch = tok["trainer"]["devices"] * tok["data"]["init_args"]["batch_size"]
@@ -143,13 +103,13 @@ def test_paper_numbers():
 
     model = BrainRVQOptions(**t["tokenizer"]["init_args"]).build("eeg")
     assert model.num_parameters() == 9_101_240 and model.options["kmeans_iters"] > 0  # k-means on [I]
-    cpu = _config(RECIPE_DIR / "brainrvq_tokenizer_cpu.yaml")["model"]["init_args"]["tokenizer"]["init_args"]
+    cpu = config(RECIPE_DIR / "brainrvq_tokenizer_cpu.yaml")["model"]["init_args"]["tokenizer"]["init_args"]
     assert BrainRVQOptions(**cpu).build("eeg").num_parameters() == 478_808  # the CPU recipe's comment
 
 
 def test_table1_recipe_matches_the_vqnsp_one_but_for_the_tokenizer():
-    ours = _config(RECIPE_DIR / "e2e" / "table1_brainrvq.yaml")
-    vqnsp = _config(RECIPE_DIR / "e2e" / "table1_vqnsp.yaml")
+    ours = config(RECIPE_DIR / "e2e" / "table1_brainrvq.yaml")
+    vqnsp = config(RECIPE_DIR / "e2e" / "table1_vqnsp.yaml")
     assert ours["data"] == vqnsp["data"] and ours["seed_everything"] == vqnsp["seed_everything"]
     assert ours["trainer"]["max_steps"] == vqnsp["trainer"]["max_steps"] == 400
     strip = ("default_root_dir", "callbacks")
@@ -164,7 +124,7 @@ def test_table1_recipe_matches_the_vqnsp_one_but_for_the_tokenizer():
 def test_table1_tokenizer_size_is_within_a_quarter_of_the_neurorvq_side():
     from neurorvq.families.brainrvq import BrainRVQOptions
 
-    init = _config(RECIPE_DIR / "e2e" / "table1_brainrvq.yaml")["model"]["init_args"]["tokenizer"]["init_args"]
+    init = config(RECIPE_DIR / "e2e" / "table1_brainrvq.yaml")["model"]["init_args"]["tokenizer"]["init_args"]
     count = BrainRVQOptions(**init).build("eeg").num_parameters()
     assert count == 2_347_640  # the number the recipe's comment states
     assert abs(count / NEURORVQ_TABLE1_PARAMETERS - 1) <= 0.25

@@ -4,47 +4,23 @@ paper numbers they carry are checked; fine-tuning uses LaBraM's layer rule (LQ7 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
+from family_recipes import (RECIPE_DIR, SHARED_EEGMMIDB, config, data_overrides, in_tmp_folder,  # noqa: F401 (fixtures)
+                            name, one_step_trainer, one_thread)
 from neurorvq.cli import main
 from neurorvq.file_io import write_safetensors
 
-RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes"
 RECIPES = sorted([*RECIPE_DIR.glob("labram_*.yaml"), *(RECIPE_DIR / "finetune").glob("labram_*.yaml")])
-SHARED_EEGMMIDB = Path(os.environ.get("NEURORVQ_SHARED", Path(__file__).resolve().parents[2] / "shared")) \
-    / "data" / "eegmmidb"
 LABRAM_OPTIONS = "neurorvq.families.labram.LaBraMOptions"
 LABRAM_FM_OPTIONS = "neurorvq.families.labram.LaBraMFMOptions"
 TINY_ARCH = {"embed_dim": 100, "conv_channels": 4, "num_heads": 5, "mlp_ratio": 2.0}
 TINY_TOKENIZER = "{class_path: %s, init_args: {embed_dim: 100, conv_channels: 4, num_heads: 5, encoder_depth: 1, " \
                  "decoder_depth: 1, codebook_size: 32, code_dim: 8, kmeans_iters: 1}}" % LABRAM_OPTIONS
 TINY_FM = "{class_path: %s, init_args: {depth: 1, embed_dim: 100, conv_channels: 4, num_heads: 5}}" % LABRAM_FM_OPTIONS
-
-
-def _config(recipe: Path) -> dict:
-    return yaml.safe_load(recipe.read_text())
-
-
-def name(recipe: Path) -> str:
-    return recipe.relative_to(RECIPE_DIR).with_suffix("").as_posix()
-
-
-@pytest.fixture(autouse=True)
-def in_tmp_folder(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # recipes name relative run folders
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -68,25 +44,9 @@ def tiny_official_fm(tmp_path_factory) -> Path:
     return path
 
 
-def data_overrides(recipe: Path, tmp_path: Path) -> list[str]:
-    data = _config(recipe)["data"]
-    if data["class_path"].endswith("SyntheticDataModule"):
-        return ["--data.init_args.train_windows=2", "--data.init_args.val_windows=2", "--data.init_args.batch_size=2",
-                "--data.init_args.num_workers=0"]
-    assert data["class_path"].endswith("EEGMMIDBDataModule"), f"{name(recipe)}: add tiny data overrides"
-    if not SHARED_EEGMMIDB.exists():
-        pytest.skip(f"recordings not found at {SHARED_EEGMMIDB}")
-    out = [f"--data.init_args.root={SHARED_EEGMMIDB}", "--data.init_args.runs=[1, 2]", "--data.init_args.batch_size=2",
-           "--data.init_args.num_workers=0", "--data.init_args.verbose=false"]
-    if data["init_args"].get("cache_dir") is not None:
-        out.append(f"--data.init_args.cache_dir={tmp_path / 'cache'}")
-    return out
-
-
 def tiny_args(recipe: Path, tmp_path: Path, tokenizer: Path, fm: Path | None = None) -> list[str]:
-    task = _config(recipe)["model"]["class_path"].rsplit(".", 1)[-1]
-    trainer = ["--trainer.fast_dev_run=1", "--trainer.accelerator=cpu", "--trainer.devices=1",
-               "--trainer.strategy=auto", "--trainer.precision=32", f"--trainer.default_root_dir={tmp_path}"]
+    task = config(recipe)["model"]["class_path"].rsplit(".", 1)[-1]
+    trainer = one_step_trainer(tmp_path)
     if task == "TokenizerTask":
         model = [f"--model.init_args.tokenizer={TINY_TOKENIZER}"]
     elif task == "PretrainTask":
@@ -134,7 +94,7 @@ def test_cpu_recipes_chain(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ the numbers
 def test_paper_numbers():
-    tok = _config(RECIPE_DIR / "labram_vqnsp_tokenizer.yaml")
+    tok = config(RECIPE_DIR / "labram_vqnsp_tokenizer.yaml")
     t = tok["model"]["init_args"]
     assert t["tokenizer"] == {"class_path": LABRAM_OPTIONS, "init_args": {}}  # official size, code_dim 64
     assert t["lr"] == pytest.approx(5e-5 * 1024 / 128) and t["betas"] == [0.9, 0.99] and t["weight_decay"] == 1e-4
@@ -143,7 +103,7 @@ def test_paper_numbers():
     assert tok["trainer"]["max_epochs"] == 100 and tok["trainer"]["precision"] == "16-mixed"
     assert tok["trainer"]["gradient_clip_val"] is None and tok["data"]["init_args"]["stride_seconds"] == 1.0
     assert tok["data"]["init_args"]["window_seconds"] <= 16
-    pre = _config(RECIPE_DIR / "labram_pretrain.yaml")
+    pre = config(RECIPE_DIR / "labram_pretrain.yaml")
     p = pre["model"]["init_args"]
     assert p["fm"]["class_path"] == LABRAM_FM_OPTIONS and p["lr"] == 5e-4 and p["betas"] == [0.9, 0.98]
     assert p["weight_decay"] == 0.05 and p["lr"] * p["min_lr_ratio"] == pytest.approx(1e-5)
