@@ -23,8 +23,8 @@ from torch.utils.data import DataLoader
 
 from neurorvq.data.channels import map_channels
 from neurorvq.data.datamodule_cache import WindowCacheMixin
-from neurorvq.data.preprocess import (DataError, PickChannels, Pipeline, Recording, RejectionReport, cut_windows,
-                                      steps_from_config)
+from neurorvq.data.preprocess import (CommonAverageReference, DataError, PickChannels, Pipeline, Recording,
+                                      RejectionReport, cut_windows, steps_from_config)
 from neurorvq.data.recording import (RecordingInfo, RecordingLoader, RecordingSkippedWarning, _window_samples,
                                      read_raw_checked)
 from neurorvq.data.sampling import SplitLoaders, window_loader
@@ -33,6 +33,16 @@ from neurorvq.data.splits import SPLITS, split_subjects
 from neurorvq.data.windowset import WindowDataset, WindowSet, channel_names_in, column_array
 from neurorvq.errors import ConfigError
 from neurorvq.registry import ModalitySpec, get_modality
+
+
+def references_before_pick(pipeline: Pipeline) -> bool:
+    """Whether a :class:`CommonAverageReference` step runs before the (first) :class:`PickChannels` step."""
+    for step in pipeline.steps:
+        if isinstance(step, PickChannels):
+            return False
+        if isinstance(step, CommonAverageReference):
+            return True
+    return False
 
 
 class RecordingDataModule(WindowCacheMixin, SplitLoaders, L.LightningDataModule):
@@ -240,12 +250,13 @@ class RecordingDataModule(WindowCacheMixin, SplitLoaders, L.LightningDataModule)
         """Run ``pipeline`` on ``raw`` and check the result.
 
         Channels that do not map onto the vocabulary are dropped before the data are loaded (so unused
-        channels of large files never reach memory) and reported; a channel that is all NaN or flat over the
+        channels of large files never reach memory) and reported, unless a :class:`CommonAverageReference` comes
+        before the :class:`PickChannels` step (it must average over the channels selected then, not the vocabulary's); a channel that is all NaN or flat over the
         whole recording skips the recording (:class:`DataError`) or is dropped (``dead_channels='drop'``).
         """
         pre_dropped: dict[str, str] = {}
         pick = next((s for s in pipeline.steps if isinstance(s, PickChannels)), None)
-        if pick is not None:
+        if pick is not None and not references_before_pick(pipeline):
             mapping = map_channels(raw.ch_names, self.spec_, explicit=pick.explicit, aliases=pick.aliases)
             if mapping.picks and len(mapping.picks) < len(raw.ch_names):
                 pre_dropped = dict(mapping.dropped)

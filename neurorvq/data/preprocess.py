@@ -185,8 +185,32 @@ class Clip(Step):
 
 
 @dataclass
+class DropChannels(Step):
+    """Drop the channels named in ``names`` (matched case-insensitively on the recording's own names, e.g. the
+    High-Gamma benchmark's 50 half-position electrodes and its EOG/EMG channels), so that a later
+    :class:`CommonAverageReference` averages only over the channels kept. Names the recording lacks are ignored
+    (several datasets share one list); dropping every channel is a :class:`DataError`."""
+
+    names: tuple[str, ...] = ()
+    reason: str = "dropped by the DropChannels step"
+
+    def apply(self, raw, spec, report):
+        wanted = {str(n).strip().lower() for n in self.names}
+        drop = [ch for ch in raw.ch_names if ch.strip().lower() in wanted]
+        if len(drop) == len(raw.ch_names):
+            raise DataError(f"DropChannels drops every channel of the recording ({', '.join(drop[:5])}, ...); "
+                            "list fewer names")
+        report.setdefault("dropped_channels", {}).update({ch: self.reason for ch in drop})
+        if drop:
+            raw = raw.drop_channels(drop)
+        return raw
+
+
+@dataclass
 class CommonAverageReference(Step):
-    """Subtract the mean over channels at every sample (the benchmark loaders' CAR, method.md §4.4)."""
+    """Subtract the mean over channels at every sample (the benchmark loaders' CAR, method.md §4.4), over the
+    channels present at this step: put it after :class:`DropChannels` and before :class:`PickChannels` to average
+    over a selection wider than the vocabulary (the EEG benchmark's order, benchmarks.md §2.1)."""
 
     def apply(self, raw, spec, report):
         data = raw.get_data()
@@ -493,8 +517,8 @@ def cut_windows(recording: Recording, window_seconds: float, stride_seconds: flo
 
 def steps_from_config(items: Sequence[Mapping[str, Any]]) -> list[Step]:
     """Steps from ``[{"step": "BandPass", "low": 1.0, "high": 40.0}, ...]`` (a recipe's ``steps`` list)."""
-    known = {cls.__name__: cls for cls in (PickChannels, Notch, BandPass, Clip, CommonAverageReference, Resample,
-                                           RangeCheck)}
+    known = {cls.__name__: cls for cls in (PickChannels, DropChannels, Notch, BandPass, Clip, CommonAverageReference,
+                                           Resample, RangeCheck)}
     steps = []
     for item in items:
         item = dict(item)

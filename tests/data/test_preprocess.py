@@ -96,3 +96,39 @@ def test_bandpass_removes_out_of_band_power():
     spectrum = np.abs(np.fft.rfft(rec.data[0, 200:-200]))
     freqs = np.fft.rfftfreq(rec.data.shape[1] - 400, 1 / 200)
     assert spectrum[np.argmin(np.abs(freqs - 70))] < 0.01 * spectrum[np.argmin(np.abs(freqs - 10))]
+
+
+def _named_raw(names: list[str], sfreq: float = 200.0, seconds: float = 2.0, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    data = rng.normal(0.0, 20e-6, (len(names), int(sfreq * seconds)))
+    return mne.io.RawArray(data, mne.create_info(names, sfreq, "eeg"), verbose="error")
+
+
+def test_drop_channels_then_reference_averages_over_the_kept_channels():
+    """The EEG benchmark's order (benchmarks.md §2.1): drop named channels, CAR over what is left (including a
+    channel outside the vocabulary), then map onto the vocabulary."""
+    names = ["Cz", "C3", "C4", "FFC5h", "TPP9h"]  # FFC5h dropped by name; TPP9h kept for the CAR, not in the vocabulary
+    raw = _named_raw(names)
+    steps = steps_from_config([{"step": "DropChannels", "names": ["ffc5h"]}, {"step": "CommonAverageReference"},
+                               {"step": "PickChannels"}])
+    rec = Pipeline(EEG, steps).run(raw, "r")
+    assert rec.channels == ["cz", "c3", "c4"]
+    kept = raw.get_data()[[0, 1, 2, 4]] * 1e6
+    expected = (kept - kept.mean(axis=0, keepdims=True))[:3]
+    np.testing.assert_allclose(rec.data, expected, rtol=1e-5, atol=1e-3)
+    assert rec.dropped_channels["FFC5h"] == "dropped by the DropChannels step"
+    assert "TPP9h" in rec.dropped_channels
+
+
+def test_drop_channels_refuses_to_drop_everything():
+    with pytest.raises(DataError, match="drops every channel"):
+        Pipeline(EEG, steps_from_config([{"step": "DropChannels", "names": ["Cz", "C3"]}])).run(
+            _named_raw(["Cz", "C3"]), "r")
+
+
+def test_datamodules_pre_pick_the_vocabulary_only_when_no_reference_comes_first():
+    from neurorvq.data.datamodule import references_before_pick
+
+    car_first = Pipeline(EEG, steps_from_config([{"step": "CommonAverageReference"}, {"step": "PickChannels"}]))
+    pick_first = Pipeline(EEG, steps_from_config([{"step": "PickChannels"}, {"step": "CommonAverageReference"}]))
+    assert references_before_pick(car_first) and not references_before_pick(pick_first)
