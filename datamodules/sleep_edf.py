@@ -19,6 +19,12 @@ Channels, a documented choice: the EEG of Sleep-EDF are two *bipolar* derivation
 its first (active) electrode. Change ``channel_map`` to decide otherwise (e.g. add ``{"EOG horizontal":
 "eog"}``); channels left out of it (EOG, EMG, respiration, temperature, event marker) are dropped.
 
+Studies: ``study='SC'`` keeps the sleep-cassette nights (78 subjects aged 25-101, files ``SC4ssN...``; the EEG
+benchmark's "Sleep" task, benchmarks.md §3.4), ``'ST'`` the sleep-telemetry ones (``ST7ssN...``); ``None`` (default)
+both. :func:`download` fetches sleep-cassette nights from PhysioNet with MNE (``mne.datasets.sleep_physionet.age``).
+Licence: Open Data Commons Attribution 1.0 (PhysioNet); cite Kemp et al., IEEE Trans. Biomed. Eng. 47(9), 2000 and
+Goldberger et al., Circulation 101(23), 2000.
+
 Sampling: the EEG is recorded at 100 Hz and resampled to the EEG spec's 200 Hz. This is 2x upsampling, beyond
 :class:`~neurorvq.data.preprocess.Resample`'s default limit of 1.5x, so the default pipeline sets
 ``Resample(allow_upsample=True)`` on purpose: the signal has no content above 50 Hz (the band-pass stops at
@@ -32,7 +38,7 @@ import re
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -52,6 +58,21 @@ STAGE_LABELS: dict[int, dict[str, int]] = {5: {"W": 0, "1": 1, "2": 2, "3": 3, "
                                            6: {"W": 0, "1": 1, "2": 2, "3": 3, "4": 4, "R": 5}}
 DEFAULT_CHANNEL_MAP: dict[str, str] = {"EEG Fpz-Cz": "fpz", "EEG Pz-Oz": "pz"}
 _NAME = re.compile(r"^(S[CT])(\d)(\d{2})(\d)", re.IGNORECASE)
+STUDIES = ("SC", "ST")
+"""Sleep-cassette and sleep-telemetry file prefixes."""
+
+
+def download(root: str | Path, subjects: Sequence[int], recordings: Sequence[int] = (1, 2)) -> Path:
+    """Download the sleep-cassette nights ``recordings`` (1, 2) of ``subjects`` (0-82; 39, 68, 69, 78, 79 do not
+    exist, 13, 36 and 52 have one night) from PhysioNet with ``mne.datasets.sleep_physionet.age.fetch_data`` (needs
+    internet; a night MNE reports missing is skipped with its warning) and return the folder to pass as ``root``."""
+    from mne.datasets.sleep_physionet import age
+
+    folder = Path(root).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    age.fetch_data([int(s) for s in subjects], recording=[int(r) for r in recordings], path=str(folder),
+                   on_missing="warn")
+    return folder
 
 
 def hypnogram_epochs(annotations: Iterable[tuple[float, float, str]], classes: int = 5,
@@ -125,6 +146,8 @@ class SleepEDFDataModule(RecordingDataModule):
             applied to the pipeline's ``PickChannels`` step (also to one given in ``steps`` without its own
             ``explicit``).
         window_seconds: 30 (one window per epoch) or a divisor of 30.
+        study: ``'SC'`` (sleep-cassette), ``'ST'`` (sleep-telemetry) or ``None`` (both; files named outside the
+            scheme are kept only with ``None``).
         other arguments: see :class:`~neurorvq.data.windows.RecordingDataModule`.
 
     Batches: ``{"signal": float32 [B, C, T] uV at 200 Hz (C = 2 by default: fpz, pz), "channel_ids": int64
@@ -136,7 +159,9 @@ class SleepEDFDataModule(RecordingDataModule):
 
     def __init__(self, root: str, classes: int = 5, trim_wake_minutes: float | None = 30.0,
                  channel_map: dict[str, str] | str | None = None, window_seconds: float = 30.0,
-                 **common: Any) -> None:
+                 study: str | None = None, **common: Any) -> None:
+        if study is not None and str(study).upper() not in STUDIES:
+            raise ConfigError(f"study is {study!r}; use 'SC' (sleep-cassette), 'ST' (sleep-telemetry) or null (both)")
         if classes not in CLASS_NAMES:
             raise ConfigError(f"classes is {classes}; use 5 (W, N1, N2, N3, REM) or 6 (R&K: W, S1-S4, REM)")
         per_epoch = EPOCH_SECONDS / float(window_seconds) if window_seconds and window_seconds > 0 else 0
@@ -147,6 +172,7 @@ class SleepEDFDataModule(RecordingDataModule):
             raise ConfigError(f"trim_wake_minutes is {trim_wake_minutes}; give minutes >= 0, or null to keep all wake")
         super().__init__(root, window_seconds=window_seconds, stride_seconds=None, modality="eeg", **common)
         self.classes = int(classes)
+        self.study = None if study is None else str(study).upper()
         self.trim_wake_minutes = trim_wake_minutes
         self.channel_map = load_channel_map(DEFAULT_CHANNEL_MAP if channel_map is None else channel_map, self.spec)
         self.windows_per_epoch = int(round(per_epoch))
@@ -174,6 +200,8 @@ class SleepEDFDataModule(RecordingDataModule):
             if not (psg.name.lower().endswith("-psg.edf") and psg.is_file()):
                 continue
             night = night_of(psg.name)
+            if self.study is not None and not psg.name.upper().startswith(self.study):
+                continue
             subject, subject_id = (night[0], night[1]) if night else (psg.name.split("-")[0], None)
             candidates = hypnograms.get(psg.name[:6].upper(), [])
             same_folder = [h for h in candidates if h.parent == psg.parent]
@@ -229,5 +257,5 @@ class SleepEDFDataModule(RecordingDataModule):
         return [self.cut(recording, info, starts=starts, labels=window_labels, offset=int(round(tmin * sfreq)))]
 
 
-__all__ = ["CLASS_NAMES", "DEFAULT_CHANNEL_MAP", "SleepEDFDataModule", "STAGE_LABELS", "hypnogram_epochs", "night_of",
-           "trim_wake"]
+__all__ = ["CLASS_NAMES", "DEFAULT_CHANNEL_MAP", "STUDIES", "SleepEDFDataModule", "STAGE_LABELS", "download",
+           "hypnogram_epochs", "night_of", "trim_wake"]

@@ -134,3 +134,23 @@ def test_truncated_and_missing_files_are_skipped_or_raise_in_strict_mode(root, t
     with pytest.raises(DataError, match=r"S001R01\.edf: truncated or corrupt file"):
         EEGMMIDBDataModule(str(tmp_path), task="eyes", subjects=[1], steps=LIGHT_STEPS, strict=True,
                            verbose=False).setup()
+
+
+def test_the_benchmark_eyes_row_gives_referenced_non_overlapping_4s_windows(root):
+    """recipes/benchmarks/eyes_eegmmidb.yaml's data section on the real S001 runs: 15 windows per 1-min run, 64
+    channels at 200 Hz, the common average reference (channel mean zero at every sample), labels per run."""
+    import yaml
+
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "benchmarks" / "eyes_eegmmidb.yaml"
+    init = dict(yaml.safe_load(recipe.read_text())["data"]["init_args"])
+    init.update(root=str(root), subjects=[1], verbose=False, val_fraction=0, test_fraction=0)
+    dm = EEGMMIDBDataModule(**init)
+    dm.setup("fit")
+    sets = dm.datasets["train"].sets
+    assert [ws.signals.shape for ws in sets] == [(15, 64, 800)] * 2
+    assert [ws.labels.tolist() for ws in sets] == [[0] * 15, [1] * 15]
+    assert [ws.starts[1] - ws.starts[0] for ws in sets] == [800, 800]
+    for ws in sets:
+        assert np.abs(ws.signals.mean(axis=1)).max() < 1e-3 * np.abs(ws.signals).max()
+    assert [s["step"] for s in dm.make_pipeline().config()["steps"]] == [
+        "Resample", "BandPass", "CommonAverageReference", "PickChannels"]

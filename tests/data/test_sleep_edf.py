@@ -162,3 +162,34 @@ def test_options_are_checked(tmp_path):
         SleepEDFDataModule(str(tmp_path), window_seconds=4.0)
     with pytest.raises(DataError, match=r"does not exist: set data\.init_args\.root"):
         SleepEDFDataModule(str(tmp_path / "sleep"))
+
+
+def test_the_benchmark_sleep_row_keeps_sleep_cassette_six_classes_and_the_two_channel_reference(night, tmp_path):
+    """recipes/benchmarks/sleep_sleep_edf.yaml's data section: only SC nights (an ST night beside them is ignored),
+    R&K classes, and the CAR over the two derivations, which leaves one antisymmetric signal (fpz = -pz)."""
+    import shutil
+
+    import yaml
+
+    root, cut = night
+    mixed = tmp_path / "mixed"
+    shutil.copytree(root / "sleep-cassette", mixed / "sleep-cassette")
+    telemetry = mixed / "sleep-telemetry"
+    telemetry.mkdir()
+    _write_psg(telemetry / "ST7011J0-PSG.edf", 120.0, seed=2)
+    _write_hypnogram(telemetry / "ST7011JP-Hypnogram.edf", mne.Annotations([0.0], [120.0], ["Sleep stage 2"]), 120.0)
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "benchmarks" / "sleep_sleep_edf.yaml"
+    init = dict(yaml.safe_load(recipe.read_text())["data"]["init_args"])
+    init.update(root=str(mixed), verbose=False, val_fraction=0, test_fraction=0)
+    dm = SleepEDFDataModule(**init)
+    assert [i.subject for i in dm.find_recordings()] == ["SC400", "SC401"]
+    with pytest.warns(RecordingSkippedWarning):  # SC4011's hypnogram is missing
+        dm.setup()
+    (ws,) = dm.datasets["train"].sets
+    _, six, _ = hypnogram_epochs(_triples(cut), classes=6)
+    assert ws.labels.tolist() == six.tolist() and dm.label_names == CLASS_NAMES[6]
+    assert ws.signals.shape == (50, 2, 6000) and ws.channels == ["fpz", "pz"]
+    np.testing.assert_allclose(ws.signals[:, 0], -ws.signals[:, 1], atol=1e-4)
+    assert [i.subject for i in SleepEDFDataModule(str(mixed), study="ST", verbose=False).find_recordings()] == ["ST701"]
+    with pytest.raises(ConfigError, match="study"):
+        SleepEDFDataModule(str(mixed), study="XY")
