@@ -181,6 +181,19 @@ def _ninapro_db5_layout(tmp_path: Path) -> Path:
     return root
 
 
+def _layout(module: str, writer: str, folder: Path) -> Path:
+    """A small folder in a dataset's published layout, written by that dataset's tests (``tests/data/<module>.py``,
+    function ``writer(root) -> root``)."""
+    return getattr(_data_test_module(module), writer)(folder)
+
+
+LAYOUT_WRITERS = {  # DataModule class name -> (test module, writer): recipes over these read a generated folder
+    "HighGammaDataModule": ("test_high_gamma", "write_high_gamma_layout"),
+    "Lee2019ERPDataModule": ("test_lee2019_erp", "write_lee2019_erp_layout"),
+    "Pavlov2022DataModule": ("test_pavlov2022", "write_pavlov_layout"),
+}
+
+
 def data_overrides(recipe: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch | None = None) -> list[str]:
     """Tiny data settings: synthetic recipes get a few windows; real-data recipes read ../shared/data or a small
     layout written under ``tmp_path``. A layout of one subject leaves val/test empty (train keeps it)."""
@@ -214,6 +227,11 @@ def data_overrides(recipe: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         return [f"--data.init_args.root={_bci_iv_2a_layout(tmp_path, monkeypatch)}", *quiet]
     if class_path.endswith("NinaProDB5DataModule"):
         return [f"--data.init_args.root={_ninapro_db5_layout(tmp_path)}", *quiet]
+    writer = LAYOUT_WRITERS.get(class_path.rsplit(".", 1)[-1])
+    if writer is not None:
+        if writer[0] == "test_pavlov2022":
+            pytest.importorskip("eeglabio", reason="mne-bids writes the generated EEGLAB files with eeglabio")
+        return [f"--data.init_args.root={_layout(*writer, tmp_path / writer[0])}", *quiet]
     raise AssertionError(f"{recipe_name(recipe)}: add tiny data overrides for {class_path}")
 
 
@@ -263,7 +281,9 @@ def test_recipes_exist():
     assert {"quickstart", "eeg_tokenizer", "ecg_tokenizer", "emg_tokenizer", "semg_tokenizer", "eeg_fm",
             "eeg_fm_features", "e2e/eeg_tokenizer", "e2e/eeg_fm", "e2e/semg_tokenizer", "e2e/semg_fm",
             "finetune/bci_iv_2a", "finetune/eegmmidb_eyes", "finetune/eegmmidb_motor_imagery", "finetune/ninapro_db5",
-            "finetune/ptbxl", "finetune/semg_armband", "finetune/sleep_edf"} <= names
+            "finetune/ptbxl", "finetune/semg_armband", "finetune/sleep_edf", "benchmarks/motor_high_gamma",
+            "benchmarks/erp_kuerp", "benchmarks/memory_pavlov", "benchmarks/sleep_sleep_edf",
+            "benchmarks/eyes_eegmmidb"} <= names
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda r: recipe_name(r))

@@ -362,6 +362,19 @@ def _mne_call(call: Callable[[], Any], step: str) -> Any:
         raise DataError(f"{step} failed ({type(exc).__name__}: {exc})") from exc
 
 
+def early_drops(steps: Sequence[Step]) -> list["DropChannels"]:
+    """The :class:`DropChannels` steps before the first :class:`CommonAverageReference` (the only step that mixes
+    channels): :meth:`Pipeline.run` applies them before loading the samples, so dropped channels are never read,
+    resampled or filtered (the result is the same)."""
+    early = []
+    for step in steps:
+        if isinstance(step, CommonAverageReference):
+            break
+        if isinstance(step, DropChannels):
+            early.append(step)
+    return early
+
+
 @dataclass
 class Pipeline:
     """An ordered list of steps for ``spec``; ``run(raw, source)`` -> :class:`Recording`."""
@@ -391,6 +404,9 @@ class Pipeline:
         try:
             if steps and isinstance(steps[0], PickChannels):  # pick before loading: unused channels are never read
                 raw = steps.pop(0).apply(raw, self.spec, report)
+            for step in early_drops(steps):  # dropping commutes with the per-channel steps before a reference
+                raw = step.apply(raw, self.spec, report)
+                steps.remove(step)
             raw = _mne_call(lambda: raw.load_data(verbose="error"), "reading the samples")
             raw = _mne_call(lambda: check.apply(raw, self.spec, report), "RangeCheck")
             for step in steps:

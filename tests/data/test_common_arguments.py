@@ -18,6 +18,9 @@ FIXED = {  # common arguments a dataset sets itself (hidden from recipes, as bef
     "PTBXLDataModule": {"val_subjects", "test_subjects", "val_fraction", "test_fraction", "modality", "split"},
     "EEGMMIDBDataModule": {"modality"},
     "EEGFolderDataModule": {"modality"},
+    "HighGammaDataModule": {"stride_seconds", "modality"},
+    "Lee2019ERPDataModule": {"stride_seconds", "modality"},
+    "Pavlov2022DataModule": {"stride_seconds", "modality"},
 }
 
 

@@ -132,3 +132,22 @@ def test_datamodules_pre_pick_the_vocabulary_only_when_no_reference_comes_first(
     car_first = Pipeline(EEG, steps_from_config([{"step": "CommonAverageReference"}, {"step": "PickChannels"}]))
     pick_first = Pipeline(EEG, steps_from_config([{"step": "PickChannels"}, {"step": "CommonAverageReference"}]))
     assert references_before_pick(car_first) and not references_before_pick(pick_first)
+
+
+def test_drops_before_the_reference_happen_before_loading_with_the_same_result():
+    """DropChannels before the CAR is applied before the samples are loaded (never filtered); the output equals
+    filtering every channel, then dropping, then referencing."""
+    from neurorvq.data.preprocess import early_drops
+
+    names = ["Cz", "C3", "C4", "EOGh", "TPP9h"]
+    raw = _named_raw(names, seconds=4.0)
+    config = [{"step": "BandPass", "low": 1.0, "high": 40.0}, {"step": "DropChannels", "names": ["EOGh"]},
+              {"step": "CommonAverageReference"}, {"step": "DropChannels", "names": ["TPP9h"]}, {"step": "PickChannels"}]
+    steps = steps_from_config(config)
+    assert early_drops(steps) == [steps[1]]
+    rec = Pipeline(EEG, steps).run(raw, "r")
+    filtered = raw.copy().load_data().filter(1.0, 40.0, picks="all", verbose="error").get_data() * 1e6
+    kept = filtered[[0, 1, 2, 4]]
+    expected = (kept - kept.mean(axis=0, keepdims=True))[:3]
+    assert rec.channels == ["cz", "c3", "c4"]
+    np.testing.assert_allclose(rec.data, expected, rtol=1e-4, atol=1e-3)
