@@ -36,6 +36,14 @@ train/val/test split). ``test_repetitions`` (e.g. ``[2, 5]``, a common DB5 proto
 windows of those repetitions go to test/val and the rest to train. Per-window repetition, exercise and global
 gesture id: :meth:`NinaProDB5DataModule.window_metadata`.
 
+Subject-independent protocol (the NeuroRVQ EMG benchmark's DB5 row, whose fold scheme is not published;
+benchmarks.md §5.3 [I]): **leave-one-subject-out** over the 10 subjects, shipped as the split file
+``neurorvq/splits/ninapro_db5_loso.json`` (:data:`LOSO_SPLIT`, :func:`loso_split_file`; fold ``k`` holds out
+subject ``k + 1``). ``neurorvq cv --folds_file <that file>`` runs all ten folds in that order (``neurorvq cv
+--folds 10`` is LOSO too, with the subjects dealt to folds in a seeded order); one fold under ``neurorvq fit``:
+``split: {file: <that file>, fold: "3"}`` (validation subjects drawn from the other nine by ``val_fraction``) or
+simply ``test_subjects: [4]``. Leave the repetition options unset for it.
+
 Channels ``c1..c16`` (``emg`` column k-1 is ``c<k>``; c1..c8 the armband near the elbow, c9..c16 the second,
 rotated by 22.5 degrees), the ``semg200`` vocabulary; unit ``au`` (Myo values are unitless and passed
 through unscaled).
@@ -50,6 +58,7 @@ from __future__ import annotations
 
 import re
 
+from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -70,6 +79,8 @@ EXERCISE_GESTURES: dict[int, int] = {1: 12, 2: 17, 3: 23}
 EXERCISE_OFFSETS: dict[int, int] = {1: 0, 2: 12, 3: 29}
 """Added to an exercise's local gesture id to give the global id 1..52."""
 REQUIRED_VARIABLES = ("emg", "restimulus", "rerepetition")
+LOSO_SPLIT = "ninapro_db5_loso"
+"""Name of the shipped leave-one-subject-out split file (``neurorvq/splits/ninapro_db5_loso.json``)."""
 _FILE = re.compile(r"^S(\d+)_E(\d)_A1\.mat$", re.IGNORECASE)
 _SUBJECT_DIR = re.compile(r"^s(\d+)$", re.IGNORECASE)
 
@@ -95,6 +106,12 @@ class RepetitionWindowSet(WindowSet):
     def subset(self, mask: np.ndarray) -> "RepetitionWindowSet":
         """The windows where ``mask`` (bool ``[W]``) is true."""
         return self.select(mask)
+
+
+def loso_split_file() -> Path:
+    """The leave-one-subject-out split file of DB5 (10 folds, fold ``k`` = subject ``k + 1``; format
+    ``neurorvq-split``), for ``split: {file: ..., fold: ...}`` or ``neurorvq cv --folds_file``."""
+    return Path(str(resources.files("neurorvq.splits") / f"{LOSO_SPLIT}.json"))
 
 
 # ------------------------------------------------------------------------------------------------ parsing
@@ -307,5 +324,6 @@ class NinaProDB5DataModule(RecordingDataModule):
         return {name: table.get(name, np.zeros(0, np.int64)) for name in ("repetition", "exercise", "gesture")}
 
 
-__all__ = ["CHANNELS", "EXERCISE_GESTURES", "EXERCISE_OFFSETS", "NinaProDB5DataModule", "REQUIRED_VARIABLES",
-           "RepetitionWindowSet", "SAMPLING_RATE", "read_mat", "repetition_segments"]
+__all__ = ["CHANNELS", "EXERCISE_GESTURES", "EXERCISE_OFFSETS", "LOSO_SPLIT", "NinaProDB5DataModule",
+           "REQUIRED_VARIABLES", "RepetitionWindowSet", "SAMPLING_RATE", "loso_split_file", "read_mat",
+           "repetition_segments"]

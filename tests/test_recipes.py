@@ -191,6 +191,7 @@ LAYOUT_WRITERS = {  # DataModule class name -> (test module, writer): recipes ov
     "HighGammaDataModule": ("test_high_gamma", "write_high_gamma_layout"),
     "Lee2019ERPDataModule": ("test_lee2019_erp", "write_lee2019_erp_layout"),
     "Pavlov2022DataModule": ("test_pavlov2022", "write_pavlov_layout"),
+    "DiscreteGesturesDataModule": ("test_discrete_gestures", "write_discrete_gestures_layout"),
 }
 
 

@@ -12,7 +12,7 @@ from scipy.io import savemat
 
 from neurorvq.data.preprocess import DataError
 from neurorvq.data.windows import RecordingSkippedWarning
-from neurorvq.datamodules.ninapro_db5 import (EXERCISE_OFFSETS, NinaProDB5DataModule, read_mat,
+from neurorvq.datamodules.ninapro_db5 import (EXERCISE_OFFSETS, NinaProDB5DataModule, loso_split_file, read_mat,
                                               repetition_segments)
 from neurorvq.errors import ConfigError
 
@@ -192,3 +192,42 @@ def test_the_repetition_split_builds_and_streams_a_window_cache(root, tmp_path):
     cached.setup()
     assert_cache_matches_memory(memory, cached)
     assert set(memory.window_table("test")["repetition"].tolist()) == {2, 5}
+
+
+def test_leave_one_subject_out_split_file(tmp_path):
+    """The subject-independent protocol: fold k of the shipped LOSO file tests subject k+1, under `fit` (a split
+    rule) and under `neurorvq cv` (its fold reader)."""
+    from neurorvq.crossval.folds import split_file_folds
+    from neurorvq.data.split_files import read_split_file
+
+    root = tmp_path / "db5"
+    for subject in range(1, 11):
+        write(root, subject, 1, gestures=(1,))
+    split = read_split_file(loso_split_file())
+    assert split.by == "subject" and split.groups == {str(k): [k + 1] for k in range(10)}
+    for fold in ("0", "3", "9"):
+        plan = NinaProDB5DataModule(str(root), exercises=[1], split={"file": str(loso_split_file()), "fold": fold},
+                                    verbose=False).resolve_plan()
+        test = f"S{int(fold) + 1}"
+        assert plan.values["test"] == [test] and len(plan.values["val"]) == 1 and len(plan.values["train"]) == 8
+        assert test not in plan.values["train"] + plan.values["val"]
+    dm = NinaProDB5DataModule(str(root), exercises=[1], split={"file": str(loso_split_file()), "fold": "3"},
+                              verbose=False)
+    dm.setup()
+    assert dm.splits["test"] == ["S4"] and set(dm.datasets["test"].subjects.tolist()) == {4}
+    assert len(dm.datasets["test"]) == _window_count(1)
+    names = np.asarray([f"S{k}" for k in range(1, 11) for _ in range(3)])  # three windows per subject
+    folds = split_file_folds(split, names, seed=0, val_fraction=0.0, ids={f"S{k}": k for k in range(1, 11)})
+    assert [sorted(set(names[f.test].tolist())) for f in folds] == [[f"S{k}"] for k in range(1, 11)]
+    assert all(len(f.train) == 27 and not len(f.val) for f in folds)
+
+
+def test_the_benchmark_recipe_runs_one_step(root, tmp_path, monkeypatch):
+    from neurorvq.cli import main
+
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "benchmarks" / "emg_ninapro_db5.yaml"
+    monkeypatch.chdir(tmp_path)
+    main(["fit", "--config", str(recipe), "--trainer.fast_dev_run=1", "--trainer.accelerator=cpu",
+          "--trainer.precision=32", f"--trainer.default_root_dir={tmp_path}", "--model.init_args.fm=null",
+          "--model.init_args.fm_overrides={depth: 1}", f"--data.init_args.root={root}",
+          "--data.init_args.batch_size=2", "--data.init_args.verbose=false"])
