@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import re
 
-from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -111,7 +110,9 @@ class RepetitionWindowSet(WindowSet):
 def loso_split_file() -> Path:
     """The leave-one-subject-out split file of DB5 (10 folds, fold ``k`` = subject ``k + 1``; format
     ``neurorvq-split``), for ``split: {file: ..., fold: ...}`` or ``neurorvq cv --folds_file``."""
-    return Path(str(resources.files("neurorvq.splits") / f"{LOSO_SPLIT}.json"))
+    from neurorvq import splits
+
+    return splits.path(LOSO_SPLIT)
 
 
 # ------------------------------------------------------------------------------------------------ parsing

@@ -6,14 +6,31 @@ Layout of ``root`` (as published and as :func:`download` writes it)::
     ptbxl_database.csv      one row per ECG: ecg_id, patient_id, ..., scp_codes, ..., strat_fold, filename_lr,
                             filename_hr
     scp_statements.csv      one row per SCP-ECG statement (first column: the code), with diagnostic,
-                            diagnostic_class, ...
+                            diagnostic_class, diagnostic_subclass, ...
     records100/00000/00001_lr.hea/.dat   the 100-Hz version of every record (filename_lr)
     records500/00000/00001_hr.hea/.dat   the 500-Hz version (filename_hr)
 
-``rate`` (500 default, or 100) chooses the version. Both are resampled to the ECG spec's 200 Hz: a 10-s record is
-12 leads x 2000 samples = 12 x 50 patches of 40 = 600 tokens. 500 -> 200 Hz is a decimation; 100 -> 200 Hz is a
-2x upsampling, beyond :class:`~neurorvq.data.preprocess.Resample`'s default limit, so with ``rate=100`` the
-default pipeline sets ``Resample(allow_upsample=True)`` on purpose (the 100-Hz version holds nothing above 50 Hz).
+A missing CSV is a :class:`DataError` naming it (``ptbxl_database.csv`` always; ``scp_statements.csv`` for every
+labelled mode) and saying how to get it (:func:`download`, or ``root`` pointing at the right folder).
+
+Rates (``rate``, ``input_rate``; ../shared/docs/benchmarks.md §4.3). ``rate`` (500 default, or 100) chooses the
+version of the records read. ``input_rate`` is the rate of the samples the model is given:
+
+* ``200`` (default, the project's reading): resample to the ECG spec's 200 Hz; a 10-s record is 12 leads x 2000
+  samples = 12 x 50 patches of 40 = 600 tokens. 500 -> 200 Hz is a decimation; 100 -> 200 Hz is a 2x upsampling,
+  beyond :class:`~neurorvq.data.preprocess.Resample`'s default limit, so with ``rate=100`` the default pipeline
+  sets ``Resample(allow_upsample=True)`` on purpose (the 100-Hz version holds nothing above 50 Hz).
+* ``input_rate == rate`` (``500``, or ``100``): no resampling. The preprocessing steps run at the record's own
+  rate (their filter frequencies are true Hz); then the samples are handed to the model unchanged, as if they
+  were at 200 Hz: a 40-sample patch spans 80 ms at 500 Hz. The official tokenizer example reads PTB-XL this way
+  and keeps the first 2000 samples (4 s): ``rate: 500, input_rate: 500, window_seconds: 4.0, windows: first``
+  (add ``steps: [{step: PickChannels}]`` for its unfiltered input). Which reading the released ECG model was
+  trained on is not known (benchmarks.md §4.3); test both against the checkpoint when it is available.
+
+``window_seconds`` / ``stride_seconds`` are seconds of the record in both readings; a window holds
+``window_seconds x input_rate`` samples, a whole number of 40-sample patches. ``windows``: ``'all'`` (default:
+every window of the sliding grid) or ``'first'`` (only the window at the record's start).
+
 The leads ``I, II, III, AVR, AVL, AVF, V1-V6`` (in mV) map onto the vocabulary's ``i ... v6`` one to one.
 
 Labels (``label_mode``):
@@ -27,6 +44,41 @@ Labels (``label_mode``):
   statements (``SR``, ``LVOLT``, ...) do not count. Only records with **exactly one** superclass are kept (a
   single-label 5-class task); records with none or several are left out and counted in :attr:`excluded` (and
   ``summary['excluded']``).
+* The benchmark's labelling (benchmarks.md §4.2, as the official NeuroRVQ preprocessing builds it): one label per
+  record from its **top diagnostic statement**, the statement of ``scp_codes`` with ``diagnostic == 1`` and the
+  highest likelihood, taken in the dict's order with a strict ``>`` (a tie keeps the first; a likelihood of 0
+  counts; statements under ``min_likelihood``, default 0, are ignored). A record without a diagnostic statement
+  (the official ``"None"``) is left out and counted as ``excluded['no diagnostic statement']``.
+
+  - ``'top_statement_superclass'`` (the "5-class" task): that statement's ``diagnostic_class``. Classes in
+    :data:`SUPERCLASSES` order, NORM, MI, STTC, CD, HYP (the labels of ``superclass_single``); a class the file
+    has beyond these would follow in file order.
+  - ``'top_statement_subclass'``: its ``diagnostic_subclass`` (23 in PTB-XL 1.0.3). Classes in **file order**:
+    the order in which the subclasses first appear among the diagnostic statements of ``scp_statements.csv``
+    (chosen for consistency with ``top_statement``; the official code stores names and its encoding is not
+    published; accuracy does not depend on the order).
+  - ``'top_statement'``: the statement code itself, classes = the diagnostic statements in **file order** (44 in
+    PTB-XL 1.0.3: NDT, NST_, DIG, LNGQT, NORM, IMI, ASMI, LVH, LAFB, ISC_, ..., 3AVB, INJIL, 2AVB).
+
+  Class names always come from ``scp_statements.csv``, never from a fixed list; :attr:`label_names` holds them
+  after :meth:`setup`. Every window carries the code in the column ``top_statement``.
+
+  ``min_class_records`` (default 0: keep every class of the file): drop the classes that are the label of fewer
+  than that many records, counted over every labelled row of ``ptbxl_database.csv`` (all ten ``strat_fold``
+  values, before the split); their records are left out (``excluded['class with fewer than k records']``) and
+  the remaining classes keep their order, renumbered from 0. :attr:`class_counts` gives every class's count
+  before dropping, :attr:`dropped_classes` what was dropped.
+
+  **"43-class" (undetermined).** The benchmark reports a 43-class PTB-XL accuracy (79.17) with 44 diagnostic
+  statements in the file; which class is missing cannot be settled without the real ``ptbxl_database.csv``.
+  Best reading (benchmarks.md §4.2 [I]), used by ``recipes/benchmarks/ecg_ptbxl_43class.yaml``:
+  ``label_mode: top_statement, min_class_records: 1``, i.e. (a) one of the 44 statements is the top statement
+  of no record. Other candidates: (b) a rare statement was dropped: ``min_class_records: k`` with ``k`` one more
+  than its count and no more than the next smallest count; (c) a class absent from one part of the split (e.g.
+  the test fold 10) was left out, or another labelling: not implemented. To decide, count records per top
+  statement with the real file: ``count_top_statements('data/benchmarks/ptb-xl')`` (and
+  ``folds=[10]`` for (c)). Exactly one zero: (a). No zero and one clearly smallest class: (b). Several zeros
+  (so ``min_class_records: 1`` gives fewer than 43 classes): neither, the question stays open.
 * ``'none'``: every record, unlabelled (pretraining).
 
 A row whose ``scp_codes`` (or ``patient_id``, ``strat_fold``, file name) does not parse is skipped with a
@@ -36,35 +88,51 @@ and listed in :attr:`summary` ``['skipped']``.
 Split: the recommended ``strat_fold`` column (10 stratified folds; all records of a patient are in one fold):
 train = folds 1-8, val = fold 9, test = fold 10 by default (``train_folds`` / ``val_folds`` / ``test_folds``;
 folds in none of them are not loaded). The subject is the patient (``patient_id``, name ``'15709'``, id 15709); a
-patient whose records fall into two splits is a :class:`DataError`.
+patient whose records fall into two splits is a :class:`DataError`. Every window carries the columns ``ecg_id``,
+``strat_fold`` and ``patient``, so 10-fold cross-validation over the published folds is
+``neurorvq cv --group_by strat_fold --folds_file neurorvq/splits/ptbxl_strat_fold.json`` (``neurorvq.splits.path(
+"ptbxl_strat_fold")``; fold ``k`` holds out ``strat_fold`` k), and one such fold is
+``split: {file: <that file>, fold: "10"}``.
 """
 
 from __future__ import annotations
 
 import ast
 import csv
+import math
 import warnings
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
 
 from neurorvq.data.preprocess import DataError, Pipeline, Resample
 from neurorvq.data.split_rules import SplitRule
 from neurorvq.data.windows import RecordingInfo, RecordingSkippedWarning, WindowSet
 from neurorvq.datamodules.wfdb_folder import WFDBRecordingDataModule
 from neurorvq.errors import ConfigError
+from neurorvq.registry import get_modality
 
 SUPERCLASSES: tuple[str, ...] = ("NORM", "MI", "STTC", "CD", "HYP")
 """Diagnostic superclasses in label order."""
-LABEL_MODES: tuple[str, ...] = ("superclass_single", "none")
+TOP_STATEMENT_LEVELS: dict[str, str] = {"top_statement_superclass": "diagnostic_class",
+                                        "top_statement_subclass": "diagnostic_subclass",
+                                        "top_statement": "statement"}
+"""Label modes of the benchmark's labelling -> what of the top diagnostic statement is the class."""
+LABEL_MODES: tuple[str, ...] = ("superclass_single", *TOP_STATEMENT_LEVELS, "none")
+WINDOWS: tuple[str, ...] = ("all", "first")
 DATABASE_CSV = "ptbxl_database.csv"
 STATEMENTS_CSV = "scp_statements.csv"
 DATABASE_COLUMNS = ("ecg_id", "patient_id", "scp_codes", "strat_fold", "filename_lr", "filename_hr")
 """Columns of ``ptbxl_database.csv`` this module reads."""
 STATEMENT_COLUMNS = ("diagnostic", "diagnostic_class")
-"""Columns of ``scp_statements.csv`` this module reads (besides the first, the statement code)."""
+"""Columns of ``scp_statements.csv`` every labelled mode reads (besides the first, the statement code);
+``top_statement_subclass`` also reads ``diagnostic_subclass``."""
 FILE_COLUMN = {100: "filename_lr", 500: "filename_hr"}
+NO_STATEMENT = "None"
+"""Key of :func:`count_top_statements` for the records without a diagnostic statement (the official label)."""
 
 
 def parse_scp_codes(text: str) -> dict[str, float]:
@@ -80,30 +148,41 @@ def parse_scp_codes(text: str) -> dict[str, float]:
     return {k.strip(): float(v) for k, v in value.items()}
 
 
-def diagnostic_classes(path: str | Path) -> dict[str, str]:
-    """Statement code -> diagnostic superclass, for the statements of ``scp_statements.csv`` with
-    ``diagnostic == 1`` (and a superclass among :data:`SUPERCLASSES`)."""
-    path = Path(path)
+def _statement_rows(path: Path, columns: Sequence[str]) -> Iterable[tuple[str, dict[str, str]]]:
+    """``(code, {column: value})`` per row of ``scp_statements.csv`` with a code; :class:`DataError` for an empty
+    file or missing columns."""
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
         try:
             header = next(reader)
         except StopIteration:
             raise DataError(f"{path}: empty file") from None
-        missing = [c for c in STATEMENT_COLUMNS if c not in header]
+        missing = [c for c in columns if c not in header]
         if missing:
             raise DataError(f"{path}: missing column(s) {missing} (columns: {header})")
-        diag, cls = header.index("diagnostic"), header.index("diagnostic_class")
-        table = {}
+        index = {c: header.index(c) for c in columns}
         for row in reader:
-            if len(row) <= max(diag, cls) or not row[0].strip():
+            if not row or not row[0].strip():
                 continue
-            try:
-                is_diagnostic = float(row[diag]) == 1.0 if row[diag].strip() else False
-            except ValueError:
-                raise DataError(f"{path}: statement {row[0]!r} has diagnostic={row[diag]!r}, not 1 or empty") from None
-            if is_diagnostic and row[cls].strip() in SUPERCLASSES:
-                table[row[0].strip()] = row[cls].strip()
+            yield row[0].strip(), {c: (row[i].strip() if i < len(row) else "") for c, i in index.items()}
+
+
+def _is_diagnostic(path: Path, code: str, value: str) -> bool:
+    """``diagnostic == 1`` as pandas reads it (empty = NaN = not diagnostic)."""
+    try:
+        return float(value) == 1.0 if value else False
+    except ValueError:
+        raise DataError(f"{path}: statement {code!r} has diagnostic={value!r}, not 1 or empty") from None
+
+
+def diagnostic_classes(path: str | Path) -> dict[str, str]:
+    """Statement code -> diagnostic superclass, for the statements of ``scp_statements.csv`` with
+    ``diagnostic == 1`` (and a superclass among :data:`SUPERCLASSES`)."""
+    path = Path(path)
+    table = {}
+    for code, values in _statement_rows(path, STATEMENT_COLUMNS):
+        if _is_diagnostic(path, code, values["diagnostic"]) and values["diagnostic_class"] in SUPERCLASSES:
+            table[code] = values["diagnostic_class"]
     return table
 
 
@@ -111,6 +190,118 @@ def superclasses(codes: dict[str, float], table: dict[str, str], min_likelihood:
     """Distinct superclasses (in :data:`SUPERCLASSES` order) of ``codes`` whose likelihood is >= ``min_likelihood``."""
     found = {table[c] for c, likelihood in codes.items() if c in table and likelihood >= min_likelihood}
     return [s for s in SUPERCLASSES if s in found]
+
+
+@dataclass(frozen=True)
+class DiagnosticStatements:
+    """The diagnostic statements of ``scp_statements.csv`` (``diagnostic == 1``; 44 in PTB-XL 1.0.3).
+
+    codes: statement codes in file order. groups: ``{"diagnostic_class": {code: class}, "diagnostic_subclass":
+    {code: subclass}}`` (a level the file lacks is absent). path: the file, for messages.
+    """
+
+    codes: tuple[str, ...]
+    groups: Mapping[str, Mapping[str, str]]
+    path: str = ""
+
+    def class_of(self, code: str, level: str) -> str:
+        """The class of diagnostic statement ``code`` at ``level`` (``statement``, ``diagnostic_class`` or
+        ``diagnostic_subclass``); :class:`DataError` when the file gives it none."""
+        if level == "statement":
+            return code
+        if level not in self.groups:
+            raise DataError(f"{self.path}: missing column {level!r}, needed to label by the top statement's {level}")
+        name = self.groups[level].get(code, "")
+        if not name:
+            raise DataError(f"{self.path}: diagnostic statement {code!r} has an empty {level}")
+        return name
+
+    def class_names(self, level: str) -> tuple[str, ...]:
+        """Every class of ``level`` in label order: statements and subclasses in file order (first appearance),
+        superclasses in :data:`SUPERCLASSES` order (others after them, in file order)."""
+        names = list(dict.fromkeys(self.class_of(code, level) for code in self.codes))
+        if level == "diagnostic_class":
+            names = [s for s in SUPERCLASSES if s in names] + [s for s in names if s not in SUPERCLASSES]
+        return tuple(names)
+
+
+def read_statements(path: str | Path) -> DiagnosticStatements:
+    """The diagnostic statements of ``scp_statements.csv`` at ``path`` (:class:`DiagnosticStatements`);
+    :class:`DataError` for a file without the columns ``diagnostic`` and ``diagnostic_class`` or without any
+    diagnostic statement (``diagnostic_subclass`` is read when present)."""
+    path = Path(path)
+    with open(path, newline="", encoding="utf-8") as f:
+        header = next(csv.reader(f), [])
+    levels = ["diagnostic_class"] + (["diagnostic_subclass"] if "diagnostic_subclass" in header else [])
+    codes: list[str] = []
+    groups: dict[str, dict[str, str]] = {level: {} for level in levels}
+    for code, values in _statement_rows(path, ["diagnostic", *levels]):
+        if _is_diagnostic(path, code, values["diagnostic"]) and code not in groups["diagnostic_class"]:
+            codes.append(code)
+            for level in levels:
+                groups[level][code] = values[level]
+    if not codes:
+        raise DataError(f"{path}: no statement has diagnostic == 1; is this PTB-XL's scp_statements.csv?")
+    return DiagnosticStatements(tuple(codes), groups, str(path))
+
+
+def top_statement(codes: Mapping[str, float], diagnostic: Iterable[str], min_likelihood: float = 0.0) -> str | None:
+    """The diagnostic statement of ``codes`` (statement -> likelihood %, in the record's order) with the highest
+    likelihood: the first of equals (strict ``>``), a likelihood of 0 counting; statements not in ``diagnostic``
+    or under ``min_likelihood`` are ignored. ``None`` when there is none (the official ``"None"``)."""
+    diagnostic = set(diagnostic)
+    best, best_value = None, -math.inf
+    for code, likelihood in codes.items():
+        if code in diagnostic and likelihood >= min_likelihood and likelihood > best_value:
+            best, best_value = code, likelihood
+    return best
+
+
+def _missing_csvs(root: Path, names: Sequence[str]) -> None:
+    """:class:`DataError` naming the CSVs of ``names`` that ``root`` lacks and how to get them."""
+    missing = [name for name in names if not (root / name).is_file()]
+    if missing:
+        raise DataError(f"{' and '.join(missing)} not found in '{root}': PTB-XL's label tables sit beside records100/ "
+                        "and records500/; set data.init_args.root (the `root` argument of PTBXLDataModule) to the "
+                        f"folder holding {DATABASE_CSV}, {STATEMENTS_CSV} and the records, or fetch the files with "
+                        "neurorvq.datamodules.ptbxl.download(root) (PhysioNet ptb-xl 1.0.3)")
+
+
+def _read_database(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in DATABASE_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(f"{path}: missing column(s) {missing} (columns: {reader.fieldnames})")
+        return list(reader)
+
+
+def count_top_statements(root: str | Path, label_mode: str = "top_statement", min_likelihood: float = 0.0,
+                         folds: Sequence[int] | None = None) -> dict[str, int]:
+    """Records per class of ``label_mode`` (a top-statement mode) in ``root``'s ``ptbxl_database.csv``: every
+    class of ``scp_statements.csv`` in label order (zeros included), then :data:`NO_STATEMENT` (records without a
+    diagnostic statement). Only the two CSVs are read. ``folds``: count only rows of these ``strat_fold`` values
+    (default: all). Rows whose ``scp_codes`` or ``strat_fold`` do not parse are not counted (the DataModule skips
+    them). The tool to settle the "43-class" question (module docstring)."""
+    if label_mode not in TOP_STATEMENT_LEVELS:
+        raise ConfigError(f"label_mode is {label_mode!r}; count_top_statements takes one of "
+                          f"{list(TOP_STATEMENT_LEVELS)}")
+    root = Path(root).expanduser()
+    _missing_csvs(root, (DATABASE_CSV, STATEMENTS_CSV))
+    statements = read_statements(root / STATEMENTS_CSV)
+    level = TOP_STATEMENT_LEVELS[label_mode]
+    names = statements.class_names(level)
+    counts: Counter = Counter()
+    wanted = None if folds is None else {int(k) for k in folds}
+    for row in _read_database(root / DATABASE_CSV):
+        try:
+            if wanted is not None and _integer(row["strat_fold"], "strat_fold") not in wanted:
+                continue
+            code = top_statement(parse_scp_codes(row["scp_codes"]), statements.codes, min_likelihood)
+        except DataError:
+            continue
+        counts[NO_STATEMENT if code is None else statements.class_of(code, level)] += 1
+    return {**{name: counts[name] for name in names}, NO_STATEMENT: counts[NO_STATEMENT]}
 
 
 def _integer(text: str, what: str) -> int:
@@ -140,34 +331,64 @@ def download(root: str | Path, rate: int = 500) -> Path:
 
 
 class PTBXLDataModule(WFDBRecordingDataModule):
-    """PTB-XL 12-lead ECGs with diagnostic-superclass labels and the ``strat_fold`` split (module docstring).
+    """PTB-XL 12-lead ECGs with diagnostic labels and the ``strat_fold`` split (module docstring).
 
     Args:
         root: folder holding ``ptbxl_database.csv``, ``scp_statements.csv`` and ``records100/`` / ``records500/``.
         rate: 500 (``filename_hr``, default) or 100 (``filename_lr``) Hz version of the records.
-        label_mode: ``'superclass_single'`` (5 classes NORM, MI, STTC, CD, HYP; records with exactly one) or
-            ``'none'`` (unlabelled, every record).
+        input_rate: rate [Hz] of the samples the model gets: 200 (default: resampled to the ECG spec's rate) or
+            ``rate`` (the records' own samples, not resampled, read by the model as 200 Hz: the official
+            tokenizer example's reading).
+        label_mode: ``'superclass_single'`` (5 classes NORM, MI, STTC, CD, HYP; records with exactly one),
+            ``'top_statement_superclass'`` / ``'top_statement_subclass'`` / ``'top_statement'`` (class, subclass
+            or code of the top diagnostic statement: 5 / 23 / 44 classes in PTB-XL 1.0.3) or ``'none'``
+            (unlabelled, every record).
         min_likelihood: ignore statements of ``scp_codes`` with a likelihood [%] below this (default 0: all).
+        min_class_records: top-statement modes: drop the classes with fewer records (over the whole database)
+            and their records; 0 (default) keeps every class of ``scp_statements.csv``. ``1`` with
+            ``top_statement`` is the best reading of the "43-class" task (module docstring; undetermined).
         train_folds / val_folds / test_folds: ``strat_fold`` values (1-10) of each split; default 1-8 / 9 / 10.
-        window_seconds / stride_seconds: window length (default 10 s: the whole record, 2000 samples) and step [s];
-            shorter windows all carry the record's label.
+        window_seconds / stride_seconds: window length (default 10 s: the whole record) and step [s of the
+            record]; a window holds ``window_seconds x input_rate`` samples (2000 by default); shorter windows
+            all carry the record's label.
+        windows: ``'all'`` windows of the sliding grid (default) or only the ``'first'`` one of each record.
         other arguments: see :class:`~neurorvq.data.windows.RecordingDataModule`.
 
-    Batches: ``{"signal": float32 [B, 12, 2000] mV at 200 Hz, "channel_ids": int64 [B, 12], "label": int64 [B]
-    (0..4 = NORM, MI, STTC, CD, HYP; absent with label_mode='none'), "subject": int64 [B] (patient_id)}``.
+    Batches: ``{"signal": float32 [B, 12, T] mV (T = window_seconds x input_rate, 2000 by default),
+    "channel_ids": int64 [B, 12], "label": int64 [B] (class index in :attr:`label_names`; absent with
+    label_mode='none'), "subject": int64 [B] (patient_id)}``.
     """
 
     dataset_name = "PTB-XL"
     root_layout = f"{DATABASE_CSV}, {STATEMENTS_CSV} and the records100/ + records500/ folders"
 
     def __init__(self, root: str, rate: int = 500, label_mode: str = "superclass_single", min_likelihood: float = 0.0,
-                 train_folds: Sequence[int] = (1, 2, 3, 4, 5, 6, 7, 8), val_folds: Sequence[int] = (9,),
-                 test_folds: Sequence[int] = (10,), window_seconds: float = 10.0, batch_size: int = 64,
-                 **common: Any) -> None:
+                 min_class_records: int = 0, train_folds: Sequence[int] = (1, 2, 3, 4, 5, 6, 7, 8),
+                 val_folds: Sequence[int] = (9,), test_folds: Sequence[int] = (10,), window_seconds: float = 10.0,
+                 stride_seconds: float | None = None, input_rate: int = 200, windows: str = "all",
+                 batch_size: int = 64, **common: Any) -> None:
         if rate not in FILE_COLUMN:
             raise ConfigError(f"rate is {rate!r}; use 500 (records500/, filename_hr) or 100 (records100/, filename_lr)")
         if label_mode not in LABEL_MODES:
             raise ConfigError(f"label_mode is {label_mode!r}; use one of {list(LABEL_MODES)}")
+        if isinstance(min_class_records, bool) or not isinstance(min_class_records, int) or min_class_records < 0:
+            raise ConfigError(f"min_class_records is {min_class_records!r}; give a whole number >= 0 (0: keep every "
+                              "class)")
+        if min_class_records and label_mode not in TOP_STATEMENT_LEVELS:
+            raise ConfigError(f"min_class_records={min_class_records} applies to the label modes "
+                              f"{list(TOP_STATEMENT_LEVELS)}, not {label_mode!r}; remove it or change label_mode")
+        spec = get_modality("ecg")
+        if isinstance(input_rate, bool) or input_rate not in (spec.sampling_rate, rate):
+            raise ConfigError(f"input_rate is {input_rate!r}; use {spec.sampling_rate:g} (resample to the ECG spec's "
+                              f"rate, default) or {rate} (= rate: the records' own samples, not resampled, as the "
+                              "official tokenizer example feeds them)")
+        if windows not in WINDOWS:
+            raise ConfigError(f"windows is {windows!r}; use 'all' (every window of each record) or 'first'")
+        samples = float(window_seconds) * input_rate
+        if not samples > 0 or abs(samples / spec.patch_length - round(samples / spec.patch_length)) > 1e-6:
+            raise ConfigError(f"window_seconds={window_seconds} at input_rate={input_rate} Hz is {samples:g} samples, "
+                              f"not a whole number of {spec.patch_length}-sample patches; use a multiple of "
+                              f"{spec.patch_length / input_rate:g} s")
         folds = {"train_folds": train_folds, "val_folds": val_folds, "test_folds": test_folds}
         seen: dict[int, str] = {}
         for name, values in folds.items():
@@ -179,18 +400,31 @@ class PTBXLDataModule(WFDBRecordingDataModule):
                 seen[v] = name
         if not train_folds:
             raise ConfigError("train_folds is empty; give at least one strat_fold (1-10)")
-        super().__init__(root, window_seconds=window_seconds, batch_size=batch_size, val_subjects=None,
-                         test_subjects=None, val_fraction=0.0, test_fraction=0.0, modality="ecg", **common)
+        # The base counts seconds at the spec's 200 Hz: with input_rate=rate the samples are read as 200-Hz ones.
+        scale = input_rate / spec.sampling_rate
+        super().__init__(root, window_seconds=float(window_seconds) * scale,
+                         stride_seconds=None if stride_seconds is None else float(stride_seconds) * scale,
+                         batch_size=batch_size, val_subjects=None, test_subjects=None, val_fraction=0.0,
+                         test_fraction=0.0, modality="ecg", **common)
         self.rate = int(rate)
+        self.input_rate = int(input_rate)
+        self.windows = windows
         self.label_mode = label_mode
         self.min_likelihood = float(min_likelihood)
+        self.min_class_records = int(min_class_records)
         self.folds = {"train": tuple(sorted(set(train_folds))), "val": tuple(sorted(set(val_folds))),
                       "test": tuple(sorted(set(test_folds)))}
         self.label_names = SUPERCLASSES if label_mode == "superclass_single" else None
+        self.class_counts: dict[str, int] = {}
+        """Top-statement modes, after loading: records per class of ``scp_statements.csv`` (label order, zeros
+        included) over every labelled row of the database, before ``min_class_records``."""
+        self.dropped_classes: dict[str, int] = {}
+        """Classes ``min_class_records`` dropped, with their record counts."""
 
     @property
     def excluded(self) -> Counter:
-        """Records left out on purpose, by reason (no / several superclasses, fold in no split); after loading."""
+        """Records left out on purpose, by reason (no / several superclasses, no diagnostic statement, a dropped
+        class, fold in no split); after loading."""
         return self.find_excluded
 
     def default_split(self) -> SplitRule:
@@ -206,6 +440,15 @@ class PTBXLDataModule(WFDBRecordingDataModule):
             pipeline.steps = [replace(s, allow_upsample=True) if isinstance(s, Resample) else s for s in pipeline.steps]
         return pipeline
 
+    def make_pipeline(self) -> Pipeline:
+        """The pipeline; with ``input_rate == rate`` it runs at the record's rate (its Resample does nothing)."""
+        pipeline = super().make_pipeline()
+        if self.input_rate != pipeline.spec.sampling_rate:
+            # bands are for reports, not preprocessing (and may not fit under a 100-Hz Nyquist)
+            spec = replace(pipeline.spec, sampling_rate=float(self.input_rate), bands=())
+            pipeline = Pipeline(spec, pipeline.steps)
+        return pipeline
+
     # ----------------------------------------------------------------------------------------- finding
     def _skip_row(self, where: str, reason: str) -> None:
         if self.strict:
@@ -214,20 +457,20 @@ class PTBXLDataModule(WFDBRecordingDataModule):
         warnings.warn(f"skipped {where}: {reason}", RecordingSkippedWarning, stacklevel=3)
         self.find_skipped[where] = reason
 
-    def _read_database(self) -> list[dict[str, str]]:
-        path = self.root / DATABASE_CSV
-        if not path.is_file():
-            raise DataError(f"{path} not found: set data.init_args.root (the `root` argument of "
-                            f"{type(self).__name__}) to the folder holding {self.root_layout}")
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            missing = [c for c in DATABASE_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise DataError(f"{path}: missing column(s) {missing} (columns: {reader.fieldnames})")
-            return list(reader)
+    def _label_tables(self) -> tuple[dict[str, str], DiagnosticStatements | None]:
+        """The superclass table (``superclass_single``) or the diagnostic statements (top-statement modes)."""
+        if self.label_mode == "none":
+            return {}, None
+        path = self.root / STATEMENTS_CSV
+        if self.label_mode == "superclass_single":
+            return diagnostic_classes(path), None
+        statements = read_statements(path)
+        statements.class_names(TOP_STATEMENT_LEVELS[self.label_mode])  # an incomplete file fails before loading
+        return {}, statements
 
     def find_recordings(self) -> list[RecordingInfo]:
-        rows = self._read_database()
+        _missing_csvs(self.root, (DATABASE_CSV,) if self.label_mode == "none" else (DATABASE_CSV, STATEMENTS_CSV))
+        rows = _read_database(self.root / DATABASE_CSV)
         records = self.root / f"records{self.rate}"
         if rows and not records.is_dir():
             other = 100 if self.rate == 500 else 500
@@ -235,14 +478,9 @@ class PTBXLDataModule(WFDBRecordingDataModule):
                 self.root / f"records{other}").is_dir() else ""
             raise DataError(f"{records} not found: rate={self.rate} reads the records listed in "
                             f"{FILE_COLUMN[self.rate]} from it{hint}")
-        table: dict[str, str] = {}
-        if self.label_mode == "superclass_single":
-            statements = self.root / STATEMENTS_CSV
-            if not statements.is_file():
-                raise DataError(f"{statements} not found (needed for label_mode='{self.label_mode}'): set "
-                                f"data.init_args.root to the folder holding {self.root_layout}")
-            table = diagnostic_classes(statements)
-        infos: list[RecordingInfo] = []
+        table, statements = self._label_tables()
+        level = TOP_STATEMENT_LEVELS.get(self.label_mode)
+        found: list[tuple[RecordingInfo, str | None]] = []  # with the class name of a top-statement mode
         for line, row in enumerate(rows, 2):
             filename = (row.get(FILE_COLUMN[self.rate]) or "").strip()
             where = str(self.root / f"{filename}.hea") if filename else f"{self.root / DATABASE_CSV} line {line}"
@@ -252,29 +490,63 @@ class PTBXLDataModule(WFDBRecordingDataModule):
                 ecg_id = _integer(row["ecg_id"], "ecg_id")
                 patient = _integer(row["patient_id"], "patient_id")
                 fold = _integer(row["strat_fold"], "strat_fold")
-                label = None
+                label, name, columns = None, None, {"ecg_id": ecg_id, "strat_fold": fold, "patient": patient}
                 if self.label_mode == "superclass_single":
                     classes = superclasses(parse_scp_codes(row["scp_codes"]), table, self.min_likelihood)
                     if len(classes) != 1:
                         self.excluded["no diagnostic superclass" if not classes else "several superclasses"] += 1
                         continue
                     label = SUPERCLASSES.index(classes[0])
+                elif statements is not None:
+                    code = top_statement(parse_scp_codes(row["scp_codes"]), statements.codes, self.min_likelihood)
+                    if code is None:
+                        self.excluded["no diagnostic statement"] += 1
+                        continue
+                    name = statements.class_of(code, level)
+                    columns["top_statement"] = code
             except DataError as exc:
                 self._skip_row(where, f"ecg_id {row.get('ecg_id')!r}: {exc}")
                 continue
-            infos.append(RecordingInfo(self.root / f"{filename}.hea", str(patient), patient,
-                                       {"ecg_id": ecg_id, "fold": fold, "label": label},
-                                       columns={"ecg_id": ecg_id, "strat_fold": fold, "patient": patient}))
+            found.append((RecordingInfo(self.root / f"{filename}.hea", str(patient), patient,
+                                        {"ecg_id": ecg_id, "fold": fold, "label": label}, columns=columns), name))
+        if statements is not None:
+            found = self._number_classes(found, statements.class_names(level))
         if self.excluded:
             self._say(f"{self.dataset_name}: records left out: " + ", ".join(f"{k}: {v}" for k, v in
                                                                              sorted(self.excluded.items())))
-        return infos
+        return [info for info, _ in found]
+
+    def _number_classes(self, found: list[tuple[RecordingInfo, str | None]],
+                        names: tuple[str, ...]) -> list[tuple[RecordingInfo, str | None]]:
+        """Count the records per class, drop the classes under ``min_class_records`` (and their records), set
+        :attr:`label_names` and each record's label (its class's index among the kept ones)."""
+        counts = Counter(name for _, name in found)
+        self.class_counts = {name: counts[name] for name in names}
+        kept = tuple(name for name in names if counts[name] >= self.min_class_records)
+        self.dropped_classes = {name: counts[name] for name in names if name not in kept}
+        self.label_names = kept
+        if self.dropped_classes:
+            self._say(f"{self.dataset_name}: {len(self.dropped_classes)} class(es) with fewer than "
+                      f"{self.min_class_records} records dropped: {self.dropped_classes}; {len(kept)} classes left")
+        out = []
+        for info, name in found:
+            if name not in kept:
+                self.excluded[f"class with fewer than {self.min_class_records} records"] += 1
+                continue
+            info.metadata["label"] = kept.index(name)
+            out.append((info, name))
+        return out
 
     def load_windows(self, info: RecordingInfo, pipeline: Pipeline) -> list[WindowSet]:
         recording, _ = self.read_recording(info, pipeline)
+        if recording.sfreq != self.spec.sampling_rate:  # input_rate == rate: the samples, read as 200-Hz ones
+            recording.sfreq = self.spec.sampling_rate
         label = info.metadata.get("label")
-        return [self.cut(recording, info, labels=None if label is None else [label])]
+        starts = np.zeros(1, dtype=np.int64) if self.windows == "first" else None
+        return [self.cut(recording, info, starts=starts, labels=None if label is None else [label])]
 
 
-__all__ = ["DATABASE_COLUMNS", "FILE_COLUMN", "LABEL_MODES", "PTBXLDataModule", "STATEMENT_COLUMNS", "SUPERCLASSES",
-           "diagnostic_classes", "download", "parse_scp_codes", "superclasses"]
+__all__ = ["DATABASE_COLUMNS", "DiagnosticStatements", "FILE_COLUMN", "LABEL_MODES", "NO_STATEMENT",
+           "PTBXLDataModule", "STATEMENT_COLUMNS", "SUPERCLASSES", "TOP_STATEMENT_LEVELS", "WINDOWS",
+           "count_top_statements", "diagnostic_classes", "download", "parse_scp_codes", "read_statements",
+           "superclasses", "top_statement"]

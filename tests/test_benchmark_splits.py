@@ -1,6 +1,7 @@
 """The official 10-fold subject lists of the EEG benchmark, shipped as split files (neurorvq.splits): checked by
 content against ../shared/docs/benchmarks.md §2.2 (14, 54, 65, 78 and 103 subjects, each in exactly one of 10
-folds) and against the subject ids the existing DataModules give (EEGMMIDB, Sleep-EDF)."""
+folds) and against the subject ids the existing DataModules give (EEGMMIDB, Sleep-EDF); and PTB-XL's strat_fold
+folds (benchmarks.md §4.1; the PTB-XL tests run them on data)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,12 @@ from neurorvq.errors import ConfigError
 COUNTS = {"hgd": 14, "kuerp": 54, "pavlov": 65, "sleepedf": 78, "eyes": 103}
 
 
-@pytest.mark.parametrize("name", splits.NAMES)
+def test_names():
+    assert set(splits.EEG_NAMES) == set(COUNTS)
+    assert set(splits.NAMES) == set(COUNTS) | {"ptbxl_strat_fold", "ninapro_db5_loso"}
+
+
+@pytest.mark.parametrize("name", sorted(COUNTS))
 def test_every_subject_is_in_exactly_one_of_ten_folds(name):
     split = read_split_file(splits.path(name))  # the reader refuses a value in two folds
     assert split.kind == "folds" and split.by == "subject" and list(split.groups) == [str(k) for k in range(10)]
@@ -43,7 +49,18 @@ def test_eyes_and_sleep_ids_match_the_datamodules_subjects():
     assert sleep.match_all(list(cassette), ids=cassette)["0"][0] == "SC404"
 
 
+def test_ptbxl_folds_are_the_ten_strat_fold_values():
+    split = read_split_file(splits.path("ptbxl_strat_fold"), by="strat_fold")
+    assert split.kind == "folds" and list(split.groups) == [str(k) for k in range(1, 11)]
+    assert split.groups == {str(k): [k] for k in range(1, 11)} and "strat_fold" in split.source
+    # values are matched to the data's strat_fold column (integers; digit strings also match)
+    assert split.match_all(list(range(10, 0, -1)))["10"] == [10]
+    assert split.match_all([str(k) for k in range(1, 11)])["3"] == ["3"]
+    with pytest.raises(ConfigError, match=r"'strat_fold' value 10 is not in the data"):
+        split.match_all(list(range(1, 10)))  # a pool without fold 10
+
+
 def test_an_unknown_name_says_which_exist():
     with pytest.raises(ConfigError, match=r"no benchmark split named 'hdg' \(known: hgd, kuerp, pavlov, sleepedf, "
-                                          r"eyes\); did you mean 'hgd'"):
+                                          r"eyes, ptbxl_strat_fold, ninapro_db5_loso\); did you mean 'hgd'"):
         splits.path("hdg")

@@ -2,7 +2,11 @@
 split files (:mod:`neurorvq.data.split_files`, format ``neurorvq-split``): ``hgd``, ``kuerp``, ``pavlov``,
 ``sleepedf``, ``eyes``. Fold ``k`` holds out its subjects and trains on all the others; the ids are the datasets'
 own subject ids (MOABB or PhysioNet subject numbers; Pavlov's BIDS labels), converted from the benchmark's prefixed
-strings. ``path(name)`` gives a file for ``split: {file: ..., fold: "3"}`` or ``neurorvq cv --folds_file``."""
+strings. Besides them, ``ptbxl_strat_fold``: PTB-XL's published patient-disjoint folds (benchmarks.md §4.1) by the
+``strat_fold`` column, folds ``"1"``..``"10"`` each holding out its own ``strat_fold`` value (``neurorvq cv
+--group_by strat_fold``); ``ninapro_db5_loso``: NinaPro DB5 leave-one-subject-out (fold ``k`` holds out subject
+``k + 1``). ``path(name)`` gives a file for ``split: {file: ..., fold: "3"}`` or ``neurorvq cv
+--folds_file``."""
 
 from __future__ import annotations
 
@@ -12,7 +16,9 @@ from pathlib import Path
 from neurorvq.errors import ConfigError
 from neurorvq.suggest import did_you_mean
 
-NAMES = ("hgd", "kuerp", "pavlov", "sleepedf", "eyes")
+EEG_NAMES = ("hgd", "kuerp", "pavlov", "sleepedf", "eyes")
+"""The EEG benchmark's five 10-fold subject lists."""
+NAMES = (*EEG_NAMES, "ptbxl_strat_fold", "ninapro_db5_loso")
 
 
 def path(name: str) -> Path:
@@ -22,4 +28,4 @@ def path(name: str) -> Path:
     return Path(str(resources.files(__name__) / f"{name}.json"))
 
 
-__all__ = ["NAMES", "path"]
+__all__ = ["EEG_NAMES", "NAMES", "path"]

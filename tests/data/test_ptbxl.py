@@ -1,12 +1,14 @@
 """PTB-XL on a small folder written in PTB-XL's published layout (ptbxl_database.csv, scp_statements.csv with the
 real column names, records100/ + records500/ WFDB records with the real lead names, mV, 16-bit, gain 1000),
-holding 10-s pieces of the real PTB Diagnostic record (../shared/data/ptbdb): superclass labels, folds, patients,
-channels, rates, and bad rows / files."""
+holding 10-s pieces of the real PTB Diagnostic record (../shared/data/ptbdb): superclass labels, the benchmark's
+top-statement labels (ties, likelihood 0, no diagnostic statement, several statements; the "43-class" rule), folds
+and the strat_fold cross-validation, patients, channels, rates (input_rate), and bad rows / files."""
 
 from __future__ import annotations
 
 import csv
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +16,15 @@ import pytest
 import wfdb
 from scipy.signal import resample_poly
 
+from neurorvq import splits
+from neurorvq.crossval.folds import split_file_folds, window_groups
 from neurorvq.data.channels import clean_channel_name
 from neurorvq.data.preprocess import DataError
+from neurorvq.data.split_files import read_split_file
 from neurorvq.data.windows import RecordingSkippedWarning
-from neurorvq.datamodules.ptbxl import SUPERCLASSES, PTBXLDataModule, diagnostic_classes, parse_scp_codes
+from neurorvq.data.windowset import WindowDataset
+from neurorvq.datamodules.ptbxl import (SUPERCLASSES, PTBXLDataModule, count_top_statements, diagnostic_classes,
+                                        parse_scp_codes, read_statements, top_statement)
 from neurorvq.errors import ConfigError
 from neurorvq.registry import get_modality
 
@@ -31,29 +38,42 @@ DATABASE_COLUMNS = ["ecg_id", "patient_id", "age", "sex", "height", "weight", "n
 STATEMENT_COLUMNS = ["", "description", "diagnostic", "form", "rhythm", "diagnostic_class", "diagnostic_subclass",
                      "Statement Category", "SCP-ECG Statement Description", "AHA code", "aECG REFID", "CDISC Code",
                      "DICOM Code"]
-# code, description, diagnostic, form, rhythm, diagnostic_class, diagnostic_subclass (values as in PTB-XL 1.0.3)
+# code, description, diagnostic, form, rhythm, diagnostic_class, diagnostic_subclass (values as in PTB-XL 1.0.3;
+# the diagnostic ones in their relative file order there, a form statement between them)
 STATEMENTS = [
     ("NDT", "non-diagnostic T abnormalities", "1.0", "1.0", "", "STTC", "STTC"),
     ("NORM", "normal ECG", "1.0", "", "", "NORM", "NORM"),
     ("IMI", "inferior myocardial infarction", "1.0", "", "", "MI", "IMI"),
-    ("LAFB", "left anterior fascicular block", "1.0", "", "", "CD", "LAFB/LPFB"),
-    ("IVCD", "non-specific intraventricular conduction disturbance (block)", "1.0", "", "", "CD", "IVCD"),
     ("LVH", "left ventricular hypertrophy", "1.0", "", "", "HYP", "LVH"),
-    ("ABQRS", "abnormal QRS", "", "1.0", "", "", ""),
     ("LVOLT", "low QRS voltages in the frontal and horizontal leads", "", "1.0", "", "", ""),
+    ("LAFB", "left anterior fascicular block", "1.0", "", "", "CD", "LAFB/LPFB"),
+    ("ISC_", "non-specific ischemic", "1.0", "", "", "STTC", "ISC_"),
+    ("IVCD", "non-specific intraventricular conduction disturbance (block)", "1.0", "", "", "CD", "IVCD"),
+    ("ILMI", "inferolateral myocardial infarction", "1.0", "", "", "MI", "IMI"),
+    ("ABQRS", "abnormal QRS", "", "1.0", "", "", ""),
     ("SR", "sinus rhythm", "", "", "1.0", "", ""),
 ]
-# ecg_id, patient_id, scp_codes, strat_fold
+# ecg_id, patient_id, scp_codes, strat_fold; comments: superclass_single label | top diagnostic statement
 ROWS = [
-    (1, "101.0", "{'NORM': 100.0, 'LVOLT': 0.0, 'SR': 0.0}", 1),  # NORM, train
-    (2, "101.0", "{'IMI': 50.0, 'ABQRS': 0.0, 'SR': 0.0}", 1),  # MI, train (same patient)
-    (3, "202.0", "{'NDT': 100.0}", 9),  # STTC, val
-    (4, "303.0", "{'LAFB': 100.0, 'IVCD': 0.0}", 10),  # CD (two CD statements), test
-    (5, "303.0", "{'LVH': 100.0, 'SR': 0.0}", 10),  # HYP, test
-    (6, "404.0", "{'IMI': 100.0, 'LVH': 50.0}", 2),  # two superclasses: left out
-    (7, "505.0", "{'SR': 0.0}", 3),  # no diagnostic statement: left out
+    (1, "101.0", "{'NORM': 100.0, 'LVOLT': 0.0, 'SR': 0.0}", 1),  # NORM, train | NORM
+    (2, "101.0", "{'IMI': 50.0, 'ABQRS': 0.0, 'SR': 0.0}", 1),  # MI, train (same patient) | IMI
+    (3, "202.0", "{'NDT': 100.0}", 9),  # STTC, val | NDT
+    (4, "303.0", "{'LAFB': 100.0, 'IVCD': 0.0}", 10),  # CD (two CD statements), test | LAFB
+    (5, "303.0", "{'LVH': 100.0, 'SR': 0.0}", 10),  # HYP, test | LVH
+    (6, "404.0", "{'IMI': 100.0, 'LVH': 50.0}", 2),  # two superclasses: left out | IMI
+    (7, "505.0", "{'SR': 0.0}", 3),  # no diagnostic statement: left out | None: left out
     (8, "606.0", "{'NORM': 100.0, 'SR'", 4),  # malformed scp_codes: skipped with a warning
+    (9, "707.0", "{'LVH': 100.0, 'IMI': 100.0}", 5),  # two superclasses | a tie: the first, LVH
+    (10, "808.0", "{'ABQRS': 100.0, 'NDT': 0.0, 'SR': 0.0}", 6),  # STTC | NDT: likelihood 0 counts
+    (11, "909.0", "{'LVH': 50.0, 'ILMI': 80.0, 'IVCD': 80.0}", 7),  # three superclasses | ILMI (IVCD's 80 is no more)
+    (12, "1010.0", "{}", 8),  # nothing | None: left out
+    (13, "1111.0", "{'IVCD': 100.0}", 4),  # CD | IVCD
+    (14, "1212.0", "{'NORM': 80.0, 'SR': 0.0}", 3),  # NORM | NORM
+    (15, "1313.0", "{'NORM': 0.0, 'ISC_': 0.0}", 8),  # NORM and STTC | a tie at 0: NORM (ISC_ is nobody's top)
 ]
+TOP = {1: "NORM", 2: "IMI", 3: "NDT", 4: "LAFB", 5: "LVH", 6: "IMI", 9: "LVH", 10: "NDT", 11: "ILMI", 13: "IVCD",
+       14: "NORM", 15: "NORM"}
+"""Top diagnostic statement of each labelled row (7 and 12 have none, 8 does not parse)."""
 
 
 def filenames(ecg_id: int) -> tuple[str, str]:
@@ -61,7 +81,7 @@ def filenames(ecg_id: int) -> tuple[str, str]:
     return f"records100/{folder}/{ecg_id:05d}_lr", f"records500/{folder}/{ecg_id:05d}_hr"
 
 
-def write_csvs(root: Path, rows=ROWS) -> None:
+def write_csvs(root: Path, rows=ROWS, statements=STATEMENTS, statement_columns=STATEMENT_COLUMNS) -> None:
     with open(root / "ptbxl_database.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(DATABASE_COLUMNS)
@@ -74,9 +94,9 @@ def write_csvs(root: Path, rows=ROWS) -> None:
             writer.writerow([values.get(c, "") for c in DATABASE_COLUMNS])
     with open(root / "scp_statements.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(STATEMENT_COLUMNS)
-        for row in STATEMENTS:
-            writer.writerow(list(row) + [""] * (len(STATEMENT_COLUMNS) - len(row)))
+        writer.writerow(statement_columns)
+        for row in statements:
+            writer.writerow(list(row) + [""] * (len(statement_columns) - len(row)))
 
 
 def write_ptbxl_layout(root: Path, source: Path) -> Path:
@@ -112,22 +132,41 @@ def ptbxl(ptbxl_root) -> PTBXLDataModule:
     return dm
 
 
+def _loaded(root: Path, **options) -> PTBXLDataModule:
+    """A PTB-XL DataModule on ``root`` set up with light steps (row 8's skip warning expected when present)."""
+    dm = PTBXLDataModule(str(root), verbose=False, **{"steps": LIGHT_STEPS, **options})
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r".*unparsable scp_codes", RecordingSkippedWarning)
+        dm.setup()
+    return dm
+
+
+def _records(dm: PTBXLDataModule, split: str) -> list[tuple[int, int]]:
+    """``(ecg_id, label)`` of every window of ``split``."""
+    table = dm.window_table(split)
+    return list(zip(table["ecg_id"].tolist(), dm.datasets[split].labels.tolist()))
+
+
 def test_labels_folds_and_patients(ptbxl, ptbxl_root):
     dm = ptbxl
-    assert dm.splits == {"train": ["101"], "val": ["202"], "test": ["303"]}  # strat_fold 1-8 / 9 / 10
-    assert dm.subject_ids == {"101": 101, "202": 202, "303": 303}  # patient_id '101.0' -> 101
+    assert dm.splits == {"train": ["101", "1111", "1212", "808"], "val": ["202"], "test": ["303"]}  # folds 1-8/9/10
+    assert dm.subject_ids == {"101": 101, "1111": 1111, "1212": 1212, "808": 808, "202": 202, "303": 303}
     by_split = {split: [(Path(ws.recording).name, int(ws.labels[0]), int(ws.subjects[0]))
                         for ws in dm.datasets[split].sets] for split in ("train", "val", "test")}
-    assert by_split == {"train": [("00001_hr.hea", 0, 101), ("00002_hr.hea", 1, 101)],  # NORM, MI
+    assert by_split == {"train": [("00001_hr.hea", 0, 101), ("00002_hr.hea", 1, 101),  # NORM, MI
+                                  ("00010_hr.hea", 2, 808), ("00013_hr.hea", 3, 1111),  # STTC (NDT at 0 %), CD
+                                  ("00014_hr.hea", 0, 1212)],  # NORM
                         "val": [("00003_hr.hea", 2, 202)],  # STTC
                         "test": [("00004_hr.hea", 3, 303), ("00005_hr.hea", 4, 303)]}  # CD, HYP
     assert dm.label_names == SUPERCLASSES == ("NORM", "MI", "STTC", "CD", "HYP") and dm.num_classes == 5
-    assert dm.excluded == {"several superclasses": 1, "no diagnostic superclass": 1}
+    assert dm.excluded == {"several superclasses": 4, "no diagnostic superclass": 2}  # 6, 9, 11, 15 | 7, 12
     assert dm.summary["excluded"] == dict(dm.excluded)
     skipped = dm.summary["skipped"]
     assert list(skipped) == [str(ptbxl_root / "records500/00000/00008_hr.hea")]
     assert "unparsable scp_codes" in skipped[str(ptbxl_root / "records500/00000/00008_hr.hea")]
-    assert dm.summary["recordings_loaded"] == 5 and dm.summary["recordings_skipped"] == 1
+    assert dm.summary["recordings_loaded"] == 8 and dm.summary["recordings_skipped"] == 1
+    assert set(dm.window_table("train")) >= {"ecg_id", "strat_fold", "patient"}
+    assert "top_statement" not in dm.window_table("train")  # only the top-statement modes carry it
 
 
 def test_channels_rate_unit_and_batches(ptbxl, ptbxl_root):
@@ -143,19 +182,20 @@ def test_channels_rate_unit_and_batches(ptbxl, ptbxl_root):
     peak = float(np.abs(ws.signals).max())
     assert 0.5 < peak < 3.0, peak  # R peaks in mV
     batch = next(iter(ptbxl.train_dataloader()))
-    assert batch["signal"].shape == (2, 12, 2000) and batch["channel_ids"].shape == (2, 12)
-    assert sorted(batch["label"].tolist()) == [0, 1] and batch["subject"].tolist() == [101, 101]
-    assert len(ptbxl.val_dataloader()) == 1 and len(ptbxl.test_dataloader()) == 1
+    assert batch["signal"].shape == (4, 12, 2000) and batch["channel_ids"].shape == (4, 12)
+    assert set(batch["label"].tolist()) <= {0, 1, 2, 3} and set(batch["subject"].tolist()) <= {101, 808, 1111, 1212}
+    assert len(ptbxl.train_dataloader()) == 2 and len(ptbxl.val_dataloader()) == 1 and len(ptbxl.test_dataloader()) == 1
 
 
 def test_rate_100_matches_rate_500_and_label_options(ptbxl, ptbxl_root):
     with pytest.warns(RecordingSkippedWarning):
         dm = PTBXLDataModule(str(ptbxl_root), rate=100, min_likelihood=60.0, verbose=False)
         dm.setup()
-    assert dm.splits == {"train": ["101", "404"], "val": ["202"], "test": ["303"]}
-    assert dm.excluded == {"no diagnostic superclass": 2}  # 00002 and 00007
+    assert dm.splits == {"train": ["101", "1111", "1212", "404"], "val": ["202"], "test": ["303"]}
+    # at >= 60 %: 2 (IMI 50), 10 (NDT 0) and 15 (zeros) have no superclass left; 11 keeps MI and CD
+    assert dm.excluded == {"no diagnostic superclass": 5, "several superclasses": 2}
     ws = dm.datasets["train"].sets
-    assert [Path(s.recording).name for s in ws] == ["00001_lr.hea", "00006_lr.hea"]  # 00002: MI at 50% < 60
+    assert [Path(s.recording).name for s in ws] == ["00001_lr.hea", "00006_lr.hea", "00013_lr.hea", "00014_lr.hea"]
     assert ws[1].labels.tolist() == [1]  # 00006: MI 100%, LVH 50% ignored -> MI
     assert ws[0].signals.shape == (1, 12, 2000)  # 100 -> 200 Hz, upsampling allowed for rate=100
     hr = ptbxl.datasets["train"].sets[0].signals[0]
@@ -165,7 +205,7 @@ def test_rate_100_matches_rate_500_and_label_options(ptbxl, ptbxl_root):
     unlabelled = PTBXLDataModule(str(ptbxl_root), label_mode="none", steps=LIGHT_STEPS, verbose=False)
     unlabelled.setup()  # scp_codes are not read: every record loads, 00008 included
     assert unlabelled.label_names is None and unlabelled.datasets["train"].labels is None
-    assert len(unlabelled.datasets["train"]) == 5 and unlabelled.summary["recordings_loaded"] == 8
+    assert len(unlabelled.datasets["train"]) == 12 and unlabelled.summary["recordings_loaded"] == 15
     assert unlabelled.summary["skipped"] == {} and unlabelled.excluded == {}
 
 
@@ -175,25 +215,206 @@ def test_parsing_helpers(ptbxl_root):
         with pytest.raises(DataError, match="unparsable scp_codes"):
             parse_scp_codes(bad)
     table = diagnostic_classes(ptbxl_root / "scp_statements.csv")
-    assert table == {"NDT": "STTC", "NORM": "NORM", "IMI": "MI", "LAFB": "CD", "IVCD": "CD", "LVH": "HYP"}
+    assert table == {"NDT": "STTC", "NORM": "NORM", "IMI": "MI", "LAFB": "CD", "IVCD": "CD", "LVH": "HYP",
+                     "ISC_": "STTC", "ILMI": "MI"}
 
 
+# ------------------------------------------------------------------------------------- top-statement labels
+def test_the_top_statement_rule():
+    """Highest likelihood among the diagnostic statements, in the record's order, strict > (the first of equals),
+    0 % counting; None without a diagnostic statement."""
+    diagnostic = ["NDT", "NORM", "IMI", "LVH"]
+    assert top_statement({"LVH": 100.0, "IMI": 100.0}, diagnostic) == "LVH"
+    assert top_statement({"IMI": 100.0, "LVH": 100.0}, diagnostic) == "IMI"
+    assert top_statement({"SR": 0.0, "NDT": 0.0}, diagnostic) == "NDT"
+    assert top_statement({"ABQRS": 100.0, "IMI": 15.0, "LVH": 35.0}, diagnostic) == "LVH"
+    assert top_statement({"SR": 0.0, "LVOLT": 100.0}, diagnostic) is None and top_statement({}, diagnostic) is None
+    assert top_statement({"IMI": 15.0, "LVH": 35.0}, diagnostic, min_likelihood=50.0) is None
+    assert top_statement({"IMI": 15.0, "NORM": 0.0}, diagnostic, min_likelihood=10.0) == "IMI"
+
+
+def test_statements_and_their_class_orders(ptbxl_root):
+    statements = read_statements(ptbxl_root / "scp_statements.csv")
+    assert statements.codes == ("NDT", "NORM", "IMI", "LVH", "LAFB", "ISC_", "IVCD", "ILMI")  # file order, diagnostic
+    assert statements.class_names("statement") == statements.codes
+    assert statements.class_names("diagnostic_subclass") == ("STTC", "NORM", "IMI", "LVH", "LAFB/LPFB", "ISC_", "IVCD")
+    assert statements.class_names("diagnostic_class") == SUPERCLASSES  # not the file's STTC, NORM, MI, HYP, CD
+    assert statements.class_of("ILMI", "diagnostic_subclass") == "IMI"
+    assert statements.class_of("ISC_", "diagnostic_class") == "STTC"
+
+
+MODES = {  # label mode -> (class names, {ecg_id: label} of the training windows, labels of val 3 and test 4, 5)
+    "top_statement_superclass": (SUPERCLASSES, {1: 0, 2: 1, 6: 1, 9: 4, 10: 2, 11: 1, 13: 3, 14: 0, 15: 0},
+                                 [2, 3, 4]),
+    "top_statement_subclass": (("STTC", "NORM", "IMI", "LVH", "LAFB/LPFB", "ISC_", "IVCD"),
+                               {1: 1, 2: 2, 6: 2, 9: 3, 10: 0, 11: 2, 13: 6, 14: 1, 15: 1}, [0, 4, 3]),
+    "top_statement": (("NDT", "NORM", "IMI", "LVH", "LAFB", "ISC_", "IVCD", "ILMI"),
+                      {1: 1, 2: 2, 6: 2, 9: 3, 10: 0, 11: 7, 13: 6, 14: 1, 15: 1}, [0, 4, 3]),
+}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_top_statement_labels_classes_exclusions_and_columns(ptbxl_root, mode):
+    names, train, held_out = MODES[mode]
+    dm = _loaded(ptbxl_root, label_mode=mode)
+    assert dm.label_names == names and dm.num_classes == len(names)
+    assert dict(_records(dm, "train")) == train  # 7 and 12 (no diagnostic statement) left out, 8 skipped
+    assert _records(dm, "val") + _records(dm, "test") == list(zip([3, 4, 5], held_out))  # NDT | LAFB, LVH
+    assert dm.excluded == {"no diagnostic statement": 2} and dm.summary["excluded"] == {"no diagnostic statement": 2}
+    assert list(dm.summary["skipped"]) == [str(ptbxl_root / "records500/00000/00008_hr.hea")]
+    assert dm.splits == {"train": ["101", "1111", "1212", "1313", "404", "707", "808", "909"], "val": ["202"],
+                         "test": ["303"]}
+    table = dm.window_table("train")
+    assert table["top_statement"].tolist() == [TOP[e] for e in table["ecg_id"].tolist()]
+    assert table["strat_fold"].tolist() == [dict((r[0], r[3]) for r in ROWS)[e] for e in table["ecg_id"].tolist()]
+    assert table["patient"].tolist() == table["subject"].tolist() == [int(float(dict((r[0], r[1]) for r in ROWS)[e]))
+                                                                      for e in table["ecg_id"].tolist()]
+    counts = count_top_statements(ptbxl_root, mode)
+    assert dm.class_counts == {name: counts[name] for name in names} and counts["None"] == 2
+
+
+def test_min_class_records_drops_rare_classes_the_43_class_rule(ptbxl_root):
+    """ISC_ is a diagnostic statement nobody's top statement: min_class_records=1 drops it (8 -> 7 classes, as 44
+    -> 43 in the best reading of the "43-class" task); 2 also drops the single-record classes and their records."""
+    dm = _loaded(ptbxl_root, label_mode="top_statement", min_class_records=1)
+    assert dm.label_names == ("NDT", "NORM", "IMI", "LVH", "LAFB", "IVCD", "ILMI") and dm.num_classes == 7
+    assert dm.dropped_classes == {"ISC_": 0} and dm.class_counts["ISC_"] == 0 and len(dm.class_counts) == 8
+    assert dict(_records(dm, "train"))[11] == 6 and dict(_records(dm, "train"))[13] == 5  # ILMI, IVCD renumbered
+    assert dm.excluded == {"no diagnostic statement": 2}  # a class without records leaves no record out
+    rare = _loaded(ptbxl_root, label_mode="top_statement", min_class_records=2)
+    assert rare.label_names == ("NDT", "NORM", "IMI", "LVH")
+    assert rare.dropped_classes == {"LAFB": 1, "ISC_": 0, "IVCD": 1, "ILMI": 1}
+    assert rare.excluded == {"no diagnostic statement": 2, "class with fewer than 2 records": 3}  # 4, 11, 13
+    assert rare.splits["test"] == ["303"] and _records(rare, "test") == [(5, 3)]  # LAFB's record 4 is gone
+    # counted over the whole database (all folds), not the loaded splits: training on folds 1-2 changes nothing
+    few = _loaded(ptbxl_root, label_mode="top_statement", min_class_records=2, train_folds=[1, 2], val_folds=[],
+                  test_folds=[])
+    assert few.label_names == rare.label_names and dict(_records(few, "train")) == {1: 1, 2: 2, 6: 2}
+
+
+def test_count_top_statements_reads_only_the_csvs(ptbxl_root, tmp_path):
+    csvs_only = tmp_path / "csvs"
+    csvs_only.mkdir()
+    write_csvs(csvs_only)
+    counts = count_top_statements(csvs_only)
+    assert counts == {"NDT": 2, "NORM": 3, "IMI": 2, "LVH": 2, "LAFB": 1, "ISC_": 0, "IVCD": 1, "ILMI": 1, "None": 2}
+    assert [name for name, n in counts.items() if n == 0] == ["ISC_"]  # exactly one empty class: reading (a)
+    assert count_top_statements(csvs_only, "top_statement_superclass") == {"NORM": 3, "MI": 3, "STTC": 2, "CD": 2,
+                                                                          "HYP": 2, "None": 2}
+    assert count_top_statements(csvs_only, folds=[10]) == {**{c: 0 for c in counts}, "LAFB": 1, "LVH": 1}
+    with pytest.raises(ConfigError, match="count_top_statements takes one of"):
+        count_top_statements(csvs_only, "superclass_single")
+
+
+# ------------------------------------------------------------------------------------- folds
+def test_ten_fold_cross_validation_over_strat_fold(ptbxl_root):
+    """neurorvq cv --group_by strat_fold --folds_file <ptbxl_strat_fold.json>: fold k tests the windows of
+    strat_fold k and trains on the nine others (patients never cross, strat_fold being patient-disjoint)."""
+    dm = PTBXLDataModule(str(ptbxl_root), label_mode="top_statement", steps=LIGHT_STEPS, verbose=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r".*unparsable scp_codes", RecordingSkippedWarning)
+        pool = WindowDataset(dm.load_all())
+    groups = window_groups(pool, "strat_fold", dm)
+    assert sorted(set(groups.tolist())) == list(range(1, 11)) and len(pool) == 12
+    split = read_split_file(splits.path("ptbxl_strat_fold"), by="strat_fold")
+    assert split.match_all(np.unique(groups)) == {str(k): [k] for k in range(1, 11)}
+    folds = split_file_folds(split, groups, seed=0, val_fraction=0.0)
+    patients = pool.column("patient")
+    assert len(folds) == 10
+    for k, fold in enumerate(folds, 1):
+        assert fold.test_subjects == [k] and set(groups[fold.test].tolist()) == {k}
+        assert sorted(fold.train.tolist() + fold.test.tolist()) == list(range(12)) and len(fold.val) == 0
+        assert not set(patients[fold.test].tolist()) & set(patients[fold.train].tolist())
+
+
+def test_one_strat_fold_through_the_split_option(ptbxl_root):
+    path = str(splits.path("ptbxl_strat_fold"))
+    dm = _loaded(ptbxl_root, label_mode="top_statement", split={"file": path, "fold": "10"})
+    assert dm.splits == {"train": ["101", "1111", "1212", "1313", "202", "404", "707", "808", "909"], "val": [],
+                         "test": ["303"]}
+    assert sorted(dm.window_table("train")["strat_fold"].tolist()) == [1, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert dm.window_table("test")["ecg_id"].tolist() == [4, 5]
+
+
+# ------------------------------------------------------------------------------------- rates
+def test_input_rate_feeds_the_records_own_samples(ptbxl_root):
+    """input_rate=500: no resampling, the 500-Hz samples as the model's input; with windows='first' and 4 s, the
+    official tokenizer example's first 2000 samples (unfiltered with steps=[PickChannels])."""
+    dm = _loaded(ptbxl_root, input_rate=500, window_seconds=4.0, windows="first", steps=[{"step": "PickChannels"}])
+    ws = dm.datasets["train"].sets[0]
+    record = wfdb.rdrecord(str(ptbxl_root / "records500/00000/00001_hr"))
+    assert dm.num_samples == 2000 and ws.signals.shape == (1, 12, 2000) and ws.starts.tolist() == [0]
+    np.testing.assert_allclose(ws.signals[0], record.p_signal[:2000].T, atol=1e-5)  # mV, sample for sample
+    every = _loaded(ptbxl_root, input_rate=500, window_seconds=4.0, stride_seconds=2.0)  # ECG default filters
+    starts = every.datasets["train"].sets[0].starts.tolist()
+    assert starts == [0, 1000, 2000, 3000] and every.hparams["window_seconds"] == 4.0  # 4-s windows every 2 s
+    assert every.make_pipeline().config()["sampling_rate"] == 500  # the filters run at the record's rate
+    default = _loaded(ptbxl_root, windows="first")
+    assert default.num_samples == 2000 and default.datasets["train"].sets[0].starts.tolist() == [0]  # 10 s at 200 Hz
+    low = _loaded(ptbxl_root, rate=100, input_rate=100, window_seconds=10.0)
+    assert low.num_samples == 1000 and low.datasets["train"].sets[0].signals.shape == (1, 12, 1000)
+
+
+# ------------------------------------------------------------------------------------- bad input
 def test_options_and_missing_files(ptbxl_root, tmp_path):
     with pytest.raises(DataError, match=rf"'{tmp_path / 'ptbxl'}' does not exist: set data\.init_args\.root .*"
                                         r"PTBXLDataModule\) to the folder holding ptbxl_database\.csv"):
         PTBXLDataModule(str(tmp_path / "ptbxl"))
-    with pytest.raises(DataError, match=r"ptbxl_database\.csv not found: set data\.init_args\.root"):
-        PTBXLDataModule(str(tmp_path), verbose=False).setup()
     with pytest.raises(DataError, match=r"records100 not found: rate=100 reads .* set data\.init_args\.rate=500"):
         PTBXLDataModule(str(_copy_layout(ptbxl_root, tmp_path / "hr_only", ROWS)), rate=100, verbose=False).setup()
-    with pytest.raises(ConfigError, match="rate is 250"):
-        PTBXLDataModule(str(ptbxl_root), rate=250)
-    with pytest.raises(ConfigError, match="label_mode is 'superclass_multi'"):
-        PTBXLDataModule(str(ptbxl_root), label_mode="superclass_multi")
-    with pytest.raises(ConfigError, match="fold 9 is in both train_folds and val_folds"):
-        PTBXLDataModule(str(ptbxl_root), train_folds=[1, 9])
-    with pytest.raises(ConfigError, match="strat_fold values are the integers 1-10"):
-        PTBXLDataModule(str(ptbxl_root), test_folds=[11])
+    for options, message in [({"rate": 250}, "rate is 250"),
+                             ({"label_mode": "superclass_multi"}, "label_mode is 'superclass_multi'"),
+                             ({"train_folds": [1, 9]}, "fold 9 is in both train_folds and val_folds"),
+                             ({"test_folds": [11]}, "strat_fold values are the integers 1-10"),
+                             ({"input_rate": 250}, r"input_rate is 250; use 200 \(resample .*\) or 500 \(= rate"),
+                             ({"rate": 100, "input_rate": 500}, r"input_rate is 500; use 200 .* or 100"),
+                             ({"input_rate": 500, "window_seconds": 10.02},
+                              r"window_seconds=10\.02 at input_rate=500 Hz is 5010 samples, not a whole number of "
+                              r"40-sample patches; use a multiple of 0\.08 s"),
+                             ({"windows": "middle"}, "windows is 'middle'; use 'all'"),
+                             ({"min_class_records": -1}, r"min_class_records is -1; give a whole number >= 0"),
+                             ({"min_class_records": 1}, r"min_class_records=1 applies to the label modes "
+                              r"\['top_statement_superclass', .*not 'superclass_single'")]:
+        with pytest.raises(ConfigError, match=message):
+            PTBXLDataModule(str(ptbxl_root), **options)
+
+
+def test_a_ptbxl_folder_without_its_csvs(ptbxl_root, tmp_path):
+    """Records without ptbxl_database.csv / scp_statements.csv: an error naming the missing file(s) and the fix."""
+    bare = tmp_path / "bare"
+    shutil.copytree(ptbxl_root / "records500", bare / "records500")
+    with pytest.raises(DataError, match=r"ptbxl_database\.csv and scp_statements\.csv not found in '.*bare': PTB-XL's "
+                                        r"label tables .* set data\.init_args\.root .* or fetch the files with "
+                                        r"neurorvq\.datamodules\.ptbxl\.download\(root\)"):
+        PTBXLDataModule(str(bare), label_mode="top_statement", verbose=False).setup()
+    with pytest.raises(DataError, match=r"ptbxl_database\.csv and scp_statements\.csv not found"):
+        count_top_statements(bare)
+    write_csvs(bare)
+    (bare / "scp_statements.csv").unlink()
+    for mode in ("superclass_single", "top_statement_subclass"):
+        with pytest.raises(DataError, match=r"^scp_statements\.csv not found in"):
+            PTBXLDataModule(str(bare), label_mode=mode, verbose=False).setup()
+    unlabelled = _loaded(bare, label_mode="none")  # needs only ptbxl_database.csv
+    assert unlabelled.summary["recordings_loaded"] == 15
+    (bare / "ptbxl_database.csv").unlink()
+    with pytest.raises(DataError, match=r"^ptbxl_database\.csv not found in"):
+        PTBXLDataModule(str(bare), label_mode="none", verbose=False).setup()
+
+
+def test_statement_files_without_what_a_mode_needs(ptbxl_root, tmp_path):
+    root = _copy_layout(ptbxl_root, tmp_path / "no_subclass", ROWS[:3])
+    write_csvs(root, ROWS[:3], [row[:6] for row in STATEMENTS], STATEMENT_COLUMNS[:6])  # no diagnostic_subclass
+    assert _loaded(root, label_mode="top_statement").label_names[:2] == ("NDT", "NORM")
+    with pytest.raises(DataError, match=r"scp_statements\.csv: missing column 'diagnostic_subclass', needed to label "
+                                        r"by the top statement's diagnostic_subclass"):
+        PTBXLDataModule(str(root), label_mode="top_statement_subclass", verbose=False).setup()
+    empty_class = [("NDT", "x", "1.0", "", "", "", "STTC")] + STATEMENTS[1:]
+    write_csvs(root, ROWS[:3], empty_class)
+    with pytest.raises(DataError, match=r"diagnostic statement 'NDT' has an empty diagnostic_class"):
+        PTBXLDataModule(str(root), label_mode="top_statement_superclass", verbose=False).setup()
+    write_csvs(root, ROWS[:3], [row[:2] + ("",) + row[3:] for row in STATEMENTS])
+    with pytest.raises(DataError, match=r"no statement has diagnostic == 1"):
+        PTBXLDataModule(str(root), label_mode="top_statement", verbose=False).setup()
 
 
 def _copy_layout(source: Path, target: Path, rows) -> Path:
@@ -233,3 +454,11 @@ def test_the_strat_fold_split_builds_and_streams_a_window_cache(ptbxl, ptbxl_roo
     assert_cache_matches_memory(ptbxl, cached)
     assert cached.summary["skipped"] == ptbxl.summary["skipped"] and cached.excluded == ptbxl.excluded
     assert ptbxl.window_table("test")["strat_fold"].tolist() == [10, 10]
+
+
+def test_top_statement_labels_and_column_go_through_the_cache(ptbxl_root, tmp_path):
+    memory = _loaded(ptbxl_root, label_mode="top_statement", min_class_records=1)
+    cached = _loaded(ptbxl_root, label_mode="top_statement", min_class_records=1, cache_dir=str(tmp_path / "c"))
+    assert cached.label_names == memory.label_names and cached.dropped_classes == {"ISC_": 0}
+    labels = sorted(int(b) for batch in cached.train_dataloader() for b in batch["label"])
+    assert labels == sorted(memory.datasets["train"].labels.tolist())
