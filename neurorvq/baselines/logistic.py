@@ -31,7 +31,10 @@ class LogisticProbe:
 
     Args:
         C_grid: 1-3 inverse regularisation strengths (sorted ascending).
-        class_weight: ``LogisticRegression``'s (``"balanced"`` reweights by inverse class frequency).
+        class_weight: ``LogisticRegression``'s: ``"balanced"`` reweights by the inverse class frequency of the
+            training labels; a dict ``{class: weight}`` gives fixed weights (``neurorvq cv --protocol parity``
+            passes inverse frequencies of the training + held-out labels); entries for classes absent from the
+            training labels are left out of each fit (scikit-learn refuses them).
         seed: ``random_state``. num_classes: K, the number of probability columns.
     """
 
@@ -45,13 +48,24 @@ class LogisticProbe:
         self.validation_scores: dict[float, float] = {}
         self.classifier: Any = None
 
-    def _make(self, C: float) -> Any:
+    def _weights_for(self, y_train: np.ndarray) -> str | dict | None:
+        """``class_weight`` for a fit on ``y_train``: a dict restricted to the classes present there."""
+        if not isinstance(self.class_weight, dict):
+            return self.class_weight
+        present = {int(c) for c in np.unique(y_train)}
+        missing = sorted(present - {int(c) for c in self.class_weight})
+        if missing:
+            raise ConfigError(f"class_weight {self.class_weight} has no weight for the training classes {missing}; "
+                              "give one per class")
+        return {int(c): float(w) for c, w in self.class_weight.items() if int(c) in present}
+
+    def _make(self, C: float, y_train: np.ndarray) -> Any:
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
         return make_pipeline(StandardScaler(), LogisticRegression(
-            C=C, class_weight=self.class_weight, solver="lbfgs", max_iter=1000, random_state=self.seed))
+            C=C, class_weight=self._weights_for(y_train), solver="lbfgs", max_iter=1000, random_state=self.seed))
 
     def _proba(self, classifier: Any, features: np.ndarray) -> np.ndarray:
         proba = np.zeros((features.shape[0], self.num_classes), dtype=np.float64)
@@ -68,11 +82,11 @@ class LogisticProbe:
         self.validation_scores = {}
         if val is None:
             self.selected_C = self.C_grid[(len(self.C_grid) - 1) // 2]
-            self.classifier = self._make(self.selected_C).fit(train, y_train)
+            self.classifier = self._make(self.selected_C, y_train).fit(train, y_train)
             return self
         best = -np.inf
         for C in self.C_grid:  # ascending: a strict ">" keeps the smaller C on ties
-            classifier = self._make(C).fit(train, y_train)
+            classifier = self._make(C, y_train).fit(train, y_train)
             with warnings.catch_warnings():  # a class predicted but absent from y_val is fine here
                 warnings.simplefilter("ignore", UserWarning)
                 score = float(balanced_accuracy_score(y_val, self._proba(classifier, val).argmax(axis=1)))

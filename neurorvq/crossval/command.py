@@ -10,7 +10,10 @@ from a split file (:mod:`neurorvq.data.split_files`: fold name -> held-out value
 ``--stratify_by`` balances the test parts on the labels (default), on any column, or on nothing. ``--seeds``
 trains every fold once per seed; ``--grid`` gives a model up to 3 settings chosen per fold on validation groups.
 ``{fold}`` in an override becomes each fold's index, e.g. ``--model.init_args.fm=runs/fm_fold{fold}/last.ckpt``
-for one FM pretrained per fold without its test subjects. ``neurorvq cv-report A B --paired`` gives the
+for one FM pretrained per fold without its test subjects. ``--protocol parity`` evaluates as the published EEG
+benchmark and the official fine-tuning code do (no validation, last epoch, class weights from the training and
+held-out labels, per-subject undersampling of the training windows: :mod:`neurorvq.crossval.protocol`);
+``--unlisted drop`` leaves out the groups a split file lists in no fold. ``neurorvq cv-report A B --paired`` gives the
 per-fold difference of two runs and its 95% interval; ``--curve 0=A 5=B 15=C`` the pretraining curve.
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 from typing import Any, Optional, Sequence
 
 from neurorvq.cli.parsing import parse_strict, repeatable, split_recipe_overrides, strict_parser
+from neurorvq.crossval.protocol import PROTOCOLS, UNLISTED
 from neurorvq.crossval.runner import BASELINES  # the package's __init__ imports the runner anyway
 
 
@@ -34,8 +38,23 @@ def cv_parser():
     parser.add_argument("--folds", type=int, default=10, help="number of folds (at most the number of groups)")
     parser.add_argument("--out", default=None, help="output folder (default runs/cv/<recipe name>)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the folds")
-    parser.add_argument("--val_fraction", type=float, default=0.1,
-                        help="share of each fold's training groups used for model selection (0: test the last epoch)")
+    parser.add_argument("--val_fraction", type=Optional[float], default=None,
+                        help="share of each fold's training groups used for model selection (0: test the last epoch; "
+                        "default 0.1 under --protocol clean, 0 under parity, which allows no other value)")
+    parser.add_argument("--protocol", default="clean", choices=PROTOCOLS,
+                        help="clean: validation groups from each fold's training side select the checkpoint, class "
+                        "weights from the training labels; parity: as the published EEG benchmark and NeuroRVQ's "
+                        "official fine-tuning code: no validation part (the held-out fold is scored at the last "
+                        "epoch), class weights from the training AND held-out labels (leaks the test label "
+                        "distribution into the loss), training windows undersampled per subject")
+    parser.add_argument("--balance_per_subject", type=Optional[bool], default=None,
+                        help="true/false: undersample every subject's training windows to its minority class "
+                        "(numpy default_rng seeded by the training seed and fold); omit for the protocol's default "
+                        "(parity: true, clean: false); false for an already balanced data set such as High-Gamma")
+    parser.add_argument("--unlisted", default="train", choices=UNLISTED,
+                        help="groups a --folds_file split file lists in no fold: train (they train in every fold) or "
+                        "drop (their windows are left out before the folds, as the benchmark uses only the listed "
+                        "subjects)")
     parser.add_argument("--group_by", default="subject",
                         help="what a fold holds out: subject (subject-independent), recording (within-subject) or "
                         "any column of the windows, e.g. session or run (its values are the groups)")
@@ -83,7 +102,8 @@ def run_cv_command(argv: Sequence[str]) -> int:
                           monitor=args.monitor,
                           mode=args.mode, require_all_classes=not args.allow_missing_classes, name=args.name,
                           baseline=args.baseline, folds_file=args.folds_file, seeds=args.seeds, grid=args.grid,
-                          only_folds=args.only_folds)
+                          only_folds=args.only_folds, protocol=args.protocol,
+                          balance_per_subject=args.balance_per_subject, unlisted=args.unlisted)
     out = args.out or str(Path("runs") / "cv" / Path(args.config).stem)
     summary = run_cv(settings, out, task=args.task)
     from neurorvq.crossval.report import markdown_table

@@ -4,7 +4,9 @@ on frozen foundation-model features, the standard test of whether pretraining le
 
 They see the same folds, the same windows and the same metrics (torchmetrics, :mod:`neurorvq.tasks.classification`)
 as the deep models, and the same selection budget: their logistic regression's ``C`` is chosen among at most 3
-values on each fold's validation groups (the training side), never on the test fold.
+values on each fold's validation groups (the training side), never on the test fold. Their class weights follow
+the run's protocol (:mod:`neurorvq.crossval.protocol`): scikit-learn's ``"balanced"`` on the training labels
+(``clean``), or the inverse frequencies of the training + held-out labels (``parity``, as the deep models get).
 """
 
 from __future__ import annotations
@@ -49,6 +51,13 @@ def score_probabilities(probabilities: np.ndarray, labels: np.ndarray, num_class
     return out
 
 
+def _plain_weights(class_weight: str | dict | None) -> Any:
+    """``class_weight`` as JSON (dict keys as strings)."""
+    if isinstance(class_weight, dict):
+        return {str(k): float(v) for k, v in class_weight.items()}
+    return class_weight
+
+
 class FrozenFeatures:
     """Features of a frozen FM for the linear probe: per-token features pooled by ``pooling`` (``mean`` = the
     official head's input; ``channel_concat`` = channel-aware), computed in batches without gradients.
@@ -76,13 +85,14 @@ class FrozenFeatures:
 
 def fit_feature_model(kind: str, fold: Fold, x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int,
                       spec: Any, probe_features: FrozenFeatures | None = None, channel_ids: np.ndarray | None = None,
-                      pool_features: np.ndarray | None = None,
-                      C_grid: tuple[float, ...] = (0.01, 0.1, 1.0)) -> dict[str, Any]:
+                      pool_features: np.ndarray | None = None, C_grid: tuple[float, ...] = (0.01, 0.1, 1.0),
+                      class_weight: str | dict[int, float] = "balanced") -> dict[str, Any]:
     """Fit ``kind`` on the fold's training windows (C chosen on its validation windows), test it, and measure its
     channel sensitivity. ``x [N, C, T]`` and ``labels [N]`` are the whole pool (the fold indexes them); for the
     probe, ``pool_features [N, F]`` are the frozen features of the whole pool (computed once for all folds) and
-    ``probe_features`` computes those of the rolled test windows. Returns ``{"metrics", "model",
-    "channel_sensitivity"}``."""
+    ``probe_features`` computes those of the rolled test windows. ``class_weight``: the logistic regression's
+    (``"balanced"``, or ``{class: weight}``: :func:`~neurorvq.crossval.protocol.sklearn_class_weight`). Returns
+    ``{"metrics", "model", "channel_sensitivity"}``."""
     from neurorvq.crossval.sensitivity import array_sensitivity
 
     val = (x[fold.val], labels[fold.val]) if len(fold.val) else (None, None)
@@ -90,7 +100,8 @@ def fit_feature_model(kind: str, fold: Fold, x: np.ndarray, labels: np.ndarray, 
         from neurorvq.baselines.classical import ClassicalBaseline
 
         model = ClassicalBaseline(kind, spec.sampling_rate, bands={n: (lo, hi) for n, lo, hi in spec.bands} or None,
-                                  C_grid=C_grid, seed=seed, num_classes=num_classes, modality=spec.name)
+                                  C_grid=C_grid, class_weight=class_weight, seed=seed, num_classes=num_classes,
+                                  modality=spec.name)
         model.fit(x[fold.train], labels[fold.train], *val)
         probabilities = model.predict_proba(x[fold.test])
         sensitivity = array_sensitivity(model.features, model.predict_features, x[fold.test])
@@ -105,7 +116,7 @@ def fit_feature_model(kind: str, fold: Fold, x: np.ndarray, labels: np.ndarray, 
 
     if pool_features is None:
         pool_features = features(x)
-    probe = LogisticProbe(num_classes, C_grid, seed=seed)
+    probe = LogisticProbe(num_classes, C_grid, class_weight=class_weight, seed=seed)
     probe.fit(pool_features[fold.train], labels[fold.train],
               pool_features[fold.val] if len(fold.val) else None, val[1])
     test_x = x[fold.test]
@@ -114,7 +125,7 @@ def fit_feature_model(kind: str, fold: Fold, x: np.ndarray, labels: np.ndarray, 
                                     computed=pool_features[fold.test])
     description = {"name": PROBE, "pooling": type(probe_features.pool).__name__, "selected_C": probe.selected_C,
                    "validation_scores": probe.validation_scores, "C_grid": list(probe.C_grid), "frozen": True,
-                   "fm": probe_features.source}
+                   "fm": probe_features.source, "class_weight": _plain_weights(class_weight)}
     return {"metrics": score_probabilities(probabilities, labels[fold.test], num_classes), "model": description,
             "channel_sensitivity": sensitivity}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+import numpy as np
 from torch.utils.data import DataLoader
 
 from neurorvq.data.splits import Fold
@@ -24,11 +25,16 @@ class FoldDataModule(SplitLoaders, L.LightningDataModule):
     Batches as every window DataModule: ``{"signal": [B, C, T], "channel_ids": [B, C], "label": [B],
     "subject": [B]}``, one channel set per batch (:class:`~neurorvq.data.windows.ChannelBucketSampler`),
     training batches shuffled by ``seed`` and the epoch. :attr:`datasets` exposes the splits, so classifiers
-    check the labels and derive class weights from ``datasets["train"].labels``.
+    check the labels and derive class weights from ``datasets["train"].labels``; ``class_weight_labels``
+    (``int64 [M]``), when given, are used for the class weights instead
+    (:func:`~neurorvq.tasks.classification.class_weight_labels`): ``neurorvq cv --protocol parity`` passes the
+    training and held-out labels together, as the official code does, which leaks the test fold's label
+    distribution into the loss (:mod:`neurorvq.crossval.protocol`).
     """
 
     def __init__(self, pool: WindowDataset, fold: Fold, spec: ModalitySpec, batch_size: int = 32,
-                 num_workers: int = 0, seed: int = 0, label_names: tuple[str, ...] | None = None) -> None:
+                 num_workers: int = 0, seed: int = 0, label_names: tuple[str, ...] | None = None,
+                 class_weight_labels: np.ndarray | None = None) -> None:
         super().__init__()
         self.spec = spec
         self.fold = fold
@@ -36,6 +42,8 @@ class FoldDataModule(SplitLoaders, L.LightningDataModule):
         self.num_workers = int(num_workers)
         self.seed = int(seed)
         self.label_names = label_names
+        self.class_weight_labels = None if class_weight_labels is None else \
+            np.asarray(class_weight_labels, dtype=np.int64).reshape(-1)
         self.datasets: dict[str, WindowDataset] = {
             "train": pool.subset(fold.train), "val": pool.subset(fold.val), "test": pool.subset(fold.test)}
 

@@ -13,7 +13,9 @@
   load_folds`), or a split file with folds (:mod:`neurorvq.data.split_files`): fold ``k`` of the run tests the
   groups listed by the file's ``k``-th fold (file order) and trains on every other group, with validation groups
   drawn from that training side by ``val_fraction``, seeded by ``(seed, k)`` as in ``subject_kfold`` (``0``: no
-  validation, the published benchmark protocol).
+  validation, the published benchmark protocol). Groups the file lists in no fold train in every fold
+  (``--unlisted train``) or are dropped from the data first (``--unlisted drop``, :func:`drop_unlisted`: the
+  benchmark tests and trains only on the subjects its fold lists name).
 """
 
 from __future__ import annotations
@@ -128,5 +130,25 @@ def split_file_folds(split: SplitFile, groups: np.ndarray, *, seed: int, val_fra
     return folds
 
 
-__all__ = ["NAMED_GROUPS", "UNSTRATIFIED", "column_values", "is_run_folds", "kfold",
-           "split_file_folds", "stratify_values", "window_groups"]
+def unlisted_groups(split: SplitFile, groups: np.ndarray, ids: Mapping[str, int] | None = None) -> list:
+    """Sorted values of ``groups`` (``[N]``, one per window) that no fold of the split file lists (matched as
+    :func:`split_file_folds` matches them)."""
+    unique = np.unique(groups)
+    listed = {value for values in split.match_all(unique, ids).values() for value in values}
+    return sorted((g for g in unique.tolist() if g not in listed), key=str)
+
+
+def drop_unlisted(pool: WindowDataset, groups: np.ndarray, split: SplitFile,
+                  ids: Mapping[str, int] | None = None) -> tuple[WindowDataset, np.ndarray, list]:
+    """``(pool, groups, dropped)`` without the windows of the groups no fold of ``split`` lists: the pool's
+    subset (window order kept) and its ``[M]`` groups, and the dropped group values (sorted). Unchanged inputs
+    when every group is listed (a listed value missing from the data is the split file reader's error)."""
+    dropped = unlisted_groups(split, groups, ids)
+    if not dropped:
+        return pool, groups, []
+    keep = np.flatnonzero(~np.isin(groups, np.asarray(dropped, dtype=groups.dtype)))
+    return pool.subset(keep), groups[keep], dropped
+
+
+__all__ = ["NAMED_GROUPS", "UNSTRATIFIED", "column_values", "drop_unlisted", "is_run_folds", "kfold",
+           "split_file_folds", "stratify_values", "unlisted_groups", "window_groups"]

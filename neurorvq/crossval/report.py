@@ -1,15 +1,17 @@
 """Cross-validation tables: per-fold metrics, mean ± std and 95% intervals, as CSV and Markdown.
 
 Layout of the paper's downstream table (method.md §7.3): one row per model, one cell per metric (the paper reports
-balanced accuracy). A run is a set of records, one per (fold, training seed) (``fold_<k>/metrics.json`` or, with
-several seeds, ``fold_<k>/seed_<s>/metrics.json``; a record without ``seed`` is seed 0). Each cell is
-``mean±std (95% CI low–high)``: mean and population standard deviation (``numpy.std``, ``ddof=0``) over every
-(fold, seed) record, and a Student t-interval over the per-fold means (a fold's mean over its seeds; the folds are
-the independent unit, n = number of folds; see :mod:`neurorvq.crossval.stats`). One fold gives no interval (—).
+balanced accuracy, the benchmark's code logs plain accuracy: both are columns). A run is a set of records, one per
+(fold, training seed) (``fold_<k>/metrics.json`` or, with several seeds, ``fold_<k>/seed_<s>/metrics.json``; a
+record without ``seed`` is seed 0). Each cell is ``mean±std (95% CI low–high)``: mean and population standard
+deviation (``numpy.std``, ``ddof=0``) over every (fold, seed) record, and a Student t-interval over the per-fold
+means (a fold's mean over its seeds; the folds are the independent unit, n = number of folds; see
+:mod:`neurorvq.crossval.stats`). One fold gives no interval (—).
 
 A summary (``summary.json``) may carry ``extra_columns`` (``{title: cell text}``, shown after the metrics) and any
-other keys (``implementation``, ``notes``, ...), which the tables ignore. :func:`paired_report` compares two runs on
-identical folds (per-fold difference, its mean and t-interval).
+other keys (``implementation``, ``notes``, ``protocol``, ...), which the tables ignore. :func:`combine` warns when
+the runs' folds, selection budgets or protocols differ; :func:`paired_report` compares two runs on identical folds
+(per-fold difference, its mean and t-interval).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from neurorvq.crossval.stats import metric_value, paired_difference, per_fold_me
 from neurorvq.errors import ConfigError
 from neurorvq.tasks.classification import METRIC_NAMES
 
-METRIC_TITLES = {"balanced_accuracy": "balanced accuracy", "cohen_kappa": "Cohen's kappa",
+METRIC_TITLES = {"balanced_accuracy": "balanced accuracy", "accuracy": "accuracy", "cohen_kappa": "Cohen's kappa",
                  "f1_weighted": "weighted F1", "auroc": "AUROC", "auc_pr": "AUC-PR"}
 SUMMARY_FILE = "summary.json"
 RECORD_FILE = "metrics.json"
@@ -281,8 +283,18 @@ def combine(folders: Sequence[str | Path]) -> str:
     table = markdown_table(summaries)
     if len({json.dumps(v) for v in folds.values()}) > 1:
         table += "\n\nNote: these runs did not use identical folds."
-    table += budget_note(summaries)
+    table += budget_note(summaries) + protocol_note(summaries)
     return table
+
+
+def protocol_note(summaries: Sequence[dict[str, Any]]) -> str:
+    """A warning when the runs used different protocols (``clean`` / ``parity``, :mod:`neurorvq.crossval.
+    protocol`; a summary without one is ``clean``)."""
+    names = {s.get("name", "?"): (s.get("protocol") or {}).get("name", "clean") for s in summaries}
+    if len(set(names.values())) > 1:
+        listed = ", ".join(f"{name}: {protocol}" for name, protocol in names.items())
+        return f"\n\nNote: these runs used different protocols ({listed}); their numbers are not comparable."
+    return ""
 
 
 def budget_note(summaries: Sequence[dict[str, Any]]) -> str:
@@ -353,5 +365,5 @@ def paired_report(folder_a: str | Path, folder_b: str | Path, metric: str = "bal
 
 
 __all__ = ["CAPTION", "METRIC_TITLES", "cell", "combine", "fold_table", "markdown_table", "paired_report",
-           "read_records", "read_summary", "run_counts", "summarise", "summary_markdown", "write_fold_csv",
-           "write_summary", "write_summary_csv"]
+           "protocol_note", "read_records", "read_summary", "run_counts", "summarise", "summary_markdown",
+           "write_fold_csv", "write_summary", "write_summary_csv"]

@@ -7,7 +7,8 @@
    recordings for within-subject runs; or any column of the windows such as ``session``), stratified by label
    (``stratify_by``: or by any column, or not at all; :mod:`neurorvq.crossval.folds`). Each fold's validation
    part is drawn from its *training* groups; the test groups never take part in model selection. (The published
-   benchmark protocol picks validation subjects inside the test fold, which leaks; see docs/foundation-model.md.)
+   EEG benchmark has no validation part: it scores the held-out fold at the last epoch; ``protocol="parity"``
+   below reproduces it, with the official fine-tuning code's class weights and undersampling.)
    ``folds_file`` takes them instead from another run's ``folds.json`` or from a split file with folds
    (:mod:`neurorvq.data.split_files`, e.g. a benchmark's fold lists). The folds are written to
    ``<out>/folds.json`` first and reused on every later run into ``<out>``.
@@ -23,6 +24,12 @@
    of trained, on the same folds, with their ``C`` chosen among 3 values on the same validation groups.
 4. ``metrics_per_fold.csv``, ``summary.csv``, ``summary.md`` and ``summary.json`` (mean ± std, 95% interval, the
    channel-sensitivity column, the pretraining diagnostics of the FM checkpoint when it has them) in ``<out>``.
+
+``protocol`` (:mod:`neurorvq.crossval.protocol`): ``clean`` (the above) or ``parity``, the published EEG benchmark's
+and the official fine-tuning code's: no validation part (the last epoch is tested), class weights from the training
+and held-out labels together (a leak of the test label distribution, kept for parity), training windows
+undersampled per subject to each subject's minority class. ``unlisted``: groups a split file lists in no fold train
+in every fold (``train``) or are dropped before the folds (``drop``).
 """
 
 from __future__ import annotations
@@ -39,9 +46,13 @@ import numpy as np
 from neurorvq.crossval.feature_models import (CLASSICAL, FEATURE_MODELS, PROBE, FrozenFeatures, fit_feature_model,
                                               window_arrays)
 from neurorvq.crossval.fold_data import FoldDataModule
-from neurorvq.crossval.folds import is_run_folds, kfold, split_file_folds, stratify_values, window_groups
+from neurorvq.crossval.folds import (drop_unlisted, is_run_folds, kfold, split_file_folds, stratify_values,
+                                     window_groups)
 from neurorvq.crossval.grid import check_seeds, grid_settings
 from neurorvq.crossval.per_fold import check_fold_fields, check_fold_paths, fold_overrides, has_fold_field
+from neurorvq.crossval.protocol import (CLEAN, DEFAULT_BALANCE, check_protocol, class_weight_labels,
+                                        default_val_fraction, fold_protocol_record, protocol_fold, protocol_markdown,
+                                        protocol_summary, resolve_balance, sklearn_class_weight)
 from neurorvq.crossval.report import write_summary
 from neurorvq.crossval.sensitivity import sensitivity_cell, task_sensitivity
 from neurorvq.data.split_files import read_split_file
@@ -77,13 +88,24 @@ class CVSettings:
     run just these fold indices now (e.g. to spread the folds over machines into one ``out``); not part of the
     run's identity, and the tables then cover the finished folds only. ``{fold}`` in an override is replaced by
     each fold's index (one pretrained checkpoint per fold: :mod:`neurorvq.crossval.per_fold`).
+
+    ``protocol`` (:mod:`neurorvq.crossval.protocol`): ``clean`` (validation groups from the training side, class
+    weights from the training labels) or ``parity`` (the published benchmark's: no validation part, the last
+    epoch tested, class weights from the training + held-out labels, which leaks the test label distribution into
+    the loss; training windows undersampled per subject). ``val_fraction`` ``None`` (the default) resolves to the
+    protocol's (0.1 ``clean``, 0 ``parity``; ``parity`` refuses any other). ``balance_per_subject``: undersample
+    each subject's training windows to its minority class (``None`` = the protocol's default: ``parity`` yes,
+    ``clean`` no; false for an already balanced data set such as High-Gamma). ``unlisted``: what happens to the
+    groups a ``folds_file`` split file lists in no fold: ``train`` (they train in every fold) or ``drop`` (their
+    windows are removed before the folds are made). These three are part of the run's identity only when not at
+    their defaults (``balance_per_subject`` when it differs from the protocol's), so older runs resume.
     """
 
     recipe: str
     overrides: list[str] = field(default_factory=list)
     n_folds: int = 10
     seed: int = 0
-    val_fraction: float = 0.1
+    val_fraction: float | None = None
     group_by: str = "subject"
     stratify_by: str = "label"
     monitor: str = "val/balanced_accuracy"
@@ -95,6 +117,19 @@ class CVSettings:
     seeds: list[int] | None = None
     grid: list[str] | None = None
     only_folds: list[int] | None = None
+    protocol: str = CLEAN
+    balance_per_subject: bool | None = None
+    unlisted: str = "train"
+
+    def __post_init__(self) -> None:
+        if self.val_fraction is None:
+            self.val_fraction = default_val_fraction(self.protocol)
+
+    @property
+    def balanced(self) -> bool:
+        """Whether training windows are undersampled per subject (``balance_per_subject`` or the protocol's
+        default)."""
+        return resolve_balance(self.protocol, self.balance_per_subject)
 
     def identity(self) -> dict[str, Any]:
         """What must not change between an interrupted run and its resumption."""
@@ -103,6 +138,12 @@ class CVSettings:
                     "group_by": self.group_by, "monitor": self.monitor, "mode": self.mode, "baseline": self.baseline}
         if self.stratify_by != "label":  # a key missing from an older cv.json would count as changed
             identity["stratify_by"] = self.stratify_by
+        if self.protocol != CLEAN:
+            identity["protocol"] = self.protocol
+        if self.balanced != DEFAULT_BALANCE.get(self.protocol, False):
+            identity["balance_per_subject"] = self.balanced
+        if self.unlisted != "train":
+            identity["unlisted"] = self.unlisted
         identity["seeds"] = None if self.seeds is None else list(self.seeds)
         identity["grid"] = list(self.grid) if self.grid else None
         return identity
@@ -247,9 +288,31 @@ def new_folds(settings: CVSettings, pool: WindowDataset, groups: np.ndarray,
     untested = sorted(set(np.unique(groups).tolist()) - {g for f in folds for g in f.test_subjects})
     if untested:
         _say(f"{len(untested)} {settings.group_by} values are in no fold of {source} and train in every fold: "
-             f"{untested[:10]}{' ...' if len(untested) > 10 else ''}")
-    metadata.update(folds_file=str(source), fold_names=list(split.groups), by=split.by, source=split.source)
+             f"{untested[:10]}{' ...' if len(untested) > 10 else ''} (--unlisted drop leaves them out)")
+    metadata.update(folds_file=str(source), fold_names=list(split.groups), by=split.by, source=split.source,
+                    unlisted=settings.unlisted)
     return folds, metadata
+
+
+def apply_unlisted(settings: CVSettings, pool: WindowDataset, groups: np.ndarray,
+                   datamodule: Any = None) -> tuple[WindowDataset, np.ndarray, list]:
+    """``(pool, groups, dropped)``: with ``unlisted="drop"`` and a split file as ``folds_file``, the pool and its
+    ``[M]`` groups without the windows of the groups the file lists in no fold (a printed line says how many and
+    which); otherwise the inputs unchanged and ``dropped`` empty. Done on every run into ``out`` (resumes too), so
+    the stored folds always index the same windows."""
+    source = settings.folds_file
+    if settings.unlisted != "drop" or source is None or not Path(source).is_file() or is_run_folds(source):
+        return pool, groups, []  # another run's folds.json names every group's part
+    split = read_split_file(source, by=settings.group_by)
+    if split.kind != "folds":
+        return pool, groups, []  # new_folds names the problem
+    ids = getattr(datamodule, "subject_ids", None) if settings.group_by == "subject" else None
+    before = len(groups)
+    pool, groups, dropped = drop_unlisted(pool, groups, split, ids)
+    if dropped:
+        _say(f"--unlisted drop: {len(dropped)} {settings.group_by} value(s) that no fold of {source} lists are left "
+             f"out ({before - len(groups)} of {before} windows): {dropped}")
+    return pool, groups, dropped
 
 
 def check_resumable(settings: CVSettings, out: Path) -> None:
@@ -286,6 +349,12 @@ def _say(message: str) -> None:
     print(f"[neurorvq cv] {message}", flush=True)
 
 
+def _weights(model: Any) -> list[float] | None:
+    """The class weights a trained classifier's loss used (its ``class_weight`` buffer), when it has one."""
+    weights = getattr(model, "class_weight", None)
+    return None if weights is None else [float(w) for w in weights.detach().cpu().tolist()]
+
+
 def _description(model: Any) -> dict[str, Any]:
     describe = getattr(model, "description", None)
     return describe() if callable(describe) else {"class": type(model).__name__}
@@ -312,7 +381,8 @@ def train_setting(settings: CVSettings, pool: WindowDataset, fold: Fold, spec: A
         callbacks.append(ModelCheckpoint(dirpath=where / "checkpoints", filename="last", monitor=None, save_top_k=1,
                                          enable_version_counter=False))
     cli = instantiate_recipe(settings.recipe, overrides, where, callbacks=callbacks)
-    fold_data = fold_datamodule(cli.datamodule, pool, fold, spec, seed)
+    fold_data = fold_datamodule(cli.datamodule, pool, fold, spec, seed,
+                                class_weight_labels(settings.protocol, pool.labels, fold))
     last = where / "checkpoints" / "last.ckpt"
     started = time.monotonic()
     cli.trainer.fit(cli.model, datamodule=fold_data, ckpt_path=str(last) if last.is_file() else None)
@@ -326,13 +396,27 @@ def train_setting(settings: CVSettings, pool: WindowDataset, fold: Fold, spec: A
     return record
 
 
-def fold_datamodule(data: Any, pool: WindowDataset, fold: Fold, spec: Any, seed: int | None) -> FoldDataModule:
+def fold_datamodule(data: Any, pool: WindowDataset, fold: Fold, spec: Any, seed: int | None,
+                    weight_labels: np.ndarray | None = None) -> FoldDataModule:
     """The fold's windows with the recipe DataModule's batch size and workers; batches shuffled by the
-    training ``seed`` (the DataModule's own seed when ``None``)."""
+    training ``seed`` (the DataModule's own seed when ``None``); ``weight_labels``: the labels the class weights
+    are computed from instead of the training labels (``parity``: :func:`~neurorvq.crossval.protocol.
+    class_weight_labels`)."""
     return FoldDataModule(pool, fold, spec, batch_size=getattr(data, "batch_size", 32),
                           num_workers=getattr(data, "num_workers", 0),
                           seed=getattr(data, "seed", 0) if seed is None else seed,
-                          label_names=getattr(data, "label_names", None))
+                          label_names=getattr(data, "label_names", None), class_weight_labels=weight_labels)
+
+
+def fold_for_protocol(settings: CVSettings, labels: np.ndarray, subjects: np.ndarray | None, fold: Fold,
+                      seed: int | None) -> Fold:
+    """The fold as the protocol trains on it: training windows undersampled per subject when
+    ``settings.balanced`` (seeded by the training seed and the fold index), else unchanged."""
+    balanced = protocol_fold(fold, labels, subjects, settings.balanced, seed)
+    if balanced is not fold:
+        _say(f"fold {fold.index}: training windows undersampled per subject to each subject's minority class: "
+             f"{len(fold.train)} -> {len(balanced.train)}")
+    return balanced
 
 
 def pick_setting(trained: list[dict[str, Any]], mode: str) -> int:
@@ -350,7 +434,11 @@ def pick_setting(trained: list[dict[str, Any]], mode: str) -> int:
 def run_fold(settings: CVSettings, pool: WindowDataset, fold: Fold, spec: Any, out: Path,
              seed: int | None = None) -> dict[str, Any]:
     """Train (every setting of the grid), select on validation, test once and measure channel sensitivity for
-    one fold and training seed; returns (and writes) its ``metrics.json`` record. ``out`` is the run's folder."""
+    one fold and training seed; returns (and writes) its ``metrics.json`` record. ``out`` is the run's folder.
+    The protocol applies here: the training part undersampled per subject, the class weights' labels
+    (:mod:`neurorvq.crossval.protocol`)."""
+    unbalanced = len(fold.train)
+    fold = fold_for_protocol(settings, pool.labels, pool.subjects, fold, seed)
     seed_overrides = [] if seed is None else [f"--seed_everything={seed}"]
     candidates = grid_settings(settings.grid)
     overrides = fold_overrides(settings.overrides, fold.index)
@@ -361,7 +449,8 @@ def run_fold(settings: CVSettings, pool: WindowDataset, fold: Fold, spec: Any, o
     chosen = pick_setting(trained, settings.mode)
     selected = trained[chosen]["selected_checkpoint"]
     cli = instantiate_recipe(settings.recipe, trained[chosen]["overrides"], out / "test")
-    fold_data = fold_datamodule(cli.datamodule, pool, fold, spec, seed)
+    fold_data = fold_datamodule(cli.datamodule, pool, fold, spec, seed,
+                                class_weight_labels(settings.protocol, pool.labels, fold))
     results = cli.trainer.test(cli.model, datamodule=fold_data, ckpt_path=selected, verbose=False)
     metrics = {k.removeprefix("test/"): float(v) for k, v in (results[0] if results else {}).items()
                if k.startswith("test/") and k != "test/loss"}
@@ -377,6 +466,8 @@ def run_fold(settings: CVSettings, pool: WindowDataset, fold: Fold, spec: Any, o
               "settings_tried": [{"overrides": t["overrides"][len(settings.overrides):], "val_score": t["val_score"]}
                                  for t in trained] if len(trained) > 1 else [],
               "selected_setting": chosen, "model": _description(cli.model), "channel_sensitivity": sensitivity,
+              "protocol": fold_protocol_record(settings.protocol, settings.balanced, settings.unlisted, unbalanced,
+                                               _weights(cli.model)),
               "wall_seconds": sum(t.get("wall_seconds", 0.0) for t in trained), "metrics": metrics}
     (out / DONE_FILE).write_text(json.dumps(record, indent=1) + "\n")
     return record
@@ -385,17 +476,24 @@ def run_fold(settings: CVSettings, pool: WindowDataset, fold: Fold, spec: Any, o
 def run_feature_fold(settings: CVSettings, fold: Fold, arrays: dict[str, Any], out: Path, seed: int | None,
                      num_classes: int, spec: Any) -> dict[str, Any]:
     """Fit a classical baseline or the linear probe on one fold (C chosen on validation), test it, and write the
-    fold's ``metrics.json`` record, in the layout of :func:`run_fold`."""
+    fold's ``metrics.json`` record, in the layout of :func:`run_fold`; the protocol's undersampling and class
+    weights apply as for the deep models."""
     started = time.monotonic()
+    unbalanced = len(fold.train)
+    fold = fold_for_protocol(settings, arrays["labels"], arrays.get("subjects"), fold, seed)
+    class_weight = sklearn_class_weight(settings.protocol, arrays["labels"], fold)
     result = fit_feature_model(settings.baseline, fold, arrays["x"], arrays["labels"], num_classes,
                                0 if seed is None else seed, spec, probe_features=arrays.get("probe"),
-                               channel_ids=arrays["channel_ids"], pool_features=arrays.get("features"))
+                               channel_ids=arrays["channel_ids"], pool_features=arrays.get("features"),
+                               class_weight=class_weight)
     record = {"fold": fold.index, "seed": seed, "name": settings.name,
               "test_subjects": list(fold.test_subjects), "val_subjects": list(fold.val_subjects),
               "train_subjects": list(fold.train_subjects),
               "windows": {"train": len(fold.train), "val": len(fold.val), "test": len(fold.test)},
               "selection": "best validation balanced accuracy over C" if len(fold.val) else "middle C (no validation)",
               "model": result["model"], "channel_sensitivity": result["channel_sensitivity"],
+              "protocol": fold_protocol_record(settings.protocol, settings.balanced, settings.unlisted, unbalanced,
+                                               class_weight),
               "wall_seconds": time.monotonic() - started, "metrics": result["metrics"]}
     out.mkdir(parents=True, exist_ok=True)
     (out / DONE_FILE).write_text(json.dumps(record, indent=1) + "\n")
@@ -403,10 +501,10 @@ def run_feature_fold(settings: CVSettings, fold: Fold, arrays: dict[str, Any], o
 
 
 def feature_arrays(settings: CVSettings, pool: WindowDataset, model: Any) -> dict[str, Any]:
-    """The pool as arrays for the feature models; for the probe also the frozen FM's features of every window
-    (computed once for all folds)."""
+    """The pool as arrays for the feature models (``x``, ``labels``, ``channel_ids``, ``subjects``); for the probe
+    also the frozen FM's features of every window (computed once for all folds)."""
     x, labels, channel_ids = window_arrays(pool)
-    arrays: dict[str, Any] = {"x": x, "labels": labels, "channel_ids": channel_ids}
+    arrays: dict[str, Any] = {"x": x, "labels": labels, "channel_ids": channel_ids, "subjects": pool.subjects}
     if settings.baseline == PROBE:
         fm = getattr(model, "fm", None)
         if fm is None:
@@ -456,6 +554,7 @@ def run_cv(settings: CVSettings, out: str | Path, task: str | None = None) -> di
             raise ConfigError(f"{option} is {value!r}; give a column of the windows (e.g. subject, session)")
     if settings.baseline is not None and settings.baseline not in BASELINES:
         raise ConfigError(f"unknown baseline {settings.baseline!r}; valid: {', '.join(BASELINES)}")
+    check_protocol(settings.protocol, settings.val_fraction, settings.balance_per_subject, settings.unlisted)
     settings.seeds = check_seeds(settings.seeds)
     grid = grid_settings(settings.grid)
     if len(grid) > 1 and settings.val_fraction <= 0:
@@ -485,6 +584,7 @@ def run_cv(settings: CVSettings, out: str | Path, task: str | None = None) -> di
     _say(f"loading every labelled window of {type(datamodule).__name__} (all subjects pooled)")
     pool = pooled_windows(datamodule)
     groups = window_groups(pool, settings.group_by, datamodule)
+    pool, groups, dropped = apply_unlisted(settings, pool, groups, datamodule)
     folds = make_folds(settings, pool, groups, out, datamodule)
     num_classes = int(getattr(model, "num_classes", 0) or 0)
     if num_classes:
@@ -497,7 +597,7 @@ def run_cv(settings: CVSettings, out: str | Path, task: str | None = None) -> di
     task = task or " ".join(str(part) for part in (getattr(datamodule, "dataset_name", type(datamodule).__name__),
                                                    getattr(datamodule, "hparams", {}).get("task")) if part)
     _say(f"{name} on {task}: {len(pool)} windows, {len(np.unique(groups))} {settings.group_by}s, "
-         f"{len(folds)} folds -> {out}")
+         f"{len(folds)} folds, protocol {settings.protocol} -> {out}")
     rows, started = [], time.monotonic()
     wanted = {f.index for f in folds}
     if settings.only_folds is not None:
@@ -540,12 +640,16 @@ def run_cv(settings: CVSettings, out: str | Path, task: str | None = None) -> di
     if not rows:
         raise ConfigError(f"no finished run under {out} to summarise")
     budget = 3 if settings.baseline in FEATURE_MODELS else len(grid)
-    extra = {"extra_columns": {"channel sensitivity": sensitivity_cell(rows), "settings": str(budget)},
-             "selection_budget": budget, "model": rows[0].get("model") if rows else None}
-    summary = write_summary(rows, out, name, task, extra=extra, sections=pretrain_sections(rows, out))
+    protocol = protocol_summary(settings.protocol, settings.val_fraction, settings.balanced, settings.unlisted,
+                                dropped)
+    extra = {"extra_columns": {"channel sensitivity": sensitivity_cell(rows), "settings": str(budget),
+                               "protocol": settings.protocol},
+             "selection_budget": budget, "model": rows[0].get("model") if rows else None, "protocol": protocol}
+    sections = [("Protocol", protocol_markdown(protocol)), *pretrain_sections(rows, out)]
+    summary = write_summary(rows, out, name, task, extra=extra, sections=sections)
     _say(f"summary in {out / 'summary.md'}")
     return summary
 
 
-__all__ = ["BASELINES", "CVSettings", "check_labels", "instantiate_recipe", "make_folds", "new_folds",
-           "pooled_windows", "run_cv", "run_feature_fold", "run_fold", "window_groups"]
+__all__ = ["BASELINES", "CVSettings", "apply_unlisted", "check_labels", "fold_for_protocol", "instantiate_recipe",
+           "make_folds", "new_folds", "pooled_windows", "run_cv", "run_feature_fold", "run_fold", "window_groups"]

@@ -3,7 +3,9 @@
 Loss as the official fine-tuning code (method.md §4.3): two classes -> 1 logit + BCE-with-logits, more ->
 cross-entropy; both weighted per class. Class weights ``balanced`` = 1/count normalised to sum to the number of
 classes (the official weighting), taken from the training labels when the DataModule exposes them
-(``datamodule.datasets["train"].labels``).
+(``datamodule.datasets["train"].labels``), or from its ``class_weight_labels`` when it sets them: ``neurorvq cv
+--protocol parity`` gives the training and held-out labels together there, as the official code does (which
+leaks the test fold's label distribution into the loss; :mod:`neurorvq.crossval.protocol`).
 
 Labels outside ``0..num_classes-1``: refused at ``setup`` when the DataModule exposes its labels; otherwise
 counted on the device in every step (no host synchronisation) and reported at the next logging step, at the end
@@ -11,8 +13,9 @@ of every validation/test epoch and at the end of training, with a :class:`~neuro
 the stage, the count and the largest label seen. Until then the loss uses clamped labels, so nothing crashes
 with an unreadable device-side assertion first.
 
-Metrics (torchmetrics): balanced accuracy (macro recall), Cohen's kappa, weighted F1; AUROC and AUC-PR for
-binary tasks. They are logged as ``val/<name>`` and ``test/<name>``.
+Metrics (torchmetrics): balanced accuracy (macro recall; the paper's metric), plain accuracy (micro; the
+benchmark's ``valid_accuracy``), Cohen's kappa, weighted F1; AUROC and AUC-PR for binary tasks. They are logged
+as ``val/<name>`` and ``test/<name>``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import torchmetrics
 
 from neurorvq.errors import ConfigError
 
-METRIC_NAMES = ("balanced_accuracy", "cohen_kappa", "f1_weighted", "auroc", "auc_pr")
+METRIC_NAMES = ("balanced_accuracy", "accuracy", "cohen_kappa", "f1_weighted", "auroc", "auc_pr")
 """Every metric a classifier may log (the last two only for binary tasks), in table order."""
 
 
@@ -40,6 +43,7 @@ def balanced_class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tens
 def classification_metrics(num_classes: int, prefix: str) -> torchmetrics.MetricCollection:
     """The metrics of :data:`METRIC_NAMES` that apply to ``num_classes`` classes."""
     metrics = {"balanced_accuracy": torchmetrics.classification.MulticlassAccuracy(num_classes, average="macro"),
+               "accuracy": torchmetrics.classification.MulticlassAccuracy(num_classes, average="micro"),
                "cohen_kappa": torchmetrics.classification.MulticlassCohenKappa(num_classes),
                "f1_weighted": torchmetrics.classification.MulticlassF1Score(num_classes, average="weighted")}
     if num_classes == 2:
@@ -54,6 +58,15 @@ def training_labels(datamodule: Any) -> torch.Tensor | None:
     train = datasets.get("train") if isinstance(datasets, dict) else None
     labels = getattr(train, "labels", None)
     return None if labels is None else torch.as_tensor(labels).long()
+
+
+def class_weight_labels(datamodule: Any) -> torch.Tensor | None:
+    """``int64 [M]`` labels the ``balanced`` class weights are computed from: the DataModule's
+    ``class_weight_labels`` when it sets them (not ``None``), else its training labels (:func:`training_labels`).
+    ``neurorvq cv --protocol parity`` sets them to the training + held-out labels (the official code's
+    ``y_train + y_val``; the test label distribution then leaks into the loss)."""
+    labels = getattr(datamodule, "class_weight_labels", None)
+    return training_labels(datamodule) if labels is None else torch.as_tensor(labels).long()
 
 
 def single_montage(datamodule: Any, reason: str, alternative: str, needed: str | None = None) -> tuple[int, int] | None:
@@ -84,7 +97,8 @@ class ClassificationTask(L.LightningModule):
 
     Args:
         num_classes: the task's classes; labels must lie in ``0..num_classes-1``.
-        class_weights: ``"balanced"`` (from the training labels), a list of ``num_classes`` weights, or ``None``.
+        class_weights: ``"balanced"`` (from the training labels, or the DataModule's ``class_weight_labels``:
+            :func:`class_weight_labels`), a list of ``num_classes`` weights, or ``None``.
     """
 
     def __init__(self, num_classes: int, class_weights: str | list[float] | None = "balanced",
@@ -120,8 +134,14 @@ class ClassificationTask(L.LightningModule):
                                   f"0..{self.num_classes - 1}; set model.init_args.num_classes to the data's "
                                   "number of classes")
         weights = self.class_weights_option
-        if weights == "balanced" and labels is not None and labels.numel():
-            self.class_weight.copy_(balanced_class_weights(labels, self.num_classes))
+        if weights == "balanced":
+            counted = class_weight_labels(getattr(self.trainer, "datamodule", None))
+            if counted is not None and counted.numel():
+                if int(counted.min()) < 0 or int(counted.max()) >= self.num_classes:
+                    raise ConfigError(f"the labels the class weights are computed from span {int(counted.min())}.."
+                                      f"{int(counted.max())}, outside the declared classes 0..{self.num_classes - 1}; "
+                                      "set model.init_args.num_classes to the data's number of classes")
+                self.class_weight.copy_(balanced_class_weights(counted, self.num_classes))
         elif isinstance(weights, (list, tuple)):
             if len(weights) != self.num_classes:
                 raise ConfigError(f"class_weights has {len(weights)} entries for {self.num_classes} classes")
@@ -206,5 +226,5 @@ class ClassificationTask(L.LightningModule):
         return out
 
 
-__all__ = ["METRIC_NAMES", "ClassificationTask", "balanced_class_weights", "classification_metrics",
-           "single_montage", "training_labels"]
+__all__ = ["METRIC_NAMES", "ClassificationTask", "balanced_class_weights", "class_weight_labels",
+           "classification_metrics", "single_montage", "training_labels"]

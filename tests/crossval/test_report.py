@@ -183,8 +183,8 @@ def test_paired_report_on_folders_of_both_layouts(tmp_path):
     assert "Paired comparison of Cohen's kappa" in kappa and "mean difference +0.050" in kappa
     # the same name in both runs: the folders tell them apart
     assert f"A: NeuroRVQ-FM ({a})" in paired_report(a, a)
-    with pytest.raises(ConfigError, match="metric is 'accuracy'"):
-        paired_report(a, b, metric="accuracy")
+    with pytest.raises(ConfigError, match="metric is 'precision'"):  # (plain accuracy is a metric)
+        paired_report(a, b, metric="precision")
     with pytest.raises(ConfigError, match="holds no fold_"):
         paired_report(a, tmp_path / "nothing")
 

@@ -76,7 +76,7 @@ def test_tables_hold_every_fold_and_the_mean_and_std(finished):
     assert summary["metrics"]["balanced_accuracy"]["std"] == pytest.approx(values.std(), abs=1e-6)
     assert summary["folds"] == 3 and "auroc" not in summary["metrics"]  # 3 classes: no binary metrics
     text = (finished / "summary.md").read_text()
-    assert "| model | task | folds | balanced accuracy | Cohen's kappa | weighted F1 |" in text
+    assert "| model | task | folds | balanced accuracy | accuracy | Cohen's kappa | weighted F1 |" in text
     assert f"{values.mean():.3f}±{values.std():.3f}" in text
     assert "| fold | test subjects |" in text
 
