@@ -16,7 +16,7 @@ COUNTS = {"hgd": 14, "kuerp": 54, "pavlov": 65, "sleepedf": 78, "eyes": 103}
 
 def test_names():
     assert set(splits.EEG_NAMES) == set(COUNTS)
-    assert set(splits.NAMES) == set(COUNTS) | {"ptbxl_strat_fold", "ninapro_db5_loso"}
+    assert set(splits.NAMES) == set(COUNTS) | {"ptbxl_strat_fold", "ninapro_db5_loso", "epn612", "uci_emg"}
 
 
 @pytest.mark.parametrize("name", sorted(COUNTS))
@@ -62,5 +62,18 @@ def test_ptbxl_folds_are_the_ten_strat_fold_values():
 
 def test_an_unknown_name_says_which_exist():
     with pytest.raises(ConfigError, match=r"no benchmark split named 'hdg' \(known: hgd, kuerp, pavlov, sleepedf, "
-                                          r"eyes, ptbxl_strat_fold, ninapro_db5_loso\); did you mean 'hgd'"):
+                                          r"eyes, ptbxl_strat_fold, ninapro_db5_loso, "
+                                          r"epn612, uci_emg\); did you mean 'hgd'"):
         splits.path("hdg")
+
+
+def test_the_emg_split_files_hold_the_published_parts():
+    """UCI-EMG subjects 1-24 / 25-30 / 31-36 (benchmarks.md §5.4); EPN-612 training vs testing users (§5.2); NinaPro
+    DB5 leave-one-subject-out (10 folds of one subject)."""
+    uci = read_split_file(splits.path("uci_emg"), by="subject")
+    assert uci.kind == "parts" and {k: list(v) for k, v in uci.groups.items()} == {
+        "train": list(range(1, 25)), "val": list(range(25, 31)), "test": list(range(31, 37))}
+    epn = read_split_file(splits.path("epn612"), by="user_set")
+    assert {k: list(v) for k, v in epn.groups.items()} == {"train": ["training"], "test": ["testing"]}
+    loso = read_split_file(splits.path("ninapro_db5_loso"), by="subject")
+    assert loso.kind == "folds" and [list(v) for v in loso.groups.values()] == [[k] for k in range(1, 11)]

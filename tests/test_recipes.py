@@ -192,6 +192,8 @@ LAYOUT_WRITERS = {  # DataModule class name -> (test module, writer): recipes ov
     "Lee2019ERPDataModule": ("test_lee2019_erp", "write_lee2019_erp_layout"),
     "Pavlov2022DataModule": ("test_pavlov2022", "write_pavlov_layout"),
     "DiscreteGesturesDataModule": ("test_discrete_gestures", "write_discrete_gestures_layout"),
+    "EPN612DataModule": ("test_epn612", "write_epn612_layout"),
+    "UCIEMGDataModule": ("test_uci_emg", "write_uci_emg_layout"),
 }
 
 

@@ -5,7 +5,8 @@ own subject ids (MOABB or PhysioNet subject numbers; Pavlov's BIDS labels), conv
 strings. Besides them, ``ptbxl_strat_fold``: PTB-XL's published patient-disjoint folds (benchmarks.md §4.1) by the
 ``strat_fold`` column, folds ``"1"``..``"10"`` each holding out its own ``strat_fold`` value (``neurorvq cv
 --group_by strat_fold``); ``ninapro_db5_loso``: NinaPro DB5 leave-one-subject-out (fold ``k`` holds out subject
-``k + 1``). ``path(name)`` gives a file for ``split: {file: ..., fold: "3"}`` or ``neurorvq cv
+``k + 1``); ``epn612``: EMG-EPN-612's published users split by the ``user_set`` column (training users train,
+testing users test); ``uci_emg``: UCI-EMG subjects 1-24 / 25-30 / 31-36 (train / val / test). ``path(name)`` gives a file for ``split: {file: ..., fold: "3"}`` or ``neurorvq cv
 --folds_file``."""
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from neurorvq.suggest import did_you_mean
 
 EEG_NAMES = ("hgd", "kuerp", "pavlov", "sleepedf", "eyes")
 """The EEG benchmark's five 10-fold subject lists."""
-NAMES = (*EEG_NAMES, "ptbxl_strat_fold", "ninapro_db5_loso")
+NAMES = (*EEG_NAMES, "ptbxl_strat_fold", "ninapro_db5_loso", "epn612", "uci_emg")
 
 
 def path(name: str) -> Path:
