@@ -5,7 +5,7 @@ Every subcommand has a one-line purpose in :data:`COMMANDS` and its own ``--help
 parse their options with jsonargparse, strictly (:mod:`neurorvq.cli.parsing`): ``tokenize``, ``reconstruct``,
 ``demo`` (:mod:`neurorvq.cli.project`), ``compare-tokenizers`` (:mod:`neurorvq.cli.compare`), ``cv`` and
 ``cv-report`` (:mod:`neurorvq.crossval.command`; ``cv`` hands the recipe's dotted overrides, ``--model...``,
-``--trainer...``, to LightningCLI).
+``--trainer...``, to LightningCLI) and ``benchmark`` (:mod:`neurorvq.cli.benchmark`: a paper table through ``cv``).
 
 A user's mistake — a :class:`~neurorvq.errors.NeuroRVQError` (config, input or checkpoint error) — prints one
 message and exits with status 2, without a traceback; ``--debug`` (anywhere on the line) or ``NEURORVQ_DEBUG=1``
@@ -65,6 +65,12 @@ def _cv_report(argv: list[str]) -> int:
     return run_report_command(argv)
 
 
+def _benchmark(argv: list[str]) -> int:
+    from neurorvq.cli.benchmark import run_benchmark_command
+
+    return run_benchmark_command(argv)
+
+
 def _compare(argv: list[str]) -> int:
     from neurorvq.cli.compare import run_compare_command
 
@@ -90,6 +96,8 @@ COMMANDS: dict[str, Command] = {
                   EVALUATE),
     "cv-report": Command("tables of finished cv runs: side by side, --paired difference, --curve", _cv_report,
                          EVALUATE),
+    "benchmark": Command("a paper's table (--table eeg) on the official folds, beside the published numbers "
+                         "(--list: tables, datasets)", _benchmark, EVALUATE),
 }
 
 

@@ -12,7 +12,7 @@ from neurorvq.cli import COMMANDS, main, run
 from neurorvq.errors import ConfigError
 
 EXPECTED = ("fit", "validate", "test", "predict", "tokenize", "reconstruct", "demo", "compare-tokenizers", "cv",
-            "cv-report")
+            "cv-report", "benchmark")
 
 
 def test_help_lists_every_subcommand_with_its_purpose():

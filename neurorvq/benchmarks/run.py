@@ -1,0 +1,320 @@
+"""Run a benchmark table: every (row, model) through the cross-validation runner on the row's official folds.
+
+Models of a call: ``--model`` (ours: a checkpoint or weights file/folder, passed as
+``--model.init_args.fm=<path>`` to each row's recipe; or a YAML recipe whose ``model`` section replaces each row's,
+keeping the row's ``modality`` and ``num_classes``), then each ``--baselines`` entry (``CVSettings.baseline``).
+Each (row, model) is one :func:`~neurorvq.crossval.runner.run_cv` into ``<out>/<table>/<row>/<model slug>/``
+with the row's split file as ``folds_file`` (its fold count as ``n_folds``), folds by subject, subjects the split
+lists in no fold dropped (``unlisted="drop"``), and the protocol: ``parity`` (the published benchmark's: no
+validation part, last epoch tested, class weights from train + held-out labels, per-subject balanced undersampling
+unless the row is already balanced) or ``clean`` (the default: validation subjects from the training side select
+the checkpoint, class weights from the training labels): ``clean`` is the leak-free estimate, ``parity`` the
+protocol of the published numbers the tables put beside ours (docs/paper-tables.md says what it leaks).
+
+Resuming: the runner resumes fold by fold; a (row, model) whose folder holds a record for every fold and seed
+under the same settings is reused without loading its data. Before a (row, model) trains, the row's dataset is
+checked (:mod:`neurorvq.benchmarks.data_check`): every problem of every row that would train is reported at once,
+before anything trains.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from neurorvq.benchmarks.data_check import recipe_data, require_dataset
+from neurorvq.benchmarks.tables import Row, Table, data_root, recipe_path, split_path, with_rows
+from neurorvq.errors import ConfigError
+
+BASELINE_LABELS = {"eegnet": "EEGNet", "shallow_convnet": "ShallowConvNet", "logpower": "log band power + LR",
+                   "riemann": "Riemann tangent space + LR", "linear_probe": "linear probe (frozen FM)"}
+"""Table labels of the baselines of ``neurorvq cv``."""
+MODEL_RECIPE = "model_recipe.yaml"
+DEFAULT_OUT = "runs/benchmarks"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model of a call: its output ``slug``, table ``label``, and what it is: ``fm`` (a checkpoint path for
+    ``--model.init_args.fm``), ``model_recipe`` (a YAML whose model section replaces the row's) or ``baseline``."""
+
+    slug: str
+    label: str
+    fm: str | None = None
+    model_recipe: Path | None = None
+    baseline: str | None = None
+
+
+@dataclass
+class Job:
+    """One (row, model) to run or reuse: the row's recipe, data folder and split file (``n_folds`` folds), and the
+    run's output ``folder``."""
+
+    row: Row
+    entry: ModelEntry
+    recipe: Path
+    root: Path
+    split: Path
+    folder: Path
+    n_folds: int
+
+
+@dataclass
+class BenchmarkSettings:
+    """A ``neurorvq benchmark`` call (see :func:`run_benchmark`)."""
+
+    table: Table
+    model: str | None = None
+    name: str | None = None
+    baselines: list[str] = field(default_factory=list)
+    protocol: str = "clean"
+    seeds: list[int] | None = None
+    out: str | Path = DEFAULT_OUT
+    rows: list[str] | None = None
+    recipes: str | Path | None = None
+    data_dir: str | Path | None = None
+    roots: dict[str, str] = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)
+    figure: bool = True
+
+
+def slug(text: str) -> str:
+    """A folder name from a label: characters other than letters, digits, ``.``, ``_``, ``-`` become ``_``."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")
+    return cleaned or "model"
+
+
+def model_entries(model: str | None, name: str | None, baselines: Sequence[str]) -> list[ModelEntry]:
+    """Ours (from ``model``) then the baselines. ``model``: a ``.yaml``/``.yml`` recipe, or a checkpoint file or
+    folder (must exist), or an ``hf://`` Hub id."""
+    from neurorvq.crossval.runner import BASELINES
+
+    entries: list[ModelEntry] = []
+    if model is not None:
+        text = str(model)
+        path = Path(text).expanduser()
+        if text.endswith((".yaml", ".yml")):
+            if not path.is_file():
+                raise ConfigError(f"--model '{text}': no such recipe file; give a YAML whose model section is the "
+                                  "model to fine-tune, or a checkpoint (.pt, .ckpt, a save_pretrained folder)")
+            entries.append(ModelEntry(slug(name or path.stem), name or path.stem, model_recipe=path.resolve()))
+        elif text.startswith("hf://"):
+            label = name or text.rstrip("/").rsplit("/", 1)[-1]
+            entries.append(ModelEntry(slug(label), label, fm=text))
+        else:
+            if not path.exists():
+                raise ConfigError(f"--model '{text}': no such file or folder; give the official weights (e.g. "
+                                  "NeuroRVQ_EEG_foundation_model_v1.pt), a PretrainTask .ckpt, a save_pretrained "
+                                  "folder, or a YAML recipe with a model section")
+            label = name or (path.stem if path.is_file() else path.name)
+            entries.append(ModelEntry(slug(label), label, fm=str(path.resolve())))
+    for baseline in baselines:
+        if baseline not in BASELINES:
+            from neurorvq.suggest import did_you_mean
+
+            raise ConfigError(f"--baselines: unknown baseline {baseline!r}{did_you_mean(baseline, BASELINES)}; "
+                              f"valid: {', '.join(BASELINES)}")
+        if baseline == "linear_probe" and (not entries or entries[0].fm is None):
+            raise ConfigError("--baselines linear_probe probes the frozen features of --model; give --model as a "
+                              "checkpoint (not a model recipe)")
+        entries.append(ModelEntry(baseline, BASELINE_LABELS.get(baseline, baseline), baseline=baseline,
+                                  fm=entries[0].fm if baseline == "linear_probe" else None))
+    if not entries:
+        raise ConfigError("nothing to run: give --model (a checkpoint or a model recipe) and/or --baselines "
+                          "(e.g. --baselines eegnet logpower)")
+    slugs = [e.slug for e in entries]
+    twice = sorted({s for s in slugs if slugs.count(s) > 1})
+    if twice:
+        raise ConfigError(f"two models would share the output folder {twice[0]!r}; label --model with --name")
+    return entries
+
+
+def data_overrides(overrides: Sequence[str]) -> list[str]:
+    """``--data.init_args.key=value`` pass-through overrides as ``key=value`` for the data check."""
+    out = []
+    for arg in overrides:
+        key, sep, value = arg.partition("=")
+        if sep and key.startswith("--data.init_args."):
+            out.append(f"{key.removeprefix('--data.init_args.')}={value}")
+    return out
+
+
+def model_recipe_text(entry: ModelEntry, recipe: Path) -> str:
+    """The row's recipe with its model section replaced by the one of ``entry.model_recipe`` (the row's
+    ``modality`` and ``num_classes`` kept), as YAML text."""
+    import yaml
+
+    from neurorvq.file_io import read_yaml
+
+    config = read_yaml(recipe) or {}
+    given = read_yaml(entry.model_recipe, "model recipe") or {}
+    section = given.get("model") if isinstance(given, dict) and "model" in given else given
+    if not isinstance(section, dict) or "class_path" not in section:
+        raise ConfigError(f"--model '{entry.model_recipe}' has no model section with a class_path (a recipe with "
+                          "model: {class_path: ..., init_args: ...}, or that mapping alone)")
+    original = dict((config.get("model") or {}).get("init_args") or {})
+    init_args = dict(section.get("init_args") or {})
+    for key in ("modality", "num_classes"):
+        if key in original:
+            init_args[key] = original[key]
+    config["model"] = {"class_path": section["class_path"], "init_args": init_args}
+    return (f"# {recipe} with the model section of {entry.model_recipe} (neurorvq benchmark --model)\n"
+            + yaml.safe_dump(config, sort_keys=False))
+
+
+def write_model_recipe(job: Job) -> None:
+    """Write ``<folder>/model_recipe.yaml`` of a job whose model is a recipe (before it runs). A changed text under a
+    run that already has trained folds is refused: those folds were trained with the other model."""
+    if job.entry.model_recipe is None:
+        return
+    path = job.folder / MODEL_RECIPE
+    text = model_recipe_text(job.entry, job.recipe)
+    if path.is_file() and path.read_text() != text and any(job.folder.glob("fold_*")):
+        raise ConfigError(f"'{path}' was written from another model or row recipe and {job.folder} holds trained "
+                          "folds; use another --out or --name, or delete that folder to train again")
+    job.folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def row_overrides(entry: ModelEntry, root: Path, overrides: Sequence[str]) -> list[str]:
+    """The recipe overrides of one (row, model): the data root, ours' checkpoint, then the pass-through ones."""
+    extra = [f"--data.init_args.root={root}"]
+    if entry.fm is not None:
+        extra.append(f"--model.init_args.fm={entry.fm}")
+    return [*extra, *overrides]
+
+
+def cv_settings(settings: BenchmarkSettings, job: Job) -> Any:
+    """The :class:`~neurorvq.crossval.runner.CVSettings` of one (row, model); a model recipe's run reads
+    ``<folder>/model_recipe.yaml`` (:func:`write_model_recipe`)."""
+    from neurorvq.crossval.protocol import PARITY
+    from neurorvq.crossval.runner import CVSettings
+
+    recipe = job.folder / MODEL_RECIPE if job.entry.model_recipe is not None else job.recipe
+    parity = settings.protocol == PARITY
+    return CVSettings(recipe=str(recipe), overrides=row_overrides(job.entry, job.root, settings.overrides),
+                      n_folds=job.n_folds, folds_file=str(job.split), group_by="subject",
+                      val_fraction=0.0 if parity else 0.1, protocol=settings.protocol,
+                      balance_per_subject=job.row.balance_per_subject if parity else None, unlisted="drop",
+                      seeds=list(settings.seeds) if settings.seeds else None, baseline=job.entry.baseline,
+                      name=job.entry.label)
+
+
+def finished(job: Job, cv: Any) -> bool:
+    """Whether the job's folder holds a complete run of ``cv``: the same settings (``cv.json``; for a model recipe
+    also the same ``model_recipe.yaml`` text), a summary, and a record for every fold and seed."""
+    from neurorvq.crossval.report import read_records
+
+    folder = job.folder
+    identity = folder / "cv.json"
+    if not identity.is_file() or not (folder / "summary.json").is_file():
+        return False
+    if job.entry.model_recipe is not None:
+        path = folder / MODEL_RECIPE
+        if not path.is_file() or path.read_text() != model_recipe_text(job.entry, job.recipe):
+            return False
+    if json.loads(identity.read_text()) != json.loads(json.dumps(cv.identity())):
+        return False  # the runner then names what changed
+    runs = {(int(r["fold"]), r.get("seed")) for r in read_records(folder)}
+    return len(runs) >= cv.n_folds * max(1, len(cv.seeds or []))
+
+
+def _check_classes(row: Row, recipe: Path) -> None:
+    from neurorvq.file_io import read_yaml
+
+    if row.classes is None:
+        return
+    config = read_yaml(recipe) or {}
+    classes = ((config.get("model") or {}).get("init_args") or {}).get("num_classes")
+    if classes is not None and int(classes) != row.classes:
+        raise ConfigError(f"row '{row.key}': recipe {recipe} has model.init_args.num_classes {classes}, but the "
+                          f"table says the task has {row.classes} classes; fix the recipe or the table")
+
+
+def plan_jobs(settings: BenchmarkSettings, entries: Sequence[ModelEntry]) -> list[Job]:
+    """The (row, model) jobs of a call, rows in table order; a row without a recipe is an error naming it."""
+    from neurorvq.data.split_files import read_split_file
+
+    rows = with_rows(settings.table, settings.rows)
+    unknown = sorted(set(settings.roots) - {r.key for r in settings.table.rows})
+    if unknown:
+        raise ConfigError(f"--root {unknown[0]}=...: table '{settings.table.key}' has no row {unknown[0]!r} (rows: "
+                          f"{', '.join(r.key for r in settings.table.rows)})")
+    waiting = [r.key for r in rows if not r.available]
+    if waiting:
+        ready = [r.key for r in rows if r.available]
+        raise ConfigError(f"table '{settings.table.key}': rows {waiting} are not yet available (no recipe)"
+                          + (f"; run the others with --rows {' '.join(ready)}" if ready else "")
+                          + " (neurorvq benchmark --list shows every row)")
+    jobs = []
+    for row in rows:
+        recipe = recipe_path(settings.table, row, settings.recipes)
+        if not recipe.is_file():
+            raise ConfigError(f"row '{row.key}': recipe {recipe} does not exist; give the folder holding the benchmark "
+                              "recipes with --recipes DIR (the checkout's recipes/benchmarks by default)")
+        _check_classes(row, recipe)
+        split = split_path(settings.table, row)
+        n_folds = len(read_split_file(split, by="subject").groups)
+        recipe_root = recipe_data(recipe)["init_args"].get("root")
+        root = data_root(settings.table, row, settings.data_dir, settings.roots, recipe_root)
+        for entry in entries:
+            if entry.model_recipe is not None:
+                model_recipe_text(entry, recipe)  # a bad model recipe fails before anything trains
+            folder = Path(settings.out) / settings.table.key / row.key / entry.slug
+            jobs.append(Job(row, entry, recipe, root, split, folder, n_folds))
+    return jobs
+
+
+def say(message: str) -> None:
+    print(f"[neurorvq benchmark] {message}", flush=True)
+
+
+def run_benchmark(settings: BenchmarkSettings) -> dict[str, Any]:
+    """Run (or resume) every (row, model) of the call, then write ``table.md``, ``table.csv`` and ``table.png`` in
+    ``<out>/<table>/``; returns ``{"results": [...], "files": {...}}``
+    (:func:`neurorvq.benchmarks.report.write_report`)."""
+    from neurorvq.crossval.protocol import PROTOCOLS
+    from neurorvq.crossval.runner import run_cv
+
+    if settings.protocol not in PROTOCOLS:
+        raise ConfigError(f"--protocol {settings.protocol!r}: use one of {', '.join(PROTOCOLS)}")
+    entries = model_entries(settings.model, settings.name, settings.baselines)
+    jobs = plan_jobs(settings, entries)
+    prepared = [(job, cv_settings(settings, job)) for job in jobs]
+    pending = [(job, cv) for job, cv in prepared if not finished(job, cv)]
+    waiting = {id(job) for job, _ in pending}
+    problems, checked = [], set()
+    for job, _ in pending:  # every missing dataset at once, before anything trains
+        if job.row.key in checked:
+            continue
+        checked.add(job.row.key)
+        try:
+            require_dataset(settings.table, job.row, job.recipe, job.root, job.split,
+                            data_overrides(settings.overrides))
+        except ConfigError as error:
+            problems.append(str(error))
+    if problems:
+        tail = " | neurorvq benchmark --list shows which datasets are present; --rows runs a subset" \
+            if len(problems) > 1 else ""
+        raise ConfigError(" | ".join(problems) + tail)
+    say(f"table '{settings.table.key}': {len({j.row.key for j in jobs})} row(s) x {len(entries)} model(s), protocol "
+        f"{settings.protocol}, {len(pending)} to run, {len(jobs) - len(pending)} already finished -> "
+        f"{Path(settings.out) / settings.table.key}")
+    for n, (job, cv) in enumerate(prepared, 1):
+        label = f"{n}/{len(prepared)} row '{job.row.key}' ({job.row.task}), {job.entry.label}"
+        if id(job) not in waiting:
+            say(f"{label}: already finished (reused from {job.folder})")
+            continue
+        say(f"{label}: {job.n_folds} folds of {job.split.name} on {job.root} -> {job.folder}")
+        write_model_recipe(job)
+        run_cv(cv, job.folder, task=job.row.task)
+    from neurorvq.benchmarks.report import write_report
+
+    return write_report(settings.table, entries, Path(settings.out), settings.protocol, figure=settings.figure)
+
+
+__all__ = ["BASELINE_LABELS", "BenchmarkSettings", "Job", "ModelEntry", "cv_settings", "data_overrides", "finished",
+           "model_entries", "model_recipe_text", "plan_jobs", "row_overrides", "run_benchmark", "say", "slug", "write_model_recipe"]
