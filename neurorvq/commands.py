@@ -40,7 +40,7 @@ def load_datamodule(data: str, overrides: Sequence[str] = ()):
         if "=" not in item:
             raise ConfigError(f"--set '{item}' is not key=value")
         key, value = item.split("=", 1)
-        section["init_args"][key.removeprefix("init_args.")] = yaml.safe_load(value)
+        section["init_args"][key.removeprefix("data.").removeprefix("init_args.")] = yaml.safe_load(value)
     parser = ArgumentParser(exit_on_error=False)
     parser.add_subclass_arguments(L.LightningDataModule, "data")
     namespace = parser.parse_object({"data": section})

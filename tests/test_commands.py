@@ -253,3 +253,14 @@ def test_tokenize_device_options_reach_the_trainer(setup, monkeypatch):
     main(["tokenize", "--ckpt", str(ckpt), "--data", str(data), "--out", str(tmp / "t"), "--accelerator", "cpu",
           "--devices", "2", "--strategy", "ddp", "--max_batches", "3"])
     assert seen["kwargs"] == {"accelerator": "cpu", "devices": "2", "strategy": "ddp"} and seen["args"][6] == 3
+
+
+def test_data_overrides_take_the_recipe_key_forms(tmp_path):
+    """``--set`` accepts ``key=``, ``init_args.key=`` and the recipe's full ``data.init_args.key=`` spelling."""
+    from neurorvq.commands import load_datamodule
+
+    recipe = tmp_path / "data.yaml"
+    recipe.write_text("data:\n  class_path: neurorvq.datamodules.synthetic.SyntheticDataModule\n"
+                      "  init_args: {batch_size: 4}\n")
+    for key in ("batch_size", "init_args.batch_size", "data.init_args.batch_size"):
+        assert load_datamodule(str(recipe), [f"{key}=3"]).hparams["batch_size"] == 3

@@ -22,6 +22,7 @@ FIXED = {  # common arguments a dataset sets itself (hidden from recipes, as bef
     "Lee2019ERPDataModule": {"stride_seconds", "modality"},
     "Pavlov2022DataModule": {"stride_seconds", "modality"},
     "DiscreteGesturesDataModule": {"stride_seconds"},
+    "BrainOmniSampleDataModule": {"modality"},
 }
 
 
