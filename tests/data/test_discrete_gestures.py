@@ -237,14 +237,3 @@ def test_download_fetches_and_extracts_the_tar_and_the_csv(root, tmp_path):
     assert len(dm.datasets["test"]) == 9
     with pytest.raises(ConfigError, match="variant is 'tiny'"):
         download(tmp_path / "data", "tiny")
-
-
-def test_the_benchmark_recipe_runs_one_step(root, tmp_path, monkeypatch):
-    from neurorvq.cli import main
-
-    recipe = Path(__file__).resolve().parents[2] / "recipes" / "benchmarks" / "emg_discrete_gestures.yaml"
-    monkeypatch.chdir(tmp_path)
-    main(["fit", "--config", str(recipe), "--trainer.fast_dev_run=1", "--trainer.accelerator=cpu",
-          "--trainer.precision=32", f"--trainer.default_root_dir={tmp_path}", "--model.init_args.fm=null",
-          "--model.init_args.fm_overrides={depth: 1}", f"--data.init_args.root={root}",
-          "--data.init_args.batch_size=2", "--data.init_args.verbose=false"])

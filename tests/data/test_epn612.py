@@ -272,14 +272,3 @@ def test_the_recipe_matches_the_datamodule():
     assert model["num_classes"] == len(LABEL_NAMES)
     header = RECIPE.read_text().split("seed_everything")[0]
     assert "94.65" in header and "neurorvq benchmark --table emg --rows epn612 --model" in header
-
-
-def test_the_recipe_runs_one_step(tmp_path, monkeypatch):
-    from neurorvq.cli import main
-
-    root = write_epn612_layout(tmp_path / "epn612")
-    monkeypatch.chdir(tmp_path)
-    main(["fit", "--config", str(RECIPE), "--trainer.fast_dev_run=1", "--trainer.accelerator=cpu",
-          "--trainer.precision=32", f"--trainer.default_root_dir={tmp_path}", "--model.init_args.fm=null",
-          "--model.init_args.fm_overrides={depth: 1}", f"--data.init_args.root={root}",
-          "--data.init_args.batch_size=2", "--data.init_args.verbose=false"])

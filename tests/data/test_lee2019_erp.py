@@ -356,13 +356,3 @@ def test_recipe_steps_are_the_default_pipeline(root):
     dm = Lee2019ERPDataModule(str(root), verbose=False)
     recipe_pipeline = Pipeline(get_modality("eeg"), steps_from_config(data["init_args"]["steps"]))
     assert recipe_pipeline.config() == dm.default_pipeline().config()
-
-
-def test_recipe_runs_one_step(tmp_path, monkeypatch):
-    from neurorvq.cli import main
-
-    layout = write_lee2019_erp_layout(tmp_path / "kuerp")
-    monkeypatch.chdir(tmp_path)
-    main(["fit", "--config", str(RECIPE), "--trainer.fast_dev_run=1", "--trainer.accelerator=cpu",
-          "--trainer.precision=32", "--model.init_args.fm=null", "--model.init_args.fm_overrides={depth: 1}",
-          f"--data.init_args.root={layout}", "--data.init_args.batch_size=2", "--data.init_args.verbose=false"])

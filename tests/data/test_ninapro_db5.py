@@ -220,14 +220,3 @@ def test_leave_one_subject_out_split_file(tmp_path):
     folds = split_file_folds(split, names, seed=0, val_fraction=0.0, ids={f"S{k}": k for k in range(1, 11)})
     assert [sorted(set(names[f.test].tolist())) for f in folds] == [[f"S{k}"] for k in range(1, 11)]
     assert all(len(f.train) == 27 and not len(f.val) for f in folds)
-
-
-def test_the_benchmark_recipe_runs_one_step(root, tmp_path, monkeypatch):
-    from neurorvq.cli import main
-
-    recipe = Path(__file__).resolve().parents[2] / "recipes" / "benchmarks" / "emg_ninapro_db5.yaml"
-    monkeypatch.chdir(tmp_path)
-    main(["fit", "--config", str(recipe), "--trainer.fast_dev_run=1", "--trainer.accelerator=cpu",
-          "--trainer.precision=32", f"--trainer.default_root_dir={tmp_path}", "--model.init_args.fm=null",
-          "--model.init_args.fm_overrides={depth: 1}", f"--data.init_args.root={root}",
-          "--data.init_args.batch_size=2", "--data.init_args.verbose=false"])

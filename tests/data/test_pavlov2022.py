@@ -335,16 +335,6 @@ def test_the_recipe_steps_are_the_default_pipeline(root):
     assert init["window_seconds"] == 4.0 and init["root"] == "data/benchmarks/pavlov2022"
 
 
-def test_the_recipe_runs_one_step(root, tmp_path, monkeypatch):
-    from neurorvq.cli import main
-
-    monkeypatch.chdir(tmp_path)
-    main(["fit", "--config", str(RECIPE), "--trainer.fast_dev_run=1", "--trainer.accelerator=cpu",
-          "--trainer.precision=32", f"--trainer.default_root_dir={tmp_path}", "--model.init_args.fm=null",
-          "--model.init_args.fm_overrides={depth: 1}", f"--data.init_args.root={root}",
-          "--data.init_args.batch_size=2", "--data.init_args.verbose=false"])
-
-
 def test_the_window_cache_holds_the_same_windows(root, tmp_path):
     from cache_checks import assert_cache_matches_memory
 
