@@ -26,7 +26,7 @@ def _bars(table: Table, results: Sequence[ModelResults], metric: str) -> list[tu
     for result in results:
         cells = result.cells.get(metric) or {}
         if result.published:
-            model = next(m for m in table.published if m.label == result.label)
+            model = result.model
             if model.model != MARKED or not cells:
                 continue
             mean = published_mean(model, keys)
@@ -51,7 +51,7 @@ def table_figure(table: Table, results: Sequence[ModelResults]):
     panels = [(m, bars) for m in METRICS if (bars := _bars(table, results, m))]
     fig, axes = plt.subplots(len(panels) or 1, 1, figsize=(max(6.0, 1.6 * (len(table.rows) + 1)) + 3.0,
                                                             3.4 * max(len(panels), 1)), squeeze=False)
-    columns = [r.task for r in table.rows] + ["Mean"]
+    columns = [r.column for r in table.rows] + ["Mean"]
     position = np.arange(len(columns))
     for ax, (metric, bars) in zip(axes[:, 0], panels):
         width = 0.8 / len(bars)
@@ -63,7 +63,7 @@ def table_figure(table: Table, results: Sequence[ModelResults]):
         ax.set_xticks(position, columns)
         ax.set_ylabel(metric.replace("_", " "))
         ax.set_ylim(0.0, 1.05)
-        ax.set_title(METRIC_TITLES[metric] + ": mean ± std over folds", fontsize=9)
+        ax.set_title(METRIC_TITLES[metric] + ": mean ± std over folds (over seeds for a one-split task)", fontsize=9)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     if not panels:
         axes[0, 0].text(0.5, 0.5, "no finished runs yet", ha="center", va="center")

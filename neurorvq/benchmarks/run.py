@@ -4,12 +4,18 @@ Models of a call: ``--model`` (ours: a checkpoint or weights file/folder, passed
 ``--model.init_args.fm=<path>`` to each row's recipe; or a YAML recipe whose ``model`` section replaces each row's,
 keeping the row's ``modality`` and ``num_classes``), then each ``--baselines`` entry (``CVSettings.baseline``).
 Each (row, model) is one :func:`~neurorvq.crossval.runner.run_cv` into ``<out>/<table>/<row>/<model slug>/``
-with the row's split file as ``folds_file`` (its fold count as ``n_folds``), folds by subject, subjects the split
-lists in no fold dropped (``unlisted="drop"``), and the protocol: ``parity`` (the published benchmark's: no
+with the row's split file as ``folds_file`` (its fold count as ``n_folds``; a parts file, train / val / test, is
+one fold), grouped by the row's ``group_by`` column (subjects; PTB-XL's ``strat_fold``; EPN-612's ``user_set``, with
+clean validation subjects by ``val_group_by``), the values the split lists nowhere dropped (``unlisted="drop"``).
+A row whose split is the dataset's own (``split: dataset``, Discrete Gestures' corpus CSV) has it resolved from the
+DataModule without loading (:func:`resolve_dataset_split`) and written as ``<run folder>/split.json``, a parts
+file by subject, run as one fold. The protocol: ``parity`` (the published benchmark's: no
 validation part, last epoch tested, class weights from train + held-out labels, per-subject balanced undersampling
 unless the row is already balanced) or ``clean`` (the default: validation subjects from the training side select
 the checkpoint, class weights from the training labels): ``clean`` is the leak-free estimate, ``parity`` the
 protocol of the published numbers the tables put beside ours (docs/paper-tables.md says what it leaks).
+
+A reconstruction table (every row ``metric: mse``) runs through :mod:`neurorvq.benchmarks.recon` instead.
 
 Resuming: the runner resumes fold by fold; a (row, model) whose folder holds a record for every fold and seed
 under the same settings is reused without loading its data. Before a (row, model) trains, the row's dataset is
@@ -26,13 +32,15 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from neurorvq.benchmarks.data_check import recipe_data, require_dataset
-from neurorvq.benchmarks.tables import Row, Table, data_root, recipe_path, split_path, with_rows
+from neurorvq.benchmarks.tables import DATASET_SPLIT, Row, Table, data_root, recipe_path, split_path, with_rows
 from neurorvq.errors import ConfigError
 
 BASELINE_LABELS = {"eegnet": "EEGNet", "shallow_convnet": "ShallowConvNet", "logpower": "log band power + LR",
                    "riemann": "Riemann tangent space + LR", "linear_probe": "linear probe (frozen FM)"}
 """Table labels of the baselines of ``neurorvq cv``."""
 MODEL_RECIPE = "model_recipe.yaml"
+DATASET_SPLIT_FILE = "split.json"
+"""The dataset's own split of a ``split: dataset`` row, as resolved into the run folder."""
 DEFAULT_OUT = "runs/benchmarks"
 
 
@@ -50,7 +58,8 @@ class ModelEntry:
 
 @dataclass
 class Job:
-    """One (row, model) to run or reuse: the row's recipe, data folder and split file (``n_folds`` folds), and the
+    """One (row, model) to run or reuse: the row's recipe, data folder and split file (``n_folds`` folds; its
+    ``kind``: ``folds``, ``parts`` or ``dataset``, whose file is written into ``folder`` before the run), and the
     run's output ``folder``."""
 
     row: Row
@@ -60,11 +69,18 @@ class Job:
     split: Path
     folder: Path
     n_folds: int
+    kind: str = "folds"
+
+    @property
+    def group_by(self) -> str:
+        """What the split file's values are: the row's column, subjects for the dataset's own split."""
+        return "subject" if self.kind == DATASET_SPLIT else self.row.group_by
 
 
 @dataclass
 class BenchmarkSettings:
-    """A ``neurorvq benchmark`` call (see :func:`run_benchmark`)."""
+    """A ``neurorvq benchmark`` call (see :func:`run_benchmark`; a reconstruction table takes ``models``, several
+    tokenizers, ``max_windows`` and ``device``: :mod:`neurorvq.benchmarks.recon`)."""
 
     table: Table
     model: str | None = None
@@ -79,6 +95,9 @@ class BenchmarkSettings:
     roots: dict[str, str] = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)
     figure: bool = True
+    models: list[str] = field(default_factory=list)
+    max_windows: int | None = 1000
+    device: str = "auto"
 
 
 def slug(text: str) -> str:
@@ -196,11 +215,12 @@ def cv_settings(settings: BenchmarkSettings, job: Job) -> Any:
     recipe = job.folder / MODEL_RECIPE if job.entry.model_recipe is not None else job.recipe
     parity = settings.protocol == PARITY
     return CVSettings(recipe=str(recipe), overrides=row_overrides(job.entry, job.root, settings.overrides),
-                      n_folds=job.n_folds, folds_file=str(job.split), group_by="subject",
+                      n_folds=job.n_folds, folds_file=str(job.split), group_by=job.group_by,
+                      val_group_by=job.row.val_group_by if job.kind != DATASET_SPLIT else None,
                       val_fraction=0.0 if parity else 0.1, protocol=settings.protocol,
                       balance_per_subject=job.row.balance_per_subject if parity else None, unlisted="drop",
                       seeds=list(settings.seeds) if settings.seeds else None, baseline=job.entry.baseline,
-                      name=job.entry.label)
+                      name=job.entry.label, require_all_classes=job.row.all_classes_in_test)
 
 
 def finished(job: Job, cv: Any) -> bool:
@@ -234,9 +254,42 @@ def _check_classes(row: Row, recipe: Path) -> None:
                           f"table says the task has {row.classes} classes; fix the recipe or the table")
 
 
+def resolve_dataset_split(recipe: Path, root: Path, data_overrides: Sequence[str], path: Path) -> Path:
+    """Write the DataModule's own split (its ``default_split``, e.g. Discrete Gestures' corpus CSV: users to train /
+    val / test) as a parts split file by subject at ``path``, resolved without loading a signal
+    (:meth:`~neurorvq.data.datamodule.RecordingDataModule.resolve_plan`); an existing file is kept (the run's
+    ``folds.json`` was made from it). :class:`ConfigError` when the DataModule has no split of its own or its test
+    part is empty."""
+    from neurorvq.commands import load_datamodule
+    from neurorvq.data.split_files import save_split_file
+
+    if path.is_file():
+        return path
+    datamodule = load_datamodule(str(recipe), [f"root={root}", *data_overrides])
+    if not hasattr(datamodule, "resolve_plan"):
+        raise ConfigError(f"recipe {recipe}: {type(datamodule).__name__} is not a RecordingDataModule; give the row a "
+                          "split file instead of 'dataset'")
+    plan = datamodule.resolve_plan()  # finds the recordings (the rule may depend on them), reads nothing else
+    if datamodule.split_rule() is None:
+        raise ConfigError(f"recipe {recipe}: {type(datamodule).__name__} has no published split of its own (no "
+                          "default_split under these options); give the row a split file instead of 'dataset'")
+    parts = {part: list(datamodule.splits.get(part, [])) for part in ("train", "val", "test")}
+    if not parts["test"] or not parts["train"]:
+        raise ConfigError(f"recipe {recipe}: the {type(datamodule).__name__} split under {root} has "
+                          f"{len(parts['train'])} train and {len(parts['test'])} test subjects; it needs both (is the "
+                          "dataset complete?)")
+    summary = plan.summary()
+    by = summary.get("by", "subject")
+    source = (f"{type(datamodule).__name__}'s own split ({'by ' + by if by != 'subject' else 'by subject'}"
+              + (f", {summary['file']}" if summary.get("file") else "") + f") resolved under {root}; "
+              f"written by neurorvq benchmark (subjects in no part: {len(plan.excluded)} {by} value(s) excluded)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return save_split_file(path, by="subject", splits=parts, source=source)
+
+
 def plan_jobs(settings: BenchmarkSettings, entries: Sequence[ModelEntry]) -> list[Job]:
     """The (row, model) jobs of a call, rows in table order; a row without a recipe is an error naming it."""
-    from neurorvq.data.split_files import read_split_file
+    from neurorvq.benchmarks.tables import split_folds, split_kind
 
     rows = with_rows(settings.table, settings.rows)
     unknown = sorted(set(settings.roots) - {r.key for r in settings.table.rows})
@@ -256,15 +309,16 @@ def plan_jobs(settings: BenchmarkSettings, entries: Sequence[ModelEntry]) -> lis
             raise ConfigError(f"row '{row.key}': recipe {recipe} does not exist; give the folder holding the benchmark "
                               "recipes with --recipes DIR (the checkout's recipes/benchmarks by default)")
         _check_classes(row, recipe)
-        split = split_path(settings.table, row)
-        n_folds = len(read_split_file(split, by="subject").groups)
+        kind = split_kind(settings.table, row)
+        n_folds = split_folds(settings.table, row)
         recipe_root = recipe_data(recipe)["init_args"].get("root")
         root = data_root(settings.table, row, settings.data_dir, settings.roots, recipe_root)
         for entry in entries:
             if entry.model_recipe is not None:
                 model_recipe_text(entry, recipe)  # a bad model recipe fails before anything trains
             folder = Path(settings.out) / settings.table.key / row.key / entry.slug
-            jobs.append(Job(row, entry, recipe, root, split, folder, n_folds))
+            split = folder / DATASET_SPLIT_FILE if kind == DATASET_SPLIT else split_path(settings.table, row)
+            jobs.append(Job(row, entry, recipe, root, split, folder, n_folds, kind))
     return jobs
 
 
@@ -279,6 +333,19 @@ def run_benchmark(settings: BenchmarkSettings) -> dict[str, Any]:
     from neurorvq.crossval.protocol import PROTOCOLS
     from neurorvq.crossval.runner import run_cv
 
+    if settings.table.kind == "reconstruction":
+        from neurorvq.benchmarks.recon import run_reconstruction
+
+        return run_reconstruction(settings)
+    if settings.max_windows != 1000 or settings.device != "auto":
+        raise ConfigError(f"--max_windows and --device apply to the reconstruction table; table "
+                          f"'{settings.table.key}' fine-tunes (its device is the recipes' trainer.accelerator)")
+    if len(settings.models) > 1:
+        raise ConfigError(f"table '{settings.table.key}' fine-tunes one --model per call (got {len(settings.models)}); "
+                          "run the command once per model into the same --out (each with its --name): the table "
+                          "gathers every model's rows")
+    if settings.models and settings.model is None:
+        settings.model = settings.models[0]
     if settings.protocol not in PROTOCOLS:
         raise ConfigError(f"--protocol {settings.protocol!r}: use one of {', '.join(PROTOCOLS)}")
     entries = model_entries(settings.model, settings.name, settings.baselines)
@@ -292,8 +359,8 @@ def run_benchmark(settings: BenchmarkSettings) -> dict[str, Any]:
             continue
         checked.add(job.row.key)
         try:
-            require_dataset(settings.table, job.row, job.recipe, job.root, job.split,
-                            data_overrides(settings.overrides))
+            require_dataset(settings.table, job.row, job.recipe, job.root,
+                            None if job.kind == DATASET_SPLIT else job.split, data_overrides(settings.overrides))
         except ConfigError as error:
             problems.append(str(error))
     if problems:
@@ -308,7 +375,10 @@ def run_benchmark(settings: BenchmarkSettings) -> dict[str, Any]:
         if id(job) not in waiting:
             say(f"{label}: already finished (reused from {job.folder})")
             continue
-        say(f"{label}: {job.n_folds} folds of {job.split.name} on {job.root} -> {job.folder}")
+        if job.kind == DATASET_SPLIT:
+            resolve_dataset_split(job.recipe, job.root, data_overrides(settings.overrides), job.split)
+        shown = f"{job.n_folds} folds of" if job.n_folds > 1 else "the one split of"
+        say(f"{label}: {shown} {job.split.name} on {job.root} -> {job.folder}")
         write_model_recipe(job)
         run_cv(cv, job.folder, task=job.row.task)
     from neurorvq.benchmarks.report import write_report
@@ -316,5 +386,6 @@ def run_benchmark(settings: BenchmarkSettings) -> dict[str, Any]:
     return write_report(settings.table, entries, Path(settings.out), settings.protocol, figure=settings.figure)
 
 
-__all__ = ["BASELINE_LABELS", "BenchmarkSettings", "Job", "ModelEntry", "cv_settings", "data_overrides", "finished",
-           "model_entries", "model_recipe_text", "plan_jobs", "row_overrides", "run_benchmark", "say", "slug", "write_model_recipe"]
+__all__ = ["BASELINE_LABELS", "BenchmarkSettings", "DATASET_SPLIT_FILE", "Job", "ModelEntry", "cv_settings",
+           "data_overrides", "finished", "model_entries", "model_recipe_text", "plan_jobs", "resolve_dataset_split",
+           "row_overrides", "run_benchmark", "say", "slug", "write_model_recipe"]

@@ -1,14 +1,15 @@
 """Parser and runner of ``neurorvq benchmark`` (jsonargparse, strict): a paper table's rows through ``neurorvq cv`` on
 the official folds, written in the paper's layout (:mod:`neurorvq.benchmarks`).
 
-``--model`` is this command's own option (a checkpoint or a model recipe); every other argument whose key starts
-with a recipe section (``--trainer.max_epochs=1``, ``--model.init_args.fm_overrides=...``,
-``--data.init_args.batch_size=8``) is passed to every row's recipe, as in ``neurorvq cv``.
+``--model`` is this command's own option (a checkpoint or a model recipe; for the reconstruction table a tokenizer,
+repeatable); every other argument whose key starts with a recipe section (``--trainer.max_epochs=1``,
+``--model.init_args.fm_overrides=...``, ``--data.init_args.batch_size=8``) is passed to every row's recipe, as in
+``neurorvq cv`` (the reconstruction table takes ``--data.init_args.*`` only).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 from neurorvq.cli.parsing import parse_strict, repeatable, split_recipe_overrides, strict_parser
 
@@ -23,20 +24,24 @@ def benchmark_parser():
 
     parser = strict_parser(
         f"neurorvq {COMMAND}",
-        "Run every row of a benchmark table through neurorvq cv on the official folds (resumable row by row and fold "
-        "by fold) and write <out>/<table>/table.md, table.csv and table.png: balanced accuracy and accuracy, mean ± "
-        "std over folds, the published numbers beside ours. Other arguments (--trainer.max_epochs=3, "
+        "Run every row of a benchmark table through neurorvq cv on the official split (folds, or one published "
+        "train/test split; resumable row by row and fold by fold) and write <out>/<table>/table.md, table.csv and "
+        "table.png: balanced accuracy and accuracy, mean ± std over folds, the published numbers beside ours. The "
+        "reconstruction table (--table recon) reconstructs each dataset's windows with every --model tokenizer "
+        "through the comparison harness instead (raw and per-band MSE). Other arguments (--trainer.max_epochs=3, "
         "--data.init_args.batch_size=16, ...) go to every row's recipe as in neurorvq cv.")
     parser.add_argument("--table", default=None,
-                        help=f"a built-in table ({', '.join(TABLES)}) or the path of a YAML table file "
-                        "(neurorvq.benchmarks.tables)")
+                        help=f"a built-in table ({', '.join(TABLES)}; 'reconstruction' is 'recon') or the path of a "
+                        "YAML table file (neurorvq.benchmarks.tables)")
     parser.add_argument("--list", action="store_true", default=False,
                         help="list every table (or --table's), its rows, datasets, split files and recipes, and "
                         "whether each dataset is present locally; runs nothing")
     parser.add_argument("--model", default=None,
                         help="ours: a checkpoint (official .pt, PretrainTask .ckpt, save_pretrained folder) set as "
                         "each row recipe's model.init_args.fm, or a YAML recipe whose model section replaces each "
-                        "row's (keeping its modality and num_classes); omit to run --baselines only")
+                        "row's (keeping its modality and num_classes); omit to run --baselines only. Reconstruction "
+                        "table: a tokenizer (official file, save_pretrained folder, TokenizerTask .ckpt, hf:// id), "
+                        "repeatable, name=path to label one")
     parser.add_argument("--name", default=None, help="label of --model in the tables and its output folder "
                         "(default: the file or folder name)")
     parser.add_argument("--baselines", nargs="+", default=[], choices=BASELINES,
@@ -60,28 +65,34 @@ def benchmark_parser():
     parser.add_argument("--root", type=list[str], default=[], metavar="ROW=PATH",
                         help="the data folder of one row (repeatable), e.g. --root eyes=/data/eegmmidb")
     parser.add_argument("--figure", type=bool, default=True, help="write table.png")
+    parser.add_argument("--max_windows", type=Optional[int], default=1000,
+                        help="reconstruction table: windows reconstructed per dataset, a reproducible draw over all "
+                        "subjects (null = all)")
+    parser.add_argument("--device", default="auto", help="reconstruction table: auto | cpu | cuda | cuda:N")
     return parser
 
 
-def own_model(argv: Sequence[str]) -> tuple[list[str], str | None]:
-    """``argv`` without ``--model VALUE`` / ``--model=VALUE`` (this command's option, whose key is also a recipe
-    section), and that value."""
+def own_model(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``argv`` without every ``--model VALUE`` / ``--model=VALUE`` (this command's option, whose key is also a
+    recipe section), and those values in order."""
     from neurorvq.errors import ConfigError
 
-    rest, model, args, i = [], None, list(argv), 0
+    rest, models, args, i = [], [], list(argv), 0
     while i < len(args):
         arg = args[i]
         if arg == "--model":
             if i + 1 >= len(args) or args[i + 1].startswith("--"):
-                raise ConfigError("--model needs a value: a checkpoint or a YAML model recipe")
-            model, i = args[i + 1], i + 2
+                raise ConfigError("--model needs a value: a checkpoint or a YAML model recipe (a tokenizer for the "
+                                  "reconstruction table)")
+            models.append(args[i + 1])
+            i += 2
             continue
         if arg.startswith("--model="):
-            model = arg.split("=", 1)[1]
+            models.append(arg.split("=", 1)[1])
         else:
             rest.append(arg)
         i += 1
-    return rest, model
+    return rest, models
 
 
 def parse_roots(items: Sequence[str]) -> dict[str, str]:
@@ -103,7 +114,7 @@ def run_benchmark_command(argv: Sequence[str]) -> int:
     from neurorvq.benchmarks.tables import get_table
     from neurorvq.errors import ConfigError
 
-    rest, model = own_model(argv)
+    rest, models = own_model(argv)
     own, overrides = split_recipe_overrides(rest)
     args = parse_strict(benchmark_parser(), repeatable(own, "--root"))
     roots = parse_roots(args.root)
@@ -116,10 +127,11 @@ def run_benchmark_command(argv: Sequence[str]) -> int:
     if args.table is None:
         raise ConfigError("--table is required: a built-in table (eeg, ecg, emg, recon) or a YAML table file "
                           "(--list shows them)")
-    settings = BenchmarkSettings(table=get_table(args.table), model=model, name=args.name,
-                                 baselines=list(args.baselines), protocol=args.protocol, seeds=args.seeds,
-                                 out=args.out, rows=args.rows, recipes=args.recipes, data_dir=args.data_dir,
-                                 roots=roots, overrides=list(overrides), figure=args.figure)
+    settings = BenchmarkSettings(table=get_table(args.table), model=models[0] if len(models) == 1 else None,
+                                 name=args.name, baselines=list(args.baselines), protocol=args.protocol,
+                                 seeds=args.seeds, out=args.out, rows=args.rows, recipes=args.recipes,
+                                 data_dir=args.data_dir, roots=roots, overrides=list(overrides), figure=args.figure,
+                                 models=models, max_windows=args.max_windows, device=args.device)
     run_benchmark(settings)
     return 0
 

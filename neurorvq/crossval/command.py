@@ -58,6 +58,10 @@ def cv_parser():
     parser.add_argument("--group_by", default="subject",
                         help="what a fold holds out: subject (subject-independent), recording (within-subject) or "
                         "any column of the windows, e.g. session or run (its values are the groups)")
+    parser.add_argument("--val_group_by", default=None,
+                        help="draw each fold's validation groups from this finer column instead of --group_by (e.g. "
+                        "--group_by user_set with a train/test parts file and --val_group_by subject: validation "
+                        "subjects from the training users); default: --group_by")
     parser.add_argument("--stratify_by", default="label",
                         help="what the folds' test parts are balanced on: label (the classes), none, or any column "
                         "of the windows, e.g. repetition (class checks stay on the labels)")
@@ -81,7 +85,8 @@ def cv_parser():
                         "(JSON {\"format\": \"neurorvq-split\", \"by\": ..., \"folds\": {name: [values]}}, a "
                         "benchmark's bare {\"0\": [...]} list, or a CSV '<column>,fold') whose 'by' is --group_by; "
                         "validation groups then come from each fold's training side (--val_fraction 0: none); "
-                        "default: made from --seed")
+                        "or a split file with train/(val/)test parts, run as one fold (--folds 1): its val part "
+                        "validates under clean and trains under parity; default: made from --seed")
     parser.add_argument("--only_folds", type=int, nargs="+", default=None,
                         help="run only these fold indices now (the others stay for a later run into the same --out; "
                         "the tables cover the finished folds)")
@@ -99,6 +104,7 @@ def run_cv_command(argv: Sequence[str]) -> int:
     args = parse_strict(cv_parser(), repeatable(own, "--grid"))
     settings = CVSettings(recipe=args.config, overrides=list(overrides), n_folds=args.folds, seed=args.seed,
                           val_fraction=args.val_fraction, group_by=args.group_by, stratify_by=args.stratify_by,
+                          val_group_by=args.val_group_by,
                           monitor=args.monitor,
                           mode=args.mode, require_all_classes=not args.allow_missing_classes, name=args.name,
                           baseline=args.baseline, folds_file=args.folds_file, seeds=args.seeds, grid=args.grid,

@@ -10,8 +10,12 @@
    EEG benchmark has no validation part: it scores the held-out fold at the last epoch; ``protocol="parity"``
    below reproduces it, with the official fine-tuning code's class weights and undersampling.)
    ``folds_file`` takes them instead from another run's ``folds.json`` or from a split file with folds
-   (:mod:`neurorvq.data.split_files`, e.g. a benchmark's fold lists). The folds are written to
-   ``<out>/folds.json`` first and reused on every later run into ``<out>``.
+   (:mod:`neurorvq.data.split_files`, e.g. a benchmark's fold lists), or from a split file with train / val /
+   test parts, run as one fold (``n_folds=1``; :func:`~neurorvq.crossval.folds.parts_fold`: test = the test
+   part; validation = the val part, or groups drawn from the training side when the file has none; under
+   ``parity`` the val part trains). ``val_group_by`` draws the validation groups from another, finer column than
+   ``group_by`` (e.g. subjects inside a split by ``user_set``). The folds are written to ``<out>/folds.json``
+   first and reused on every later run into ``<out>``.
 3. Per fold (and per training seed with ``seeds``: ``<out>/fold_<k>/seed_<s>/``), a fresh model and Trainer
    from the recipe train on the fold's :class:`FoldDataModule`; a
    :class:`~lightning.pytorch.callbacks.ModelCheckpoint` keeps the epoch with the best validation metric
@@ -46,8 +50,8 @@ import numpy as np
 from neurorvq.crossval.feature_models import (CLASSICAL, FEATURE_MODELS, PROBE, FrozenFeatures, fit_feature_model,
                                               window_arrays)
 from neurorvq.crossval.fold_data import FoldDataModule
-from neurorvq.crossval.folds import (drop_unlisted, is_run_folds, kfold, split_file_folds, stratify_values,
-                                     window_groups)
+from neurorvq.crossval.folds import (drop_unlisted, is_run_folds, kfold, parts_fold, split_file_folds,
+                                     stratify_values, window_groups)
 from neurorvq.crossval.grid import check_seeds, grid_settings
 from neurorvq.crossval.per_fold import check_fold_fields, check_fold_paths, fold_overrides, has_fold_field
 from neurorvq.crossval.protocol import (CLEAN, DEFAULT_BALANCE, check_protocol, class_weight_labels,
@@ -89,6 +93,12 @@ class CVSettings:
     run's identity, and the tables then cover the finished folds only. ``{fold}`` in an override is replaced by
     each fold's index (one pretrained checkpoint per fold: :mod:`neurorvq.crossval.per_fold`).
 
+    A ``folds_file`` split file with parts (train / val / test) is one split: ``n_folds`` must be 1
+    (:func:`~neurorvq.crossval.folds.parts_fold`). ``val_group_by``: the column whose groups form the validation
+    part, drawn from the training side (default ``None``: ``group_by``'s groups), for a ``folds_file`` whose
+    training side holds too few groups of ``group_by`` (EMG-EPN-612's split by ``user_set``: one training group);
+    each of its groups must lie on one side of the split. Part of the identity only when set.
+
     ``protocol`` (:mod:`neurorvq.crossval.protocol`): ``clean`` (validation groups from the training side, class
     weights from the training labels) or ``parity`` (the published benchmark's: no validation part, the last
     epoch tested, class weights from the training + held-out labels, which leaks the test label distribution into
@@ -120,6 +130,7 @@ class CVSettings:
     protocol: str = CLEAN
     balance_per_subject: bool | None = None
     unlisted: str = "train"
+    val_group_by: str | None = None
 
     def __post_init__(self) -> None:
         if self.val_fraction is None:
@@ -144,6 +155,8 @@ class CVSettings:
             identity["balance_per_subject"] = self.balanced
         if self.unlisted != "train":
             identity["unlisted"] = self.unlisted
+        if self.val_group_by is not None:
+            identity["val_group_by"] = self.val_group_by
         identity["seeds"] = None if self.seeds is None else list(self.seeds)
         identity["grid"] = list(self.grid) if self.grid else None
         return identity
@@ -243,10 +256,20 @@ def make_folds(settings: CVSettings, pool: WindowDataset, groups: np.ndarray, ou
         else:
             save_folds(folds, path, metadata=metadata)
         return folds
-    folds = load_folds(path, subjects=groups)
+    folds = load_folds(path, subjects=fold_units(settings, pool, groups, datamodule))
     if len(folds) != settings.n_folds:
         raise ConfigError(f"{path} holds {len(folds)} folds but --folds is {settings.n_folds}; use another --out")
     return folds
+
+
+def fold_units(settings: CVSettings, pool: WindowDataset, groups: np.ndarray, datamodule: Any = None) -> np.ndarray:
+    """``[N]`` groups the folds list: ``groups`` (of ``group_by``), or the values of ``val_group_by`` when it is
+    set (and differs)."""
+    if settings.val_group_by is None or settings.val_group_by == settings.group_by:
+        return groups
+    if not isinstance(settings.val_group_by, str) or not settings.val_group_by.strip():
+        raise ConfigError(f"--val_group_by is {settings.val_group_by!r}; give a column of the windows (e.g. subject)")
+    return window_groups(pool, settings.val_group_by, datamodule)
 
 
 def new_folds(settings: CVSettings, pool: WindowDataset, groups: np.ndarray,
@@ -255,8 +278,15 @@ def new_folds(settings: CVSettings, pool: WindowDataset, groups: np.ndarray,
     is copied unchanged."""
     metadata = {"group_by": settings.group_by, "stratify_by": settings.stratify_by, "seed": settings.seed,
                 "val_fraction": settings.val_fraction, "recipe": settings.recipe, "windows": len(groups)}
+    nested = settings.val_group_by is not None and settings.val_group_by != settings.group_by
+    if nested:
+        metadata["val_group_by"] = settings.val_group_by
     stratify = stratify_values(pool, settings.stratify_by)
     source = settings.folds_file
+    if nested and (source is None or is_run_folds(source)):
+        raise ConfigError(f"--val_group_by {settings.val_group_by} draws the validation groups inside the parts of a "
+                          "split file; give --folds_file <split file> (folds or train/val/test parts), or drop "
+                          "--val_group_by")
     if source is None:
         folds = kfold(groups, pool.labels, settings.stratify_by, stratify, n_folds=settings.n_folds,
                       seed=settings.seed, val_fraction=settings.val_fraction,
@@ -279,18 +309,26 @@ def new_folds(settings: CVSettings, pool: WindowDataset, groups: np.ndarray,
     if split.kind == "folds" and len(split.groups) != settings.n_folds:
         raise ConfigError(f"split file '{source}' holds {len(split.groups)} folds but --folds is {settings.n_folds}; "
                           f"pass --folds {len(split.groups)}")
+    if split.kind == "parts" and settings.n_folds != 1:
+        raise ConfigError(f"split file '{source}' holds train/val/test parts ({', '.join(split.groups)}): one split, "
+                          f"run as one fold, but --folds is {settings.n_folds}; pass --folds 1")
     ids = getattr(datamodule, "subject_ids", None) if settings.group_by == "subject" else None
-    folds = split_file_folds(split, groups, seed=settings.seed, val_fraction=settings.val_fraction,
-                             stratify=stratify, ids=ids)
+    units = fold_units(settings, pool, groups, datamodule) if nested else None
+    common = dict(seed=settings.seed, val_fraction=settings.val_fraction, stratify=stratify, ids=ids, units=units,
+                  units_by=settings.val_group_by if nested else None)
+    folds = [parts_fold(split, groups, **common)] if split.kind == "parts" else split_file_folds(split, groups,
+                                                                                                 **common)
     check_test_classes(pool.labels, folds, settings.require_all_classes,
                        fix="the file fixes the test parts: run on data holding every class in each",
                        override="--allow_missing_classes")
-    untested = sorted(set(np.unique(groups).tolist()) - {g for f in folds for g in f.test_subjects})
+    listed = {v for values in split.match_all(np.unique(groups), ids).values() for v in values}
+    untested = sorted((g for g in np.unique(groups).tolist() if g not in listed), key=str)
     if untested:
-        _say(f"{len(untested)} {settings.group_by} values are in no fold of {source} and train in every fold: "
+        where = "fold" if split.kind == "folds" else "part"
+        _say(f"{len(untested)} {settings.group_by} values are in no {where} of {source} and train in every fold: "
              f"{untested[:10]}{' ...' if len(untested) > 10 else ''} (--unlisted drop leaves them out)")
     metadata.update(folds_file=str(source), fold_names=list(split.groups), by=split.by, source=split.source,
-                    unlisted=settings.unlisted)
+                    unlisted=settings.unlisted, kind=split.kind)
     return folds, metadata
 
 
@@ -304,14 +342,12 @@ def apply_unlisted(settings: CVSettings, pool: WindowDataset, groups: np.ndarray
     if settings.unlisted != "drop" or source is None or not Path(source).is_file() or is_run_folds(source):
         return pool, groups, []  # another run's folds.json names every group's part
     split = read_split_file(source, by=settings.group_by)
-    if split.kind != "folds":
-        return pool, groups, []  # new_folds names the problem
     ids = getattr(datamodule, "subject_ids", None) if settings.group_by == "subject" else None
     before = len(groups)
     pool, groups, dropped = drop_unlisted(pool, groups, split, ids)
     if dropped:
-        _say(f"--unlisted drop: {len(dropped)} {settings.group_by} value(s) that no fold of {source} lists are left "
-             f"out ({before - len(groups)} of {before} windows): {dropped}")
+        _say(f"--unlisted drop: {len(dropped)} {settings.group_by} value(s) that no {split.kind[:-1]} of {source} "
+             f"lists are left out ({before - len(groups)} of {before} windows): {dropped}")
     return pool, groups, dropped
 
 
@@ -621,7 +657,7 @@ def run_cv(settings: CVSettings, out: str | Path, task: str | None = None) -> di
             continue
         if fold.index not in wanted:
             continue
-        _say(f"{label}: test {settings.group_by}s {fold.test_subjects}, validation "
+        _say(f"{label}: test {settings.val_group_by or settings.group_by}s {fold.test_subjects}, validation "
              f"{fold.val_subjects or 'none (last epoch is tested)'}, {len(fold.train)}/{len(fold.val)}/"
              f"{len(fold.test)} train/val/test windows")
         if per_fold_probe and fold.index not in fold_arrays:  # runs go fold by fold: keep one fold's features
@@ -651,5 +687,6 @@ def run_cv(settings: CVSettings, out: str | Path, task: str | None = None) -> di
     return summary
 
 
-__all__ = ["BASELINES", "CVSettings", "apply_unlisted", "check_labels", "fold_for_protocol", "instantiate_recipe",
-           "make_folds", "new_folds", "pooled_windows", "run_cv", "run_feature_fold", "run_fold", "window_groups"]
+__all__ = ["BASELINES", "CVSettings", "apply_unlisted", "check_labels", "fold_for_protocol", "fold_units",
+           "instantiate_recipe", "make_folds", "new_folds", "pooled_windows", "run_cv", "run_feature_fold", "run_fold",
+           "window_groups"]

@@ -131,3 +131,15 @@ def write_table(folder: Path, subjects=((1, 2), (3, 4))) -> Path:
     path = folder / "table.yaml"
     path.write_text(TABLE)
     return path
+
+
+def layout_writers(name: str):
+    """The module ``tests/data/<name>.py`` (its published-layout writers, e.g. ``write_epn612_layout``), imported by
+    path under a private name so its tests are not collected twice."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "data" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_layout_for_benchmarks", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

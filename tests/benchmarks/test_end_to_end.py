@@ -69,7 +69,7 @@ def test_table_markdown_csv_and_figure(finished):
     assert "population standard deviation (ddof 0)" in text and "protocol parity" in text
     assert "std convention (population or sample) is not stated" in text
     rows = list(csv.DictReader(open(out / "table.csv")))
-    assert set(rows[0]) == {"table", "row", "model", "metric", "mean", "std", "folds", "seeds", "source"}
+    assert set(rows[0]) == {"table", "row", "model", "metric", "mean", "std", "spread", "folds", "seeds", "source"}
     for row in ("eyes", "imagery"):
         for model, label in (("tiny", "tiny"), ("logpower", "log band power + LR")):
             for metric in ("balanced_accuracy", "accuracy"):
@@ -77,7 +77,7 @@ def test_table_markdown_csv_and_figure(finished):
                 line, = [r for r in rows if (r["row"], r["model"], r["metric"]) == (row, label, metric)]
                 assert float(line["mean"]) == pytest.approx(values.mean(), abs=1e-6)
                 assert float(line["std"]) == pytest.approx(values.std(), abs=1e-6)  # ddof 0
-                assert line["folds"] == "2" and line["source"] == "ours"
+                assert line["folds"] == "2" and line["source"] == "ours" and line["spread"] == "folds"
                 shown = f"{values.mean():.3f} ± {values.std():.3f}"
                 assert f"| {label} |" in text and shown in text
     means = [r for r in rows if r["row"] == "mean" and r["model"] == "tiny" and r["metric"] == "balanced_accuracy"]

@@ -1,6 +1,7 @@
 """neurorvq benchmark --list (every table, row, dataset, split, recipe and what is present locally) and the command's
 errors: an absent dataset, split subjects missing locally (incomplete download or wrong folder), rows not yet
-available, and bad options. Nothing trains here: the checks run before any fold."""
+available, and bad options (of the classification and the reconstruction tables). Nothing trains here: the checks
+run before any fold."""
 
 from __future__ import annotations
 
@@ -31,10 +32,12 @@ def test_list_shows_every_table_row_and_what_is_present(generated, tmp_path, cap
     out = capsys.readouterr().out
     for table in ("eeg", "ecg", "emg", "recon"):
         assert f"table {table}: " in out
-    for row in ("motor", "erp", "memory", "sleep", "eyes", "superclass", "statements43", "discrete_gestures",
-                "epn612", "ninapro_db5", "uci_emg", "brainomni", "high_gamma", "pavlov"):
+    for row in ("motor", "erp", "memory", "sleep", "eyes", "ptbxl_5class", "ptbxl_43class", "discrete_gestures",
+                "epn612", "ninapro_db5", "uci", "brainomni", "high_gamma", "pavlov"):
         assert f"\n  {row} (" in out
-    assert out.count("not yet available (no recipe yet)") == 9
+    assert "not yet available" not in out and out.count("recipe: ") == 14  # every row of every table runs
+    for table, rows in (("eeg", 5), ("ecg", 2), ("emg", 4), ("recon", 3)):
+        assert f"({rows} rows, {rows} runnable;" in out.split(f"table {table}: ")[1].splitlines()[0]
     assert "motor (Motor): High-Gamma (Schirrmeister 2017), 4 classes — published NeuroRVQ balanced accuracy " \
            "0.700 ± 0.073" in out
     assert "split:  hgd: 14 subjects in 10 folds" in out and "split:  eyes: 103 subjects in 10 folds" in out
@@ -42,9 +45,20 @@ def test_list_shows_every_table_row_and_what_is_present(generated, tmp_path, cap
     assert "get:    neurorvq.datamodules.high_gamma.download(root, subjects=None); source: MOABB" in out
     assert "needs pip install 'neurorvq[benchmarks]'" in out
     assert "eegmmidb: incomplete (5 of 103 split subjects found)" in out  # the generated S001-S005
-    assert "superclass (PTB-XL 5-class): PTB-XL 1.0.3 (diagnostic superclass of the top statement), 5 classes — " \
+    assert "ptbxl_5class (PTB-XL 5-class): PTB-XL 1.0.3 (diagnostic superclass of the top statement), 5 classes — " \
            "published NeuroRVQ accuracy 0.7019" in out
+    assert "ptbxl_43class (PTB-XL 43-class) [UNDETERMINED]: " in out and "\n      undetermined: which of the 44" in out
+    assert out.count("[UNDETERMINED]") == 1
+    assert "split:  ptbxl_strat_fold: 10 strat_fold values in 10 folds" in out
+    assert "split:  epn612: parts train 1 / test 1 user_set values, one split; clean validation by subject" in out
+    assert "split:  uci_emg: parts train 24 / val 6 / test 6 subjects, one split" in out
+    assert "split:  the dataset's own published split (the DataModule's default_split)" in out
+    assert "discrete_gestures (Discrete Gestures): Meta generic neuromotor interface, discrete gestures, 9 " \
+           "classes — published NeuroRVQ balanced accuracy 0.708" in out
+    assert "uci (UCI-EMG): UCI EMG data for gestures (id 481), 7 classes — published NeuroRVQ accuracy 0.8943" in out
+    assert "note:   split: leave-one-subject-out over the 10 subjects [I]" in out
     assert "brainomni (OOD (BrainOmni sample))" in out and "published NeuroRVQ mse 0.191" in out
+    assert "split:  none: the DataModule's test split" in out and "split:  none: the DataModule's train split" in out
 
 
 def test_list_of_a_table_file(generated, capsys):
@@ -94,7 +108,18 @@ def test_missing_subjects_none_found_is_a_wrong_folder(generated, cli_error):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--table", "ecg", "--baselines", "logpower"], "rows ['superclass', 'statements43'] are not yet available"),
+    (["--table", "ecg", "--baselines", "logpower", "--model", "a.pt", "--model", "b.pt"],
+     "table 'ecg' fine-tunes one --model per call (got 2)"),
+    (["--table", "ecg", "--baselines", "logpower", "--max_windows", "5"], "--max_windows and --device apply to the "
+     "reconstruction table"),
+    (["--table", "recon", "--baselines", "logpower"], "baselines do not apply to the reconstruction table"),
+    (["--table", "recon", "--model", "t", "--seeds", "0", "1"], "--seeds does not apply to the reconstruction table"),
+    (["--table", "recon", "--model", "t", "--protocol", "parity"], "--protocol does not apply to the reconstruction"),
+    (["--table", "recon", "--model", "t", "--trainer.max_epochs=1"], "--trainer.max_epochs=1: the reconstruction "
+     "table takes only data overrides"),
+    (["--table", "reconstruction"], "nothing to run: the reconstruction table needs --model <tokenizer>"),
+    (["--table", "recon", "--model", "missing_tokenizer"], "--model 'missing_tokenizer': no such file or folder"),
+    (["--table", "recon", "--model", "t", "--model", "t", "--name", "x"], "--name labels a single --model"),
     (["--table", "eeg", "--rows", "eye", "--baselines", "logpower"],
      "table 'eeg' has no row 'eye'; did you mean 'eyes'"),
     (["--table", "eeg"], "nothing to run: give --model"),
@@ -112,6 +137,12 @@ def test_bad_options(args, message, cli_error):
     assert message in cli_error(["benchmark", *args])
 
 
+def test_rows_without_a_recipe_are_not_yet_available(tmp_path, cli_error):
+    (tmp_path / "t.yaml").write_text("rows: [{key: a, split: eyes}, {key: b, split: eyes, recipe: b.yaml}]\n")
+    err = cli_error(["benchmark", "--table", str(tmp_path / "t.yaml"), "--baselines", "logpower"])
+    assert "rows ['a'] are not yet available (no recipe); run the others with --rows b" in err
+
+
 def test_a_model_recipe_without_a_model_section(generated, tmp_path, cli_error):
     (tmp_path / "m.yaml").write_text("trainer: {max_epochs: 1}\n")
     err = cli_error(["benchmark", "--table", generated["table"], "--model", str(tmp_path / "m.yaml")])
@@ -125,3 +156,12 @@ def test_recipe_classes_must_match_the_table(generated, tmp_path, cli_error):
                      "classes: 3}]\n")
     err = cli_error(["benchmark", "--table", str(table), "--baselines", "logpower"])
     assert "model.init_args.num_classes 2, but the table says the task has 3 classes" in err
+
+
+def test_a_dataset_split_needs_a_datamodule_with_its_own_split(generated, tmp_path, cli_error):
+    table = tmp_path / "t.yaml"
+    table.write_text(f"rows: [{{key: eyes, recipe: {generated['base'] / 'tables' / 'eyes.yaml'}, split: dataset, "
+                     "folder: eegmmidb, classes: 2}]\n")
+    err = cli_error(["benchmark", "--table", str(table), "--baselines", "logpower", "--data_dir",
+                     str(generated["base"] / "data")])
+    assert "EEGMMIDBDataModule has no published split of its own" in err and "instead of 'dataset'" in err

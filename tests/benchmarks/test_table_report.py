@@ -74,9 +74,9 @@ def test_report_layout_mean_partial_and_other_protocol(table, tmp_path, capsys):
     assert "Cells marked [clean] were run under that protocol" in text and "over 10 folds" in text
     rows = list(csv.DictReader(open(files["csv"])))
     assert {"table": "t", "row": "mean", "model": "our FM", "metric": "balanced_accuracy", "mean": "0.650000",
-            "std": "0.100000", "folds": "", "seeds": "", "source": "ours"} in rows
+            "std": "0.100000", "spread": "", "folds": "", "seeds": "", "source": "ours"} in rows
     assert {"table": "t", "row": "a", "model": "EEGNet", "metric": "balanced_accuracy", "mean": "0.550000",
-            "std": "0.000000", "folds": "1", "seeds": "0", "source": "ours"} in rows
+            "std": "0.000000", "spread": "folds", "folds": "1", "seeds": "0", "source": "ours"} in rows
     assert [r["row"] for r in rows if r["source"] == "published"] == ["a", "b", "mean"]
     assert files["figure"].read_bytes()[:4] == b"\x89PNG"
 
@@ -107,3 +107,42 @@ def test_published_mean_convention_matches_the_readme():
         assert sum(s.std for s in scores) / 5 == pytest.approx(model.mean.std, abs=1.5e-3), model.model
     partial = type(neurorvq)("X", {"motor": Score(0.5, 0.1)}, mean=None)
     assert published_mean(partial, keys) is None
+
+
+def test_a_one_split_row_has_no_spread_over_folds_but_over_seeds(tmp_path):
+    one = run_cells(write_run(tmp_path / "one", {0: {0: (0.7, 0.8)}}), expected_folds=1)["balanced_accuracy"]
+    assert (one.mean, one.std, one.spread, one.text()) == (pytest.approx(0.7), None, "seeds", "0.700 (1 split)")
+    three = run_cells(write_run(tmp_path / "three", {0: {0: (0.6, 0.7), 1: (0.7, 0.8), 2: (0.8, 0.9)}}),
+                      expected_folds=1)["balanced_accuracy"]
+    assert three.std == pytest.approx(0.0816497, abs=1e-6)  # population std over the three seeds
+    assert three.text() == "0.700 ± 0.082 (1 split, ± over 3 seeds)"
+
+
+def test_report_of_folds_and_one_split_rows_with_notes(tmp_path, capsys):
+    (tmp_path / "folds.json").write_text(json.dumps({"format": "neurorvq-split", "version": 1, "by": "subject",
+                                                     "folds": {"0": [1], "1": [2]}}))
+    (tmp_path / "parts.json").write_text(json.dumps({"format": "neurorvq-split", "version": 1, "by": "session",
+                                                     "splits": {"train": ["T"], "test": ["E"]}}))
+    (tmp_path / "table.yaml").write_text("""table: t
+rows:
+  - {key: a, task: Folds, recipe: a.yaml, split: folds.json, note: "LOSO [I]"}
+  - {key: b, task: Parts, recipe: b.yaml, split: parts.json, group_by: session, undetermined: "which classes"}
+published:
+  - {model: NeuroRVQ, source: test, metric: accuracy, scores: {b: 0.7}}
+""")
+    table = read_table(tmp_path / "table.yaml")
+    out = tmp_path / "out"
+    write_run(out / "t" / "a" / "fm", {0: {0: (0.8, 0.85), 1: (0.8, 0.85)}, 1: {0: (0.6, 0.65), 1: (0.6, 0.65)}})
+    write_run(out / "t" / "b" / "fm", {0: {0: (0.5, 0.55), 1: (0.7, 0.75)}})
+    files = write_report(table, [ModelEntry("fm", "our FM", fm="x.pt")], out, "parity", figure=False)["files"]
+    text = files["markdown"].read_text()
+    assert "| model | Folds | Parts (undetermined) | Mean |" in text
+    assert "| our FM | 0.700 ± 0.100 | 0.600 ± 0.100 (1 split, ± over 2 seeds) | 0.650 |" in text  # mixed ±: none
+    assert "| NeuroRVQ (published) | — | 0.700 | — |" in text  # accuracy table
+    assert "Folds per task: Folds 2, Parts 1 split" in text
+    assert "Parts: one published split (train/test parts, run as one fold)" in text
+    assert "Parts (undetermined): which classes." in text and "Folds: LOSO [I]." in text
+    rows = list(csv.DictReader(open(files["csv"])))
+    line, = [r for r in rows if (r["row"], r["metric"], r["source"]) == ("b", "balanced_accuracy", "ours")]
+    assert (line["spread"], line["folds"], line["seeds"], line["std"]) == ("seeds", "1", "0 1", "0.100000")
+    assert capsys.readouterr().out.startswith("# t")

@@ -1,5 +1,5 @@
-"""Benchmark tables as data: the EEG rows against their recipes and the shipped official split files, the tables not
-yet runnable with their published numbers, and table files (format and mistakes)."""
+"""Benchmark tables as data: the EEG, ECG, EMG and reconstruction rows against their recipes and the shipped split
+files (kinds, columns, classes), their published numbers, and table files (format and mistakes)."""
 
 from __future__ import annotations
 
@@ -29,10 +29,12 @@ def test_tables_and_their_rows():
     assert [r.balance_per_subject for r in eeg.rows] == [False, True, True, True, True]  # HGD: "already balanced"
     assert [r.extra for r in eeg.rows] == ["benchmarks", "benchmarks", "benchmarks", None, None]
     for key in ("ecg", "emg", "recon"):
-        assert TABLES[key].rows and not any(r.available for r in TABLES[key].rows)
-    assert [r.key for r in TABLES["ecg"].rows] == ["superclass", "statements43"]
-    assert [r.key for r in TABLES["emg"].rows] == ["discrete_gestures", "epn612", "ninapro_db5", "uci_emg"]
+        assert TABLES[key].rows and all(r.available for r in TABLES[key].rows)
+    assert [r.key for r in TABLES["ecg"].rows] == ["ptbxl_5class", "ptbxl_43class"]
+    assert [r.key for r in TABLES["emg"].rows] == ["discrete_gestures", "epn612", "ninapro_db5", "uci"]
     assert [r.key for r in TABLES["recon"].rows] == ["brainomni", "high_gamma", "pavlov"]
+    assert [t.kind for t in TABLES.values()] == ["classification"] * 3 + ["reconstruction"]
+    assert get_table("reconstruction") is TABLES["recon"]
 
 
 @pytest.mark.parametrize("key", list(EEG_ROWS))
@@ -61,17 +63,23 @@ def test_eeg_row_recipe_matches_the_row(key):
     assert hasattr(imported, name) and callable(getattr(imported, "download", None))
 
 
-def test_published_numbers_of_the_tables_not_yet_runnable():
+def test_published_numbers_of_the_ecg_emg_and_reconstruction_tables():
     ecg, = BUILT_IN["ecg"]
-    assert (ecg.metric, ecg.score("superclass").mean, ecg.score("statements43").mean) == ("accuracy", 0.7019, 0.7917)
-    emg, = BUILT_IN["emg"]
-    assert {k: s.mean for k, s in emg.scores.items()} == {"discrete_gestures": 0.708, "epn612": 0.9465,
-                                                           "ninapro_db5": 0.4136, "uci_emg": 0.8943}
+    assert (ecg.metric, ecg.score("ptbxl_5class").mean, ecg.score("ptbxl_43class").mean) == ("accuracy", 0.7019,
+                                                                                             0.7917)
+    balanced, plain = BUILT_IN["emg"]  # Discrete Gestures is published as balanced accuracy, the others as accuracy
+    assert (balanced.metric, {k: s.mean for k, s in balanced.scores.items()}) == (
+        "balanced_accuracy", {"discrete_gestures": 0.708})
+    assert (plain.metric, {k: s.mean for k, s in plain.scores.items()}) == (
+        "accuracy", {"epn612": 0.9465, "ninapro_db5": 0.4136, "uci": 0.8943})
     assert TABLES["emg"].row("discrete_gestures").metric == "balanced_accuracy"
     recon, = BUILT_IN["recon"]
     assert recon.metric == "mse" and {k: s.mean for k, s in recon.scores.items()} == {
         "brainomni": 0.191, "high_gamma": 0.084, "pavlov": 0.090}
-    assert all(s.std is None for m in (ecg, emg, recon) for s in m.scores.values())
+    assert all(s.std is None for m in (ecg, balanced, plain, recon) for s in m.scores.values())
+    for table in ("ecg", "emg", "recon"):  # every row has a published number, every published row a table row
+        keys = {k for m in BUILT_IN[table] for k in m.scores}
+        assert keys == {r.key for r in TABLES[table].rows}
 
 
 def test_a_table_file_reads_relative_paths_against_its_folder(tmp_path):
@@ -104,6 +112,10 @@ published:
     ("rows: [{key: a}]\npublished: [{model: M, scores: {b: 0.5}}]\n", "key 'scores.b': no row 'b'"),
     ("rows: [{key: a}]\npublished: [{model: M, scores: {a: [1, 2, 3]}}]\n", "expected a number, [mean] or [mean, std]"),
     ("rows: [{task: A}]\n", "key 'rows[0]' key 'key' is missing"),
+    ("rows: [{key: a, metric: mse}, {key: b}]\n", "it mixes reconstruction rows (metric mse) with classification"),
+    ("rows: [{key: a, metric: mse, classes: 3}]\n", "a reconstruction row (metric mse) has no classes"),
+    ("rows: [{key: a, metric: mse, split: f.json}]\n", "a reconstruction row reads one split of its DataModule"),
+    ("rows: [{key: a, all_classes_in_test: 1}]\n", "key 'all_classes_in_test': expected true or false"),
 ])
 def test_table_file_mistakes_name_the_file_and_key(tmp_path, text, message):
     path = tmp_path / "bad.yaml"

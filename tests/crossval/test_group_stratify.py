@@ -155,7 +155,8 @@ def test_split_file_mistakes(loaded, recipe, root, tmp_path):
         return folds_of(cv(recipe, root, folds_file=str(path), **{"group_by": "session", **kwargs}), loaded)
 
     parts = save_split_file(tmp_path / "parts.json", by="session", splits={"train": ["day1"], "test": ["day2"]})
-    with pytest.raises(ConfigError, match=r"gives train/val/test parts \(train, test\); neurorvq cv needs folds"):
+    with pytest.raises(ConfigError, match=r"holds train/val/test parts \(train, test\): one split, run as one fold, "
+                                          r"but --folds is 2; pass --folds 1"):  # tests/crossval/test_parts_split.py
         folds_from(parts)
     subjects = save_split_file(tmp_path / "subjects.json", by="subject", folds={"0": ["sub1"], "1": ["sub2"]})
     with pytest.raises(ConfigError, match="key 'by': the file splits by 'subject', but 'session' was asked for"):
