@@ -17,6 +17,18 @@ protocol of the published numbers the tables put beside ours (docs/paper-tables.
 
 A reconstruction table (every row ``metric: mse``) runs through :mod:`neurorvq.benchmarks.recon` instead.
 
+Window cache: every model of a row folds the same windows, so by default the row's runs share an on-disk cache of
+them (``--data.init_args.cache_dir=<out>/<table>/<row>/window_cache``, :data:`CACHE_FOLDER`): the first model's
+run reads and preprocesses the recordings once and writes the pooled windows there
+(:meth:`~neurorvq.data.datamodule.RecordingDataModule.load_all`), the other models and any resumed run read them
+back without opening a recording. It holds the row's windows as float32 at the modality's rate (about the size of
+the preprocessed data: High-Gamma's ~15 GB of 500-Hz EDF give a few GB); delete the folder to reclaim the space (a
+new run rebuilds it). A recipe or a pass-through override that sets ``data.init_args.cache_dir`` itself is left
+alone, and ``cache=False`` (``--cache false``) passes none. The added override is left out of the run's identity
+(``cv.json``, :class:`BenchmarkCV`): the cache holds exactly the windows an in-memory load gives, so runs made
+before the cache existed, or with ``--cache false``, are reused or resumed as they are, and a run may switch between
+the two.
+
 Resuming: the runner resumes fold by fold; a (row, model) whose folder holds a record for every fold and seed
 under the same settings is reused without loading its data. Before a (row, model) trains, the row's dataset is
 checked (:mod:`neurorvq.benchmarks.data_check`): every problem of every row that would train is reported at once,
@@ -33,6 +45,7 @@ from typing import Any, Sequence
 
 from neurorvq.benchmarks.data_check import recipe_data, require_dataset
 from neurorvq.benchmarks.tables import DATASET_SPLIT, Row, Table, data_root, recipe_path, split_path, with_rows
+from neurorvq.crossval.runner import CVSettings
 from neurorvq.errors import ConfigError
 
 BASELINE_LABELS = {"eegnet": "EEGNet", "shallow_convnet": "ShallowConvNet", "logpower": "log band power + LR",
@@ -42,6 +55,9 @@ MODEL_RECIPE = "model_recipe.yaml"
 DATASET_SPLIT_FILE = "split.json"
 """The dataset's own split of a ``split: dataset`` row, as resolved into the run folder."""
 DEFAULT_OUT = "runs/benchmarks"
+CACHE_FOLDER = "window_cache"
+"""The folder of a row's window cache, ``<out>/<table>/<row>/window_cache`` (beside the models' run folders)."""
+CACHE_OPTION = "--data.init_args.cache_dir"
 
 
 @dataclass(frozen=True)
@@ -70,6 +86,8 @@ class Job:
     folder: Path
     n_folds: int
     kind: str = "folds"
+    cache_dir: Path | None = None
+    """The row's window cache passed to the run (``None``: none added; see the module docstring)."""
 
     @property
     def group_by(self) -> str:
@@ -98,6 +116,7 @@ class BenchmarkSettings:
     models: list[str] = field(default_factory=list)
     max_windows: int | None = 1000
     device: str = "auto"
+    cache: bool = True
 
 
 def slug(text: str) -> str:
@@ -206,21 +225,52 @@ def row_overrides(entry: ModelEntry, root: Path, overrides: Sequence[str]) -> li
     return [*extra, *overrides]
 
 
+def sets_cache_dir(recipe: Path, overrides: Sequence[str]) -> bool:
+    """Whether the row's recipe (its ``data.init_args``, even as ``null``) or a pass-through override sets
+    ``cache_dir`` itself."""
+    if "cache_dir" in recipe_data(recipe)["init_args"]:
+        return True
+    return any(arg.partition("=")[0] in (CACHE_OPTION, "--data.cache_dir") for arg in overrides)
+
+
+def cache_override(job: Job) -> list[str]:
+    """The window-cache override of a job (``[]`` when it has none)."""
+    return [] if job.cache_dir is None else [f"{CACHE_OPTION}={job.cache_dir}"]
+
+
+@dataclass
+class BenchmarkCV(CVSettings):
+    """:class:`~neurorvq.crossval.runner.CVSettings` of a benchmark run whose identity (``cv.json``) leaves out
+    ``window_cache``, the cache override the benchmark adds by default: the cache does not change the windows, so runs
+    made without it (before it existed, or with ``--cache false``) stay reusable and resumable."""
+
+    window_cache: str | None = None
+
+    def identity(self) -> dict[str, Any]:
+        identity = super().identity()
+        if self.window_cache is not None:
+            identity["overrides"] = [o for o in identity["overrides"] if o != self.window_cache]
+        return identity
+
+
 def cv_settings(settings: BenchmarkSettings, job: Job) -> Any:
-    """The :class:`~neurorvq.crossval.runner.CVSettings` of one (row, model); a model recipe's run reads
-    ``<folder>/model_recipe.yaml`` (:func:`write_model_recipe`)."""
+    """The :class:`~neurorvq.crossval.runner.CVSettings` (a :class:`BenchmarkCV`) of one (row, model); a model
+    recipe's run reads ``<folder>/model_recipe.yaml`` (:func:`write_model_recipe`). The row's window cache override
+    comes right after the data root and stays out of the run's identity."""
     from neurorvq.crossval.protocol import PARITY
-    from neurorvq.crossval.runner import CVSettings
 
     recipe = job.folder / MODEL_RECIPE if job.entry.model_recipe is not None else job.recipe
     parity = settings.protocol == PARITY
-    return CVSettings(recipe=str(recipe), overrides=row_overrides(job.entry, job.root, settings.overrides),
-                      n_folds=job.n_folds, folds_file=str(job.split), group_by=job.group_by,
-                      val_group_by=job.row.val_group_by if job.kind != DATASET_SPLIT else None,
-                      val_fraction=0.0 if parity else 0.1, protocol=settings.protocol,
-                      balance_per_subject=job.row.balance_per_subject if parity else None, unlisted="drop",
-                      seeds=list(settings.seeds) if settings.seeds else None, baseline=job.entry.baseline,
-                      name=job.entry.label, require_all_classes=job.row.all_classes_in_test)
+    overrides = row_overrides(job.entry, job.root, settings.overrides)
+    cache = cache_override(job)
+    return BenchmarkCV(recipe=str(recipe), overrides=[*overrides[:1], *cache, *overrides[1:]],
+                       window_cache=cache[0] if cache else None,
+                       n_folds=job.n_folds, folds_file=str(job.split), group_by=job.group_by,
+                       val_group_by=job.row.val_group_by if job.kind != DATASET_SPLIT else None,
+                       val_fraction=0.0 if parity else 0.1, protocol=settings.protocol,
+                       balance_per_subject=job.row.balance_per_subject if parity else None, unlisted="drop",
+                       seeds=list(settings.seeds) if settings.seeds else None, baseline=job.entry.baseline,
+                       name=job.entry.label, require_all_classes=job.row.all_classes_in_test)
 
 
 def finished(job: Job, cv: Any) -> bool:
@@ -313,12 +363,19 @@ def plan_jobs(settings: BenchmarkSettings, entries: Sequence[ModelEntry]) -> lis
         n_folds = split_folds(settings.table, row)
         recipe_root = recipe_data(recipe)["init_args"].get("root")
         root = data_root(settings.table, row, settings.data_dir, settings.roots, recipe_root)
+        row_folder = Path(settings.out) / settings.table.key / row.key
+        cache_dir = row_folder / CACHE_FOLDER if settings.cache and not sets_cache_dir(recipe, settings.overrides) \
+            else None
         for entry in entries:
             if entry.model_recipe is not None:
                 model_recipe_text(entry, recipe)  # a bad model recipe fails before anything trains
-            folder = Path(settings.out) / settings.table.key / row.key / entry.slug
+            if cache_dir is not None and entry.slug == CACHE_FOLDER:
+                raise ConfigError(f"model {entry.label!r} would write into the row's window cache folder "
+                                  f"'{CACHE_FOLDER}'; label it otherwise with --name (or turn the cache off with "
+                                  "--cache false)")
+            folder = row_folder / entry.slug
             split = folder / DATASET_SPLIT_FILE if kind == DATASET_SPLIT else split_path(settings.table, row)
-            jobs.append(Job(row, entry, recipe, root, split, folder, n_folds, kind))
+            jobs.append(Job(row, entry, recipe, root, split, folder, n_folds, kind, cache_dir))
     return jobs
 
 
@@ -336,6 +393,9 @@ def run_benchmark(settings: BenchmarkSettings) -> dict[str, Any]:
     if settings.table.kind == "reconstruction":
         from neurorvq.benchmarks.recon import run_reconstruction
 
+        if not settings.cache:
+            raise ConfigError(f"--cache applies to the fine-tuning tables; table '{settings.table.key}' reconstructs: "
+                              "leave --cache out")
         return run_reconstruction(settings)
     if settings.max_windows != 1000 or settings.device != "auto":
         raise ConfigError(f"--max_windows and --device apply to the reconstruction table; table "
@@ -386,6 +446,7 @@ def run_benchmark(settings: BenchmarkSettings) -> dict[str, Any]:
     return write_report(settings.table, entries, Path(settings.out), settings.protocol, figure=settings.figure)
 
 
-__all__ = ["BASELINE_LABELS", "BenchmarkSettings", "DATASET_SPLIT_FILE", "Job", "ModelEntry", "cv_settings",
-           "data_overrides", "finished", "model_entries", "model_recipe_text", "plan_jobs", "resolve_dataset_split",
-           "row_overrides", "run_benchmark", "say", "slug", "write_model_recipe"]
+__all__ = ["BASELINE_LABELS", "BenchmarkCV", "BenchmarkSettings", "CACHE_FOLDER", "DATASET_SPLIT_FILE", "Job",
+           "ModelEntry", "cache_override", "cv_settings", "data_overrides", "finished", "model_entries",
+           "model_recipe_text", "plan_jobs", "resolve_dataset_split", "row_overrides", "run_benchmark", "say",
+           "sets_cache_dir", "slug", "write_model_recipe"]

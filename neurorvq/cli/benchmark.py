@@ -5,6 +5,12 @@ the official folds, written in the paper's layout (:mod:`neurorvq.benchmarks`).
 repeatable); every other argument whose key starts with a recipe section (``--trainer.max_epochs=1``,
 ``--model.init_args.fm_overrides=...``, ``--data.init_args.batch_size=8``) is passed to every row's recipe, as in
 ``neurorvq cv`` (the reconstruction table takes ``--data.init_args.*`` only).
+
+``--cache`` (default true): the models of a row share one on-disk cache of the row's windows,
+``<out>/<table>/<row>/window_cache`` (passed as ``--data.init_args.cache_dir`` unless the recipe or an override sets
+it), so the recordings are read and preprocessed once per row, not once per model or resumed run; ``--cache false``
+loads them in memory every time. The cache does not enter a run's identity: runs made with or without it resume
+alike (:mod:`neurorvq.benchmarks.run`).
 """
 
 from __future__ import annotations
@@ -65,6 +71,12 @@ def benchmark_parser():
     parser.add_argument("--root", type=list[str], default=[], metavar="ROW=PATH",
                         help="the data folder of one row (repeatable), e.g. --root eyes=/data/eegmmidb")
     parser.add_argument("--figure", type=bool, default=True, help="write table.png")
+    parser.add_argument("--cache", type=bool, default=True,
+                        help="share one on-disk cache of each row's preprocessed windows between its models and "
+                        "resumed runs: <out>/<table>/<row>/window_cache (float32 windows, about the size of the "
+                        "preprocessed data; delete it to reclaim the space), unless the recipe or a "
+                        "--data.init_args.cache_dir override sets one; false: load the recordings in memory for "
+                        "every model (fine-tuning tables only)")
     parser.add_argument("--max_windows", type=Optional[int], default=1000,
                         help="reconstruction table: windows reconstructed per dataset, a reproducible draw over all "
                         "subjects (null = all)")
@@ -131,7 +143,8 @@ def run_benchmark_command(argv: Sequence[str]) -> int:
                                  name=args.name, baselines=list(args.baselines), protocol=args.protocol,
                                  seeds=args.seeds, out=args.out, rows=args.rows, recipes=args.recipes,
                                  data_dir=args.data_dir, roots=roots, overrides=list(overrides), figure=args.figure,
-                                 models=models, max_windows=args.max_windows, device=args.device)
+                                 models=models, max_windows=args.max_windows, device=args.device,
+                                 cache=args.cache)
     run_benchmark(settings)
     return 0
 

@@ -7,7 +7,8 @@ the base checks the root, splits subjects (:func:`~neurorvq.data.splits.split_su
 with progress, skips bad files with a warning (or raises in strict mode), and summarises what was kept, rejected
 and skipped. With ``cache_dir`` it writes the windows of each split once into a sharded on-disk cache
 (:mod:`neurorvq.data.cache`, through :class:`~neurorvq.data.datamodule_cache.WindowCacheMixin`) and streams
-batches from it instead of holding them in memory.
+batches from it instead of holding them in memory; the pooled windows of :meth:`RecordingDataModule.load_all`
+(``neurorvq cv``) are cached too and read back into memory.
 """
 
 from __future__ import annotations
@@ -94,7 +95,9 @@ class RecordingDataModule(WindowCacheMixin, SplitLoaders, L.LightningDataModule)
             ``Trainer(reload_dataloaders_every_n_epochs=1)`` for a new order every epoch (otherwise every epoch
             reads the epoch-0 order). On a filesystem shared by several nodes use
             ``prepare_data_per_node=False``. The loading summary is kept in a ``summary.json`` next to each
-            cache's ``index.json`` and reloaded on reuse. Builders of one cache take turns on its lock and
+            cache's ``index.json`` and reloaded on reuse. :meth:`load_all` (the pooled windows of ``neurorvq cv``)
+            keeps a cache of its own under the same folder, keyed by every recording found instead of a split.
+            Builders of one cache take turns on its lock and
             whoever comes second reuses what the first built. Shards are checksummed and verified as they stream: a
             damaged cache raises :class:`~neurorvq.data.cache.CacheError` naming it (delete its folder and run
             again to rebuild). Subclasses that change the windows after loading by
@@ -560,14 +563,23 @@ class RecordingDataModule(WindowCacheMixin, SplitLoaders, L.LightningDataModule)
 
     def load_all(self) -> list[WindowSet]:
         """Load every recording found, ignoring the split, and return their window sets (with subject ids and
-        columns): the pool that ``neurorvq cv`` folds itself. Does not touch :attr:`datasets`."""
+        columns): the pool that ``neurorvq cv`` folds itself. Does not touch :attr:`datasets`.
+
+        With ``cache_dir`` the pool goes through a window cache of its own (the pseudo-split ``all``: every
+        recording found, no split membership; see :mod:`~neurorvq.data.datamodule_cache`): the first call loads
+        the recordings and writes it, later calls (another model of a benchmark row, a resumed ``neurorvq cv``)
+        read it back without opening a recording. Either way the same window sets come back, in the same order
+        (fold indices depend on it), with the same summary."""
         infos = self._find()
         self.splits = {"train": list(self.subject_names), "val": [], "test": []}
         self.plan = SplitPlan("subject", "recording", dict(self.splits), {str(i.path): ("train",) for i in infos})
         sets: list[WindowSet] = []
         tally: dict[str, Any] = {}
-        for _, window_sets in self.iter_recordings(infos, self.make_pipeline(), tally):
-            sets.extend(window_sets)
+        if self.cache_dir is not None:
+            sets, tally = self._pooled_from_cache(infos)
+        else:
+            for _, window_sets in self.iter_recordings(infos, self.make_pipeline(), tally):
+                sets.extend(window_sets)
         self._finish_summary(len(infos), tally, {"train": sum(len(ws) for ws in sets), "val": 0, "test": 0},
                              len({ws.key for ws in sets}))
         return sets

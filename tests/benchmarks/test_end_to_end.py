@@ -1,6 +1,7 @@
 """neurorvq benchmark end to end: a generated two-row table (EEGMMIDB-layout EDF files written with mne.export, a
 2-fold split file, a tiny model recipe and the logpower baseline) through the cv runner under the default parity
-protocol; table.md/csv/png checked against the runs' records; a second call trains nothing."""
+protocol; table.md/csv/png checked against the runs' records; each row's window cache built once, by its first model,
+and read by the second; a second call trains nothing; runs made without the cache are reused and resumed with it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import yaml
 
 from benchmark_data import write_eegmmidb, write_table
 from neurorvq.cli import main
+from neurorvq.data.datamodule_cache import WindowCacheMixin
 
 BUDGET_S = 90.0  # the issue's limit for this test on a 2-core machine (measured: about 15 s)
 
@@ -28,10 +30,27 @@ def finished(tmp_path_factory):
     out = base / "out"
     args = ["benchmark", "--table", str(table), "--model", str(base / "tables" / "tiny.yaml"), "--baselines",
             "logpower", "--data_dir", str(base / "data"), "--out", str(out), "--protocol", "parity"]
-    started = time.monotonic()
-    assert main(args) == 0
-    return {"out": out / "two-tasks", "args": args, "seconds": time.monotonic() - started, "base": base,
-            "table": str(table)}
+    pooled: dict[str, list] = {"built": [], "read": []}  # (cache folder, windows) of every pooled load
+    build, read = WindowCacheMixin._build_pooled_cache, WindowCacheMixin._read_pooled
+
+    def counted_build(self, key, infos):
+        sets, part = build(self, key, infos)
+        pooled["built"].append((self.cache_dir, sum(len(ws) for ws in sets)))
+        return sets, part
+
+    def counted_read(index, layout):
+        sets = read(index, layout)
+        pooled["read"].append((Path(index.location).parent, sum(len(ws) for ws in sets)))
+        return sets
+
+    with pytest.MonkeyPatch.context() as patch:  # the real methods, counted
+        patch.setattr(WindowCacheMixin, "_build_pooled_cache", counted_build)
+        patch.setattr(WindowCacheMixin, "_read_pooled", staticmethod(counted_read))
+        started = time.monotonic()
+        assert main(args) == 0
+        seconds = time.monotonic() - started
+    return {"out": out / "two-tasks", "args": args, "seconds": seconds, "base": base, "table": str(table),
+            "pooled": pooled}
 
 
 def _records(folder: Path) -> list[dict]:
@@ -58,6 +77,41 @@ def test_runs_every_row_and_model_on_the_split_folds_under_parity(finished):
     assert init["fm"] is None and init["fm_overrides"] == {"depth": 1} and init["num_classes"] == 2  # the row's
     assert recipe["data"]["init_args"]["task"] == "eyes"
     assert _records(out / "eyes" / "tiny")[0]["selection"] == "last epoch (no validation part)"
+
+
+def test_each_row_builds_its_window_cache_once_and_the_second_model_reads_it(finished):
+    out = finished["out"]
+    caches = {row: out / row / "window_cache" for row in ("eyes", "imagery")}
+    built, read = finished["pooled"]["built"], finished["pooled"]["read"]
+    assert sorted(folder for folder, _ in built) == sorted(caches.values())  # once per row, by its first model
+    assert sorted(read) == sorted(built)  # the other model: the same windows, read back
+    for row, folder in caches.items():
+        pools = [p for p in folder.iterdir() if (p / "sets.json").is_file()]
+        assert len(pools) == 1, row  # one pooled cache per row: both models' runs shared its key
+        for model in ("tiny", "logpower"):
+            overrides = json.loads((out / row / model / "cv.json").read_text())["overrides"]
+            assert not any("cache_dir" in o for o in overrides)  # not part of the run's identity
+
+
+def test_runs_made_without_the_cache_are_reused_and_resumed_with_it(finished, tmp_path, capsys):
+    """--cache false gives the runs of before the cache existed; the default call then reuses them, and a run
+    interrupted before its last fold resumes with the cache into the same cv.json."""
+    base = ["benchmark", "--table", finished["table"], "--baselines", "logpower", "--rows", "eyes", "--data_dir",
+            str(finished["base"] / "data"), "--out", str(tmp_path), "--protocol", "parity", "--figure", "false"]
+    assert main([*base, "--cache", "false"]) == 0
+    row = tmp_path / "two-tasks" / "eyes"
+    identity = (row / "logpower" / "cv.json").read_text()
+    assert not (row / "window_cache").exists() and "cache_dir" not in identity
+    capsys.readouterr()
+    assert main(base) == 0
+    assert "0 to run, 1 already finished" in capsys.readouterr().out and not (row / "window_cache").exists()
+    last = row / "logpower" / "fold_1" / "metrics.json"
+    before = json.loads(last.read_text())
+    last.unlink()  # interrupted before its last fold
+    assert main(base) == 0
+    assert (row / "logpower" / "cv.json").read_text() == identity
+    assert json.loads(last.read_text())["metrics"] == before["metrics"]
+    assert len([p for p in (row / "window_cache").iterdir() if (p / "sets.json").is_file()]) == 1
 
 
 def test_table_markdown_csv_and_figure(finished):
