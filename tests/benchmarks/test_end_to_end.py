@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,8 @@ from benchmark_data import write_eegmmidb, write_table
 from neurorvq.cli import main
 from neurorvq.data.datamodule_cache import WindowCacheMixin
 
-BUDGET_S = 90.0  # the issue's limit for this test on a 2-core machine (measured: about 15 s)
+# The issue asks this run to fit in 90 s on a 2-core machine; measured 4.5-20 s (quiet / loaded). Timings stay out of
+# pass/fail tests: benchmarks/README.md records them.
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +46,8 @@ def finished(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:  # the real methods, counted
         patch.setattr(WindowCacheMixin, "_build_pooled_cache", counted_build)
         patch.setattr(WindowCacheMixin, "_read_pooled", staticmethod(counted_read))
-        started = time.monotonic()
         assert main(args) == 0
-        seconds = time.monotonic() - started
-    return {"out": out / "two-tasks", "args": args, "seconds": seconds, "base": base, "table": str(table),
+    return {"out": out / "two-tasks", "args": args, "base": base, "table": str(table),
             "pooled": pooled}
 
 
@@ -58,7 +56,6 @@ def _records(folder: Path) -> list[dict]:
 
 
 def test_runs_every_row_and_model_on_the_split_folds_under_parity(finished):
-    assert finished["seconds"] < BUDGET_S
     out = finished["out"]
     for row in ("eyes", "imagery"):
         for model in ("tiny", "logpower"):

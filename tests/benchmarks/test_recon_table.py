@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import torch
 from benchmark_data import layout_writers, write_eegmmidb
 from neurorvq.cli import main
 
-BUDGET_S = 90.0  # the issue's limit for the reconstruction table on generated data (measured: about 10 s)
+# The issue asks this run to fit in 90 s; measured about 4-10 s. Timings stay out of pass/fail tests.
 RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "benchmarks"
 BANDS = ["delta", "theta", "alpha", "beta", "gamma"]
 
@@ -40,13 +39,11 @@ def finished(tmp_path_factory):
     args = ["benchmark", "--table", "reconstruction", "--model", str(tokenizer), "--model", f"again={tokenizer}",
             "--out", str(out), "--max_windows", "8", "--device", "cpu",
             *[arg for key, root in roots.items() for arg in ("--root", f"{key}={root}")]]
-    started = time.monotonic()
     assert main(args) == 0
-    return {"out": out / "recon", "args": args, "seconds": time.monotonic() - started, "roots": roots}
+    return {"out": out / "recon", "args": args, "roots": roots}
 
 
 def test_every_row_and_tokenizer_through_the_harness(finished):
-    assert finished["seconds"] < BUDGET_S
     out = finished["out"]
     windows = {"brainomni": 1, "high_gamma": 8, "pavlov": 4}  # the sample; 8 of High-Gamma's 12; Pavlov's 4
     for row, count in windows.items():
