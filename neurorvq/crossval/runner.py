@@ -50,17 +50,17 @@ import numpy as np
 from neurorvq.crossval.feature_models import (CLASSICAL, FEATURE_MODELS, PROBE, FrozenFeatures, fit_feature_model,
                                               window_arrays)
 from neurorvq.crossval.fold_data import FoldDataModule
-from neurorvq.crossval.folds import (drop_unlisted, is_run_folds, kfold, parts_fold, split_file_folds,
-                                     stratify_values, window_groups)
+from neurorvq.crossval.folds import window_groups
 from neurorvq.crossval.grid import check_seeds, grid_settings
 from neurorvq.crossval.per_fold import check_fold_fields, check_fold_paths, fold_overrides, has_fold_field
 from neurorvq.crossval.protocol import (CLEAN, DEFAULT_BALANCE, check_protocol, class_weight_labels,
                                         default_val_fraction, fold_protocol_record, protocol_fold, protocol_markdown,
                                         protocol_summary, resolve_balance, sklearn_class_weight)
 from neurorvq.crossval.report import write_summary
+from neurorvq.crossval.run_folds import apply_unlisted, make_folds
+from neurorvq.crossval.run_folds import say as _say
 from neurorvq.crossval.sensitivity import sensitivity_cell, task_sensitivity
-from neurorvq.data.split_files import read_split_file
-from neurorvq.data.splits import Fold, check_test_classes, load_folds, save_folds
+from neurorvq.data.splits import Fold
 from neurorvq.data.windows import WindowDataset
 from neurorvq.errors import ConfigError
 from neurorvq.file_io import read_lightning_checkpoint, read_yaml
@@ -244,113 +244,6 @@ def check_labels(pool: WindowDataset, num_classes: int, folds: Sequence[Fold]) -
                               "a data selection where every training part has several classes")
 
 
-def make_folds(settings: CVSettings, pool: WindowDataset, groups: np.ndarray, out: Path,
-               datamodule: Any = None) -> list[Fold]:
-    """The folds of ``<out>/folds.json`` when present (checked against the data), else new ones saved there: from
-    ``settings.folds_file`` (another run's ``folds.json`` or a split file with folds), or drawn by ``seed``."""
-    path = out / "folds.json"
-    if not path.is_file():
-        folds, metadata = new_folds(settings, pool, groups, datamodule)
-        if metadata is None:  # another run's folds.json: kept as it is
-            path.write_text(Path(settings.folds_file).read_text())
-        else:
-            save_folds(folds, path, metadata=metadata)
-        return folds
-    folds = load_folds(path, subjects=fold_units(settings, pool, groups, datamodule))
-    if len(folds) != settings.n_folds:
-        raise ConfigError(f"{path} holds {len(folds)} folds but --folds is {settings.n_folds}; use another --out")
-    return folds
-
-
-def fold_units(settings: CVSettings, pool: WindowDataset, groups: np.ndarray, datamodule: Any = None) -> np.ndarray:
-    """``[N]`` groups the folds list: ``groups`` (of ``group_by``), or the values of ``val_group_by`` when it is
-    set (and differs)."""
-    if settings.val_group_by is None or settings.val_group_by == settings.group_by:
-        return groups
-    if not isinstance(settings.val_group_by, str) or not settings.val_group_by.strip():
-        raise ConfigError(f"--val_group_by is {settings.val_group_by!r}; give a column of the windows (e.g. subject)")
-    return window_groups(pool, settings.val_group_by, datamodule)
-
-
-def new_folds(settings: CVSettings, pool: WindowDataset, groups: np.ndarray,
-              datamodule: Any = None) -> tuple[list[Fold], dict[str, Any] | None]:
-    """``(folds, metadata to save with them)``; the metadata is ``None`` for another run's ``folds.json``, which
-    is copied unchanged."""
-    metadata = {"group_by": settings.group_by, "stratify_by": settings.stratify_by, "seed": settings.seed,
-                "val_fraction": settings.val_fraction, "recipe": settings.recipe, "windows": len(groups)}
-    nested = settings.val_group_by is not None and settings.val_group_by != settings.group_by
-    if nested:
-        metadata["val_group_by"] = settings.val_group_by
-    stratify = stratify_values(pool, settings.stratify_by)
-    source = settings.folds_file
-    if nested and (source is None or is_run_folds(source)):
-        raise ConfigError(f"--val_group_by {settings.val_group_by} draws the validation groups inside the parts of a "
-                          "split file; give --folds_file <split file> (folds or train/val/test parts), or drop "
-                          "--val_group_by")
-    if source is None:
-        folds = kfold(groups, pool.labels, settings.stratify_by, stratify, n_folds=settings.n_folds,
-                      seed=settings.seed, val_fraction=settings.val_fraction,
-                      require_all_classes=settings.require_all_classes)
-        return folds, metadata
-    if not Path(source).is_file():
-        raise ConfigError(f"--folds_file '{source}' does not exist; give the folds.json of an earlier neurorvq cv run "
-                          "or a split file with folds (JSON or CSV)")
-    if is_run_folds(source):
-        earlier = json.loads(Path(source).read_text()).get("metadata") or {}
-        if earlier.get("group_by", settings.group_by) != settings.group_by:
-            raise ConfigError(f"--folds_file '{source}' holds folds by {earlier['group_by']!r} but --group_by is "
-                              f"{settings.group_by!r}; pass --group_by {earlier['group_by']}")
-        folds = load_folds(source, subjects=groups)
-        if len(folds) != settings.n_folds:
-            raise ConfigError(f"--folds_file '{source}' holds {len(folds)} folds but --folds is {settings.n_folds}; "
-                              f"pass --folds {len(folds)}")
-        return folds, None
-    split = read_split_file(source, by=settings.group_by)
-    if split.kind == "folds" and len(split.groups) != settings.n_folds:
-        raise ConfigError(f"split file '{source}' holds {len(split.groups)} folds but --folds is {settings.n_folds}; "
-                          f"pass --folds {len(split.groups)}")
-    if split.kind == "parts" and settings.n_folds != 1:
-        raise ConfigError(f"split file '{source}' holds train/val/test parts ({', '.join(split.groups)}): one split, "
-                          f"run as one fold, but --folds is {settings.n_folds}; pass --folds 1")
-    ids = getattr(datamodule, "subject_ids", None) if settings.group_by == "subject" else None
-    units = fold_units(settings, pool, groups, datamodule) if nested else None
-    common = dict(seed=settings.seed, val_fraction=settings.val_fraction, stratify=stratify, ids=ids, units=units,
-                  units_by=settings.val_group_by if nested else None)
-    folds = [parts_fold(split, groups, **common)] if split.kind == "parts" else split_file_folds(split, groups,
-                                                                                                 **common)
-    check_test_classes(pool.labels, folds, settings.require_all_classes,
-                       fix="the file fixes the test parts: run on data holding every class in each",
-                       override="--allow_missing_classes")
-    listed = {v for values in split.match_all(np.unique(groups), ids).values() for v in values}
-    untested = sorted((g for g in np.unique(groups).tolist() if g not in listed), key=str)
-    if untested:
-        where = "fold" if split.kind == "folds" else "part"
-        _say(f"{len(untested)} {settings.group_by} values are in no {where} of {source} and train in every fold: "
-             f"{untested[:10]}{' ...' if len(untested) > 10 else ''} (--unlisted drop leaves them out)")
-    metadata.update(folds_file=str(source), fold_names=list(split.groups), by=split.by, source=split.source,
-                    unlisted=settings.unlisted, kind=split.kind)
-    return folds, metadata
-
-
-def apply_unlisted(settings: CVSettings, pool: WindowDataset, groups: np.ndarray,
-                   datamodule: Any = None) -> tuple[WindowDataset, np.ndarray, list]:
-    """``(pool, groups, dropped)``: with ``unlisted="drop"`` and a split file as ``folds_file``, the pool and its
-    ``[M]`` groups without the windows of the groups the file lists in no fold (a printed line says how many and
-    which); otherwise the inputs unchanged and ``dropped`` empty. Done on every run into ``out`` (resumes too), so
-    the stored folds always index the same windows."""
-    source = settings.folds_file
-    if settings.unlisted != "drop" or source is None or not Path(source).is_file() or is_run_folds(source):
-        return pool, groups, []  # another run's folds.json names every group's part
-    split = read_split_file(source, by=settings.group_by)
-    ids = getattr(datamodule, "subject_ids", None) if settings.group_by == "subject" else None
-    before = len(groups)
-    pool, groups, dropped = drop_unlisted(pool, groups, split, ids)
-    if dropped:
-        _say(f"--unlisted drop: {len(dropped)} {settings.group_by} value(s) that no {split.kind[:-1]} of {source} "
-             f"lists are left out ({before - len(groups)} of {before} windows): {dropped}")
-    return pool, groups, dropped
-
-
 def check_resumable(settings: CVSettings, out: Path) -> None:
     """Write ``<out>/cv.json``, or check that an earlier run into ``out`` had the same settings."""
     path = out / "cv.json"
@@ -379,10 +272,6 @@ def model_name(model: Any, baseline: str | None = None) -> str:
         return str(hparams["architecture"])
     name = getattr(getattr(model, "fm", None), "display_name", "NeuroRVQ-FM")  # the family's FM (LaBraM, ...)
     return name + ("" if hparams.get("fm") else " (no pretraining)")
-
-
-def _say(message: str) -> None:
-    print(f"[neurorvq cv] {message}", flush=True)
 
 
 def _weights(model: Any) -> list[float] | None:
@@ -687,6 +576,5 @@ def run_cv(settings: CVSettings, out: str | Path, task: str | None = None) -> di
     return summary
 
 
-__all__ = ["BASELINES", "CVSettings", "apply_unlisted", "check_labels", "fold_for_protocol", "fold_units",
-           "instantiate_recipe", "make_folds", "new_folds", "pooled_windows", "run_cv", "run_feature_fold", "run_fold",
-           "window_groups"]
+__all__ = ["BASELINES", "CVSettings", "check_labels", "fold_for_protocol", "instantiate_recipe", "pooled_windows",
+           "run_cv", "run_feature_fold", "run_fold"]

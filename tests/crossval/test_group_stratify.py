@@ -14,7 +14,8 @@ import yaml
 
 from neurorvq.cli import main
 from neurorvq.crossval import runner
-from neurorvq.crossval.runner import CVSettings, new_folds, run_cv
+from neurorvq.crossval.run_folds import new_folds
+from neurorvq.crossval.runner import CVSettings, run_cv
 from neurorvq.data.split_files import save_split_file
 from neurorvq.data.windowset import WindowDataset, WindowSet
 from neurorvq.datamodules.semg_armband import SEMGArmbandDataModule

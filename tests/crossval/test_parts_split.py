@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from neurorvq.cli import main
-from neurorvq.crossval import runner
+from neurorvq.crossval import run_folds
+from neurorvq.crossval.folds import window_groups
 from neurorvq.crossval.runner import CVSettings
 from neurorvq.data.split_files import save_split_file
 from neurorvq.data.windowset import WindowDataset, WindowSet
@@ -35,9 +36,9 @@ def folds_of(tmp_path: Path, parts: dict, by: str = "subject", **kwargs):
     data, pool = pool_of()
     path = save_split_file(tmp_path / "parts.json", by=by, splits=parts)
     settings = CVSettings(recipe="r.yaml", n_folds=1, folds_file=str(path), group_by=by, **kwargs)
-    groups = runner.window_groups(pool, by, data)
-    pool, groups, _ = runner.apply_unlisted(settings, pool, groups, data)
-    return runner.new_folds(settings, pool, groups, data)
+    groups = window_groups(pool, by, data)
+    pool, groups, _ = run_folds.apply_unlisted(settings, pool, groups, data)
+    return run_folds.new_folds(settings, pool, groups, data)
 
 
 def test_val_part_validates_under_clean_and_trains_under_parity(tmp_path):
@@ -107,7 +108,7 @@ def test_bad_parts_files(tmp_path, parts, kwargs, message):
     path = save_split_file(tmp_path / "parts.json", by="subject", splits=parts)
     settings = CVSettings(recipe="r.yaml", folds_file=str(path), **{"n_folds": 1, **kwargs})
     with pytest.raises(ConfigError) as error:
-        runner.new_folds(settings, pool, runner.window_groups(pool, "subject", data), data)
+        run_folds.new_folds(settings, pool, window_groups(pool, "subject", data), data)
     assert message in str(error.value) and "parts.json" in str(error.value)
 
 
@@ -115,7 +116,7 @@ def test_val_group_by_needs_a_split_file(tmp_path):
     data, pool = pool_of()
     settings = CVSettings(recipe="r.yaml", n_folds=2, group_by="site", val_group_by="subject")
     with pytest.raises(ConfigError, match="--val_group_by subject draws the validation groups inside the parts"):
-        runner.new_folds(settings, pool, runner.window_groups(pool, "site", data), data)
+        run_folds.new_folds(settings, pool, window_groups(pool, "site", data), data)
     assert "val_group_by" not in CVSettings(recipe="r.yaml").identity()
     assert CVSettings(recipe="r.yaml", val_group_by="subject").identity()["val_group_by"] == "subject"
 
@@ -125,7 +126,7 @@ def test_a_folds_file_with_validation_from_a_finer_column(tmp_path):
     path = save_split_file(tmp_path / "f.json", by="site", folds={"0": ["north"], "1": ["south"]})
     settings = CVSettings(recipe="r.yaml", n_folds=2, folds_file=str(path), group_by="site", val_group_by="subject",
                           val_fraction=0.5)
-    folds, _ = runner.new_folds(settings, pool, runner.window_groups(pool, "site", data), data)
+    folds, _ = run_folds.new_folds(settings, pool, window_groups(pool, "site", data), data)
     assert [f.test_subjects for f in folds] == [["sub1", "sub2", "sub3", "sub4"], ["sub5", "sub6"]]
     assert [len(f.val_subjects) for f in folds] == [1, 2] and folds[1].train_subjects and folds[0].train_subjects
 

@@ -17,7 +17,8 @@ import torch
 
 from neurorvq.baselines.logistic import LogisticProbe
 from neurorvq.cli import main
-from neurorvq.crossval import runner
+from neurorvq.crossval import run_folds, runner
+from neurorvq.crossval.folds import window_groups
 from neurorvq.crossval.protocol import (PARITY, balanced_indices, class_weight_labels, protocol_fold,
                                         sklearn_class_weight)
 from neurorvq.crossval.report import protocol_note
@@ -142,23 +143,23 @@ def loaded_pool():
 def test_unlisted_groups_train_or_are_dropped(tmp_path, capsys):
     data, pool = loaded_pool()
     path = save_split_file(tmp_path / "f.json", by="subject", folds={"0": ["sub1"], "1": ["sub2"]})
-    groups = runner.window_groups(pool, "subject", data)
+    groups = window_groups(pool, "subject", data)
 
     def settings(unlisted: str) -> CVSettings:
         return CVSettings(recipe="r.yaml", n_folds=2, val_fraction=0, folds_file=str(path), unlisted=unlisted)
 
-    kept, kept_groups, dropped = runner.apply_unlisted(settings("train"), pool, groups, data)
+    kept, kept_groups, dropped = run_folds.apply_unlisted(settings("train"), pool, groups, data)
     assert kept is pool and dropped == []
-    folds, _ = runner.new_folds(settings("train"), pool, groups, data)
+    folds, _ = run_folds.new_folds(settings("train"), pool, groups, data)
     assert [f.train_subjects for f in folds] == [["sub2", "sub3"], ["sub1", "sub3"]]  # today's behaviour
     assert "train in every fold: ['sub3'] (--unlisted drop leaves them out)" in capsys.readouterr().out
 
-    small, small_groups, dropped = runner.apply_unlisted(settings("drop"), pool, groups, data)
+    small, small_groups, dropped = run_folds.apply_unlisted(settings("drop"), pool, groups, data)
     assert dropped == ["sub3"] and len(small) == 8 and small_groups.tolist() == ["sub1"] * 4 + ["sub2"] * 4
     assert small.subjects.tolist() == [1] * 4 + [2] * 4
     printed = capsys.readouterr().out
     assert "1 subject value(s) that no fold of" in printed and "(4 of 12 windows): ['sub3']" in printed
-    folds, metadata = runner.new_folds(settings("drop"), small, small_groups, data)
+    folds, metadata = run_folds.new_folds(settings("drop"), small, small_groups, data)
     assert [f.train_subjects for f in folds] == [["sub2"], ["sub1"]] and metadata["unlisted"] == "drop"
     assert [f.test.tolist() for f in folds] == [[0, 1, 2, 3], [4, 5, 6, 7]]
 
