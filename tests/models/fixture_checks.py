@@ -1,6 +1,7 @@
 """What the family fixture tests share: where the official fixtures are (``../shared/fixtures/<name>``, or
-``$NEURORVQ_SHARED/fixtures/<name>``; a test skips, naming the path, where they are absent) and the README's bound
-on a tensor (max abs difference within ``rel`` x the expected tensor's own scale)."""
+``$NEURORVQ_SHARED/fixtures/<name>``; a test skips, naming the path, where they are absent), the README's bound
+on a tensor (max abs difference within ``rel`` x the expected tensor's own scale), and the official-size temporal
+convolution check both LaBraM-style fixtures (VQ-NSP, DD-RVQ) carry."""
 
 from __future__ import annotations
 
@@ -28,3 +29,26 @@ def within(got: torch.Tensor, expected: torch.Tensor, rel: float = 1e-4) -> floa
     scale = expected.double().abs().max().item()
     assert diff <= rel * scale, f"max abs diff {diff:.3e} > {rel} x {scale:.3e}"
     return diff
+
+
+def check_official_size_temporal_conv(fixtures: Path, channels: int) -> None:
+    """LaBraM's temporal convolution at the official size (8 channels, 4 groups) loaded from the fixture's
+    ``conv_official_size_model.safetensors`` (official ``conv{stage}`` / ``norm{stage}``, 1-based) reproduces
+    ``conv_official_size_expected.safetensors`` on the fixture's ``x`` seen as ``[2, 1, channels, 200]``."""
+    from safetensors.torch import load_file
+
+    from neurorvq.families.labram import LABRAM_CONV
+    from neurorvq.nn.temporal import TemporalConvBranch
+
+    state = load_file(str(fixtures / "conv_official_size_model.safetensors"))
+    expected = load_file(str(fixtures / "conv_official_size_expected.safetensors"))["conv_official_size.output"]
+    x = load_file(str(fixtures / "inputs.safetensors"))["x"]
+    conv = TemporalConvBranch(LABRAM_CONV, conv_channels=8, groups=4)
+    mapped = {}
+    for key, value in state.items():
+        kind, stage, p = key[:4], int(key[4]) - 1, key.split(".")[1]
+        mapped[f"{kind}s.{stage}.{p}"] = value
+    conv.load_state_dict(mapped)
+    with torch.no_grad():
+        got = conv(x.reshape(2, 1, channels, 200))
+    within(got, expected)

@@ -14,12 +14,12 @@ import torch
 from safetensors.torch import load_file
 
 import neurorvq
-from fixture_checks import SHARED, fixture_folder, within  # a helper module of this folder
+from fixture_checks import (SHARED, check_official_size_temporal_conv, fixture_folder,  # a helper module of this folder
+                            within)
 from neurorvq.errors import CheckpointError
-from neurorvq.families.labram import LABRAM_CONV, LABRAM_STANDARD_1020
+from neurorvq.families.labram import LABRAM_STANDARD_1020
 from neurorvq.models.official_brainrvq import map_official_to_ours
 from neurorvq.models.spectral_vq import BrainRVQTokenizer, LaBraMTokenizer, SpectralVQOutput
-from neurorvq.nn.temporal import TemporalConvBranch
 
 ANGLE_BOUND = 1e-3  # absolute (fixture README: ill-conditioned bins)
 
@@ -178,18 +178,7 @@ def test_tokens_decode_to_the_forward_reconstruction(official):
 
 
 def test_official_size_temporal_conv(fixtures):
-    state = load_file(str(fixtures / "conv_official_size_model.safetensors"))
-    expected = load_file(str(fixtures / "conv_official_size_expected.safetensors"))["conv_official_size.output"]
-    x = load_file(str(fixtures / "inputs.safetensors"))["x"]
-    conv = TemporalConvBranch(LABRAM_CONV, conv_channels=8, groups=4)
-    mapped = {}
-    for key, value in state.items():  # official conv{stage} / norm{stage}, 1-based
-        kind, stage, p = key[:4], int(key[4]) - 1, key.split(".")[1]
-        mapped[f"{kind}s.{stage}.{p}"] = value
-    conv.load_state_dict(mapped)
-    with torch.no_grad():
-        got = conv(x.reshape(2, 1, 20, 200))
-    within(got, expected)
+    check_official_size_temporal_conv(fixtures, channels=20)
 
 
 def test_full_size_counts_keys_and_shapes(fixtures):
