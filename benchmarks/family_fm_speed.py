@@ -16,9 +16,7 @@ own forward + backward + optimiser, patches/s, the ratio to the first family, tr
 
 from __future__ import annotations
 
-import argparse
 import json
-import resource
 import statistics
 import time
 
@@ -32,7 +30,8 @@ from neurorvq.models.spectral_vq import BrainRVQTokenizer, LaBraMTokenizer
 from neurorvq.tasks.masking import token_mask
 from neurorvq.tasks.pretrain import masked_token_loss
 
-from family_speed import MONTAGE, _sync  # the same 64 EEGMMIDB electrodes and device sync (a sibling script)
+from family_speed import (DTYPES, MONTAGE, _sync, chosen_families, family_parser,  # a sibling script: the same
+                          time_interleaved)  # 64 EEGMMIDB electrodes, options, device sync and interleaved timing
 
 FAMILIES = {
     "neurorvq": (lambda: NeuroRVQTokenizer("eeg", check_inputs=False),
@@ -45,25 +44,15 @@ FAMILIES = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--families", default=",".join(FAMILIES), help=f"comma-separated, of {list(FAMILIES)}")
-    parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--patches", type=int, default=4)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=1)
+    parser = family_parser(__doc__, FAMILIES, steps=3, warmup=1)
     args = parser.parse_args()
-    names = args.families.split(",")
-    unknown = [n for n in names if n not in FAMILIES]
-    if unknown:
-        parser.error(f"unknown families {unknown}; choose among {list(FAMILIES)}")
+    names = chosen_families(parser, args, FAMILIES)
 
     device = torch.device(args.device)
     torch.manual_seed(0)
     x = torch.randn(args.batch, len(MONTAGE), args.patches * 200, device=device) * 20
     channels = list(MONTAGE)
-    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.precision]
+    dtype = DTYPES[args.precision]
 
     def make_step(name: str):
         tokenizer, fm = (build().to(device) for build in FAMILIES[name])
@@ -103,24 +92,13 @@ def main() -> None:
         return step, split, sum(p.numel() for p in fm.parameters() if p.requires_grad)
 
     runs = {name: make_step(name) for name in names}
-    for _ in range(args.warmup):
+    for _ in range(args.warmup):  # untimed: their targets/FM split is not kept
         for step, split, _ in runs.values():
             step()
             split["targets"].clear()
             split["fm"].clear()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    times = {name: [] for name in names}
-    cpu = {name: [] for name in names}
-    for _ in range(args.steps):
-        for name, (step, _, _) in runs.items():  # interleaved: load changes hit every family alike
-            start, cpu_start = time.perf_counter(), time.process_time()
-            step()
-            times[name].append(time.perf_counter() - start)
-            cpu[name].append(time.process_time() - cpu_start)
+    times, cpu, peak = time_interleaved({name: step for name, (step, _, _) in runs.items()}, args.steps, 0, device)
     patches = args.batch * len(MONTAGE) * args.patches
-    peak = (torch.cuda.max_memory_allocated() / 2 ** 30 if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20)
     reference = statistics.median(times[names[0]])
     for name in names:
         median = statistics.median(times[name])

@@ -21,6 +21,7 @@ import json
 import resource
 import statistics
 import time
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -38,32 +39,75 @@ FAMILIES = {"neurorvq": lambda: NeuroRVQTokenizer("eeg", check_inputs=False),
             "brainrvq": lambda: BrainRVQTokenizer("eeg", check_inputs=False)}
 
 
+DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+"""``--precision`` -> autocast dtype (None: plain fp32)."""
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--case", choices=["train", "encode"], default="train")
-    parser.add_argument("--families", default=",".join(FAMILIES), help=f"comma-separated, of {list(FAMILIES)}")
+def family_parser(description: str, families: Mapping[str, Any], steps: int, warmup: int) -> argparse.ArgumentParser:
+    """The options both family scripts take (``description``: the script's docstring): ``--families`` (of
+    ``families``), ``--batch``, ``--patches``, ``--device``, ``--precision``, ``--steps``, ``--warmup`` (with these
+    defaults)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--families", default=",".join(families), help=f"comma-separated, of {list(families)}")
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--patches", type=int, default=4)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--precision", choices=list(DTYPES), default="fp32")
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--warmup", type=int, default=warmup)
+    return parser
+
+
+def chosen_families(parser: argparse.ArgumentParser, args: argparse.Namespace, families: Mapping[str, Any]) -> list[str]:
+    """The ``--families`` names, in the given order; an unknown one is a usage error."""
+    names = args.families.split(",")
+    unknown = [n for n in names if n not in families]
+    if unknown:
+        parser.error(f"unknown families {unknown}; choose among {list(families)}")
+    return names
+
+
+def time_interleaved(runs: Mapping[str, Callable[[], None]], steps: int, warmup: int, device: torch.device
+                     ) -> tuple[dict[str, list[float]], dict[str, list[float]], float]:
+    """``warmup`` untimed rounds, then ``steps`` rounds in which every run steps once in turn (interleaved: load
+    changes hit every family alike). Returns ``(wall seconds, process CPU seconds)`` per step of every run and the
+    peak memory in GiB (CUDA: ``max_memory_allocated`` after the warm-up; CPU: the process's peak resident set)."""
+    for _ in range(warmup):
+        for run in runs.values():
+            run()
+    _sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(steps):
+        for name, run in runs.items():
+            start, cpu_start = time.perf_counter(), time.process_time()
+            run()
+            _sync(device)
+            times[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - cpu_start)
+    peak = (torch.cuda.max_memory_allocated() / 2 ** 30 if device.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20)
+    return times, cpu, peak
+
+
+def main() -> None:
+    parser = family_parser(__doc__, FAMILIES, steps=5, warmup=2)
+    parser.add_argument("--case", choices=["train", "encode"], default="train")
     args = parser.parse_args()
 
     device = torch.device(args.device)
     torch.manual_seed(0)
     x = torch.randn(args.batch, len(MONTAGE), args.patches * 200, device=device) * 20
-    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.precision]
+    dtype = DTYPES[args.precision]
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
-    names = args.families.split(",")
-    unknown = [n for n in names if n not in FAMILIES]
-    if unknown:
-        parser.error(f"unknown families {unknown}; choose among {list(FAMILIES)}")
+    names = chosen_families(parser, args, FAMILIES)
 
     def make_step(model: torch.nn.Module):
         if args.case == "train":
@@ -90,24 +134,8 @@ def main() -> None:
 
     models = {name: FAMILIES[name]().to(device) for name in names}
     runs = {name: make_step(model) for name, model in models.items()}
-    for _ in range(args.warmup):
-        for run in runs.values():
-            run()
-    _sync(device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    times = {name: [] for name in names}
-    cpu = {name: [] for name in names}
-    for _ in range(args.steps):
-        for name, run in runs.items():  # interleaved: load changes hit every family alike
-            start, cpu_start = time.perf_counter(), time.process_time()
-            run()
-            _sync(device)
-            times[name].append(time.perf_counter() - start)
-            cpu[name].append(time.process_time() - cpu_start)
+    times, cpu, peak = time_interleaved(runs, args.steps, args.warmup, device)
     patches = args.batch * len(MONTAGE) * args.patches
-    peak = (torch.cuda.max_memory_allocated() / 2 ** 30 if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20)
     reference = statistics.median(times[names[0]])
     for name in names:
         median = statistics.median(times[name])
