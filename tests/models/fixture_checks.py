@@ -52,3 +52,17 @@ def check_official_size_temporal_conv(fixtures: Path, channels: int) -> None:
     with torch.no_grad():
         got = conv(x.reshape(2, 1, channels, 200))
     within(got, expected)
+
+
+def check_finetune_forward(model, x_uv: torch.Tensor, channels: list[str], expected: dict[str, torch.Tensor]) -> None:
+    """A LaBraM-style fine-tuning FM's tokens, pooled features, ``fc_norm`` output and logits on ``x_uv`` equal the
+    fixture's ``finetune.tokens`` / ``.pooled`` / ``.fc_norm`` / ``.logits`` (LaBraM's and BrainRVQ's FM fixtures)."""
+    with torch.no_grad():
+        tokens = model.encode(x_uv, channels)
+        pooled = model.classifier_features(x_uv, channels)
+        normed = model.fc_norm(pooled)
+        logits = model(x_uv, channels)
+    within(tokens, expected["finetune.tokens"])
+    within(pooled, expected["finetune.pooled"])
+    within(normed, expected["finetune.fc_norm"])
+    within(logits, expected["finetune.logits"])

@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from fixture_checks import fixture_folder, within  # a helper module of this folder
+from fixture_checks import check_finetune_forward, fixture_folder, within  # a helper module of this folder
 from neurorvq.errors import CheckpointError, ConfigError, InputError
 from neurorvq.models.brainrvq_fm import BrainRVQFoundationModel, stream_index
 
@@ -214,15 +214,7 @@ def test_finetune_forward_within_tolerance(finetune_model, data):
     inputs, expected, channels, *_ = data
     assert finetune_model.num_classes == 4 and finetune_model.num_parameters() == 138_756
     assert not finetune_model.options["pretraining"] and not hasattr(finetune_model, "ar")
-    with torch.no_grad():
-        tokens = finetune_model.encode(inputs["x_uv"], channels)
-        pooled = finetune_model.classifier_features(inputs["x_uv"], channels)
-        normed = finetune_model.fc_norm(pooled)
-        logits = finetune_model(inputs["x_uv"], channels)
-    within(tokens, expected["finetune.tokens"])
-    within(pooled, expected["finetune.pooled"])
-    within(normed, expected["finetune.fc_norm"])
-    within(logits, expected["finetune.logits"])
+    check_finetune_forward(finetune_model, inputs["x_uv"], channels, expected)
 
 
 def test_pretraining_layout_loads_into_a_finetuning_model(fixtures, data):

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 import neurorvq
-from fixture_checks import fixture_folder, within  # a helper module of this folder
+from fixture_checks import check_finetune_forward, fixture_folder, within  # a helper module of this folder
 from neurorvq.errors import CheckpointError, ConfigError
 from neurorvq.models.fm import masked_token_loss
 from neurorvq.models.labram_fm import LaBraMFoundationModel
@@ -144,15 +144,7 @@ def finetune_model(request, fixtures):
 def test_finetune_forward_within_tolerance(finetune_model, data):
     inputs, expected, channels = data
     assert finetune_model.num_classes == 4 and finetune_model.num_parameters() == 177_556
-    with torch.no_grad():
-        tokens = finetune_model.encode(inputs["x_uv"], channels)
-        pooled = finetune_model.classifier_features(inputs["x_uv"], channels)
-        normed = finetune_model.fc_norm(pooled)
-        logits = finetune_model(inputs["x_uv"], channels)
-    within(tokens, expected["finetune.tokens"])
-    within(pooled, expected["finetune.pooled"])
-    within(normed, expected["finetune.fc_norm"])
-    within(logits, expected["finetune.logits"])
+    check_finetune_forward(finetune_model, inputs["x_uv"], channels, expected)
 
 
 def test_finetune_layout_round_trip(finetune_model, fixtures):
