@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Mapping, Optional
 from neurorvq.errors import ConfigError
 from neurorvq.families import Family, register_family
 from neurorvq.families.neurorvq import TemporalBranch
-from neurorvq.families.options import FMOptions, TokenizerOptions
+from neurorvq.families.options import FMOptions, TokenizerOptions, refuse_unknown_fields
 
 FAMILY = "labram_vqnsp"
 
@@ -153,10 +153,7 @@ class LaBraMConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "LaBraMConfig":
         """The config of ``data`` (the form :meth:`to_dict` writes); :class:`ConfigError` for unknown fields."""
-        known = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ConfigError(f"unknown {cls.__name__} field(s) {unknown}; valid fields: {known}")
+        refuse_unknown_fields(cls, data)
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 

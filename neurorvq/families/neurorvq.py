@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Mapping, Optional
 
 from neurorvq.errors import ConfigError, InputError
 from neurorvq.families import Family, register_family
-from neurorvq.families.options import FMOptions, TokenizerOptions
+from neurorvq.families.options import FMOptions, TokenizerOptions, refuse_unknown_fields
 
 
 @dataclass(frozen=True)
@@ -176,10 +176,7 @@ class NeuroRVQConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "NeuroRVQConfig":
         """The config of ``data`` (the form :meth:`to_dict` writes); :class:`ConfigError` for unknown fields."""
-        known = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ConfigError(f"unknown NeuroRVQConfig field(s) {unknown}; valid fields: {known}")
+        refuse_unknown_fields(cls, data)
         required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
         missing = [name for name in required if name not in data]
         if missing:

@@ -113,4 +113,13 @@ def check_fields(cls: type, fields: Mapping[str, Any], what: str) -> None:
         raise ConfigError(f"unknown {what} field(s) for {cls.__name__}:{hints} (valid: {valid})")
 
 
-__all__ = ["FMOptions", "TokenizerOptions", "check_fields", "coerce_options", "options_class"]
+def refuse_unknown_fields(cls: type, data: Mapping[str, Any]) -> None:
+    """Raise :class:`ConfigError` (``unknown <Class> field(s) [...]; valid fields: [...]``) when ``data`` has keys
+    that are not fields of the dataclass ``cls``: the check of a family config's ``from_dict``."""
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} field(s) {unknown}; valid fields: {known}")
+
+
+__all__ = ["FMOptions", "TokenizerOptions", "check_fields", "coerce_options", "options_class", "refuse_unknown_fields"]

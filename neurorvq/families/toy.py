@@ -22,7 +22,7 @@ from torch import nn
 
 from neurorvq.errors import ConfigError, InputError
 from neurorvq.families import Family, register_family
-from neurorvq.families.options import TokenizerOptions
+from neurorvq.families.options import TokenizerOptions, refuse_unknown_fields
 from neurorvq.file_io import write_atomic, write_safetensors
 from neurorvq.models.inputs import channel_id_tensor, check_finite
 from neurorvq.nn.rvq import ResidualVQ
@@ -52,10 +52,7 @@ class ToyVQConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ToyVQConfig":
-        known = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ConfigError(f"unknown ToyVQConfig field(s) {unknown}; valid fields: {known}")
+        refuse_unknown_fields(cls, data)
         return cls(**data)
 
 
