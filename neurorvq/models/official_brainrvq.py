@@ -37,7 +37,7 @@ import torch
 
 from neurorvq.errors import CheckpointError
 from neurorvq.models.key_table import KeyTable, count_indices
-from neurorvq.models.official_labram import ENCODER_RULES, HEAD_DIM, decoder_rules
+from neurorvq.models.official_labram import ENCODER_RULES, decoder_rules, encoder_shapes
 from neurorvq.models.pretrained import check_state_dict, read_state_dict, without_ddp_prefix
 
 DOMAIN_LETTERS = {"time": "t", "frequency": "f"}
@@ -136,8 +136,6 @@ def infer_config(state: Mapping[str, torch.Tensor], source: str) -> dict[str, An
     missing = [k for k in needed if k not in state]
     if missing:
         raise CheckpointError(f"{source}: not an official BrainRVQ DD-RVQ tokenizer state dict (missing {missing})")
-    dim = int(state["encoder.cls_token"].shape[-1])
-    codebook = state["quantize_t.layers.0.embedding.weight"]
     rows = {name: tuple(state[name].shape[-2:]) for name in ("encoder.time_embed", "decoder_t.time_embed",
                                                              "decoder_f.time_embed")}
     if len(set(rows.values())) != 1:
@@ -147,21 +145,11 @@ def infer_config(state: Mapping[str, torch.Tensor], source: str) -> dict[str, An
     if depths["t"] != depths["f"] or decoder_depths["t"] != decoder_depths["f"]:
         raise CheckpointError(f"{source}: the time and frequency sides differ (levels {depths}, decoder blocks "
                               f"{decoder_depths}); this package builds both alike")
-    return {
-        "embed_dim": dim,
-        "conv_channels": int(state["encoder.patch_embed.conv1.weight"].shape[0]),
-        "num_heads": max(1, dim // HEAD_DIM),
-        "encoder_depth": count_indices(state, r"encoder\.blocks\.(\d+)\."),
-        "decoder_depth": decoder_depths["t"],
-        "mlp_ratio": state["encoder.blocks.0.mlp.fc1.weight"].shape[0] / dim,
-        "codebook_size": int(codebook.shape[0]),
-        "code_dim": int(codebook.shape[1]),
-        "depth": depths["t"],
-        "domains": ("time", "frequency"),
-        "max_patches": int(rows["encoder.time_embed"][0]),
-        "spatial_rows": int(state["encoder.pos_embed"].shape[-2]),
-        "patch_length": int(state["decode_task_layer_time.2.weight"].shape[0]),
-    }
+    return {**encoder_shapes(state, state["quantize_t.layers.0.embedding.weight"]),
+            "decoder_depth": decoder_depths["t"],
+            "depth": depths["t"],
+            "domains": ("time", "frequency"),
+            "patch_length": int(state["decode_task_layer_time.2.weight"].shape[0])}
 
 
 def load_official_ddrvq(cls: type, path_or_state_dict: str | Path | Mapping[str, torch.Tensor],

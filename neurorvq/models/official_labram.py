@@ -123,6 +123,24 @@ def map_ours_to_official(ours: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
     return out
 
 
+def encoder_shapes(state: Mapping[str, torch.Tensor], codebook: torch.Tensor) -> dict[str, Any]:
+    """The config fields the LaBraM-style encoder of an official tokenizer state dict fixes (VQ-NSP's and DD-RVQ's
+    alike): width, conv channels, heads, encoder depth, MLP ratio, temporal and spatial table rows, and the
+    ``codebook``'s size and code dimension."""
+    dim = int(state["encoder.cls_token"].shape[-1])
+    return {
+        "embed_dim": dim,
+        "conv_channels": int(state["encoder.patch_embed.conv1.weight"].shape[0]),
+        "num_heads": max(1, dim // HEAD_DIM),
+        "encoder_depth": count_indices(state, r"encoder\.blocks\.(\d+)\."),
+        "mlp_ratio": state["encoder.blocks.0.mlp.fc1.weight"].shape[0] / dim,
+        "codebook_size": int(codebook.shape[0]),
+        "code_dim": int(codebook.shape[1]),
+        "max_patches": int(state["encoder.time_embed"].shape[-2]),
+        "spatial_rows": int(state["encoder.pos_embed"].shape[-2]),
+    }
+
+
 def infer_config(state: Mapping[str, torch.Tensor], source: str) -> dict[str, Any]:
     """The :class:`~neurorvq.families.labram.LaBraMConfig` fields an official VQ-NSP state dict fixes, and
     ``patch_length`` (from the heads), read from its shapes."""
@@ -133,27 +151,15 @@ def infer_config(state: Mapping[str, torch.Tensor], source: str) -> dict[str, An
             raise CheckpointError(f"{source} is an official 'neurorvq' tokenizer, not a 'labram_vqnsp' one: load "
                                   "it with neurorvq.load or NeuroRVQTokenizer.from_official")
         raise CheckpointError(f"{source}: not an official LaBraM VQ-NSP tokenizer state dict (missing {missing})")
-    dim = int(state["encoder.cls_token"].shape[-1])
-    codebook = state["quantize.embedding.weight"]
     encoder_rows = tuple(state["encoder.time_embed"].shape[-2:])
     if "decoder.time_embed" in state and tuple(state["decoder.time_embed"].shape[-2:]) != encoder_rows:
         raise CheckpointError(f"{source}: encoder and decoder temporal tables differ ({encoder_rows} vs "
                               f"{tuple(state['decoder.time_embed'].shape[-2:])}); not a VQ-NSP layout")
-    return {
-        "embed_dim": dim,
-        "conv_channels": int(state["encoder.patch_embed.conv1.weight"].shape[0]),
-        "num_heads": max(1, dim // HEAD_DIM),
-        "encoder_depth": count_indices(state, r"encoder\.blocks\.(\d+)\."),
-        "decoder_depth": count_indices(state, r"decoder\.blocks\.(\d+)\."),
-        "mlp_ratio": state["encoder.blocks.0.mlp.fc1.weight"].shape[0] / dim,
-        "codebook_size": int(codebook.shape[0]),
-        "code_dim": int(codebook.shape[1]),
-        "depth": 1,
-        "domains": ("frequency",),
-        "max_patches": int(encoder_rows[0]),
-        "spatial_rows": int(state["encoder.pos_embed"].shape[-2]),
-        "patch_length": int(state["decode_task_layer.2.weight"].shape[0]),
-    }
+    return {**encoder_shapes(state, state["quantize.embedding.weight"]),
+            "decoder_depth": count_indices(state, r"decoder\.blocks\.(\d+)\."),
+            "depth": 1,
+            "domains": ("frequency",),
+            "patch_length": int(state["decode_task_layer.2.weight"].shape[0])}
 
 
 def load_official_vqnsp(cls: type, path_or_state_dict: str | Path | Mapping[str, torch.Tensor],
@@ -185,5 +191,5 @@ def export_official_vqnsp(model: Any) -> dict[str, torch.Tensor]:
     return map_ours_to_official(model.state_dict())
 
 
-__all__ = ["DEAD", "HEAD_DIM", "MARKERS", "OURS_ONLY", "RULES", "export_official_vqnsp", "infer_config",
-           "load_official_vqnsp", "map_official_to_ours", "map_ours_to_official"]
+__all__ = ["DEAD", "HEAD_DIM", "MARKERS", "OURS_ONLY", "RULES", "encoder_shapes", "export_official_vqnsp",
+           "infer_config", "load_official_vqnsp", "map_official_to_ours", "map_ours_to_official"]
